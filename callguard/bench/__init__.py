@@ -1,0 +1,1 @@
+"""Benchmark programs: each prints its measurements as JSON (no timed assertions)."""

@@ -1,0 +1,1 @@
+"""The ``callguard`` command line."""

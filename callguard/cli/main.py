@@ -1,0 +1,41 @@
+"""Entry point of the ``callguard`` command (also ``python -m callguard``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from callguard import __version__
+from callguard.cli import rules_cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callguard",
+        description="Protects call-center counselors from abusive callers.",
+    )
+    parser.add_argument("--version", action="version", version=f"callguard {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-v: INFO, -vv: DEBUG)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    rules_cmd.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    # Korean output must not die on a terminal or pipe with a narrow default encoding.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+    return int(args.func(args) or 0)

@@ -1,0 +1,201 @@
+"""``callguard rules check|test|eval|bench``: the admin's rule tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from callguard.rules.evaluation import PRESETS, DatasetError, evaluate, read_dataset
+from callguard.rules.loader import load_rules
+from callguard.rules.matcher import Matcher, MatchResult
+from callguard.rules.problems import RulesError
+
+DEFAULT_RULES = Path(__file__).resolve().parents[2] / "rules" / "default.toml"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    rules = sub.add_parser("rules", help="check, test and evaluate a rules file")
+    rsub = rules.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
+
+    check = rsub.add_parser("check", help="validate a rules file: OK or file:line: errors")
+    check.add_argument("file", type=Path)
+    check.add_argument("--analysis", action="store_true",
+                       help="also show Kiwi's analysis of every morpheme/phrase keyword")
+    check.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    check.set_defaults(func=cmd_check)
+
+    test = rsub.add_parser("test", help="show analysis, hits and exceptions for sentences")
+    test.add_argument("file", type=Path)
+    test.add_argument("sentences", nargs="*",
+                      help="sentences to test (default: one per line from standard input)")
+    test.add_argument("--json", action="store_true", help="print JSON, one object per line")
+    test.set_defaults(func=cmd_test)
+
+    ev = rsub.add_parser("eval", help="precision/recall/F1 on a labelled dataset")
+    ev.add_argument("file", type=Path)
+    ev.add_argument("dataset", type=Path)
+    ev.add_argument("--preset", choices=sorted(PRESETS),
+                    help="format and label map of a known public dataset")
+    ev.add_argument("--format", choices=["auto", "pipe", "tsv", "csv"], default=None)
+    ev.add_argument("--text-col", help="text column (name or 0-based index)")
+    ev.add_argument("--label-col", help="label column (name or 0-based index)")
+    ev.add_argument("--labels", metavar="MAP",
+                    help="label map, e.g. '1=abuse' or '3=profanity,1=insult' "
+                         "(targets: a category or 'abuse')")
+    ev.add_argument("--examples", type=int, default=5,
+                    help="how many false positives/negatives to show (default 5)")
+    ev.add_argument("--json", action="store_true", help="print the report as JSON")
+    ev.set_defaults(func=cmd_eval)
+
+    bench = rsub.add_parser("bench", help="time matching transcript-length sentences (JSON)")
+    bench.add_argument("file", type=Path, nargs="?", default=DEFAULT_RULES)
+    bench.add_argument("--sentences", type=int, default=1000)
+    bench.add_argument("--dataset", type=Path, default=None,
+                       help="text file (pipe format) to draw sentences from; default: "
+                            "generated Korean call-center sentences")
+    bench.set_defaults(func=cmd_bench)
+
+
+def _load(path: Path):
+    try:
+        result = load_rules(path)
+    except RulesError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+    for warning in result.warnings:
+        print(warning, file=sys.stderr)
+    return result
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        result = load_rules(args.file)
+    except RulesError as exc:
+        for problem in exc.problems:
+            print(problem)
+        print(f"{len(exc.errors)} error(s): {args.file} is not usable; the engine keeps the "
+              "last good rules")
+        return 1
+    for warning in result.warnings:
+        print(warning)
+    rs = result.ruleset
+    if args.analysis:
+        matcher = Matcher(rs)
+        for rule in rs.enabled_rules:
+            if not rule.mode.needs_analyzer or matcher.analyzer is None:
+                continue
+            for term in rule.terms:
+                shown = " + ".join(str(m) for m in matcher.analyzer.analyze(term))
+                print(f"{args.file}:{rule.line}: rule {rule.id}: {term!r} → {shown}")
+    if args.strict and result.warnings:
+        print(f"{len(result.warnings)} warning(s) (--strict)")
+        return 1
+    enabled = len(rs.enabled_rules)
+    print(f"OK: {args.file}: {len(rs.rules)} rules ({enabled} enabled), "
+          f"{len(result.warnings)} warning(s), version {rs.version[:12]}")
+    return 0
+
+
+def _describe(result: MatchResult, matcher: Matcher) -> list[str]:
+    out = [f"> {result.text}"]
+    if result.morphs is not None:
+        out.append("  Kiwi: " + " ".join(str(m) for m in result.morphs))
+    for h in result.hits:
+        rule = matcher.ruleset.rule(h.rule_id)
+        out.append(f"  HIT [{h.start}:{h.end}] {h.matched!r} rule {h.rule_id} "
+                   f"({h.category.value} {h.category.label_ko}, severity {h.severity}, "
+                   f"{rule.mode.value} term {h.term!r})")
+    for s in result.suppressed:
+        h = s.hit
+        out.append(f"  SUPPRESSED [{h.start}:{h.end}] {h.matched!r} rule {h.rule_id} by "
+                   f"exception {s.exception!r} [{s.start}:{s.end}]")
+    if not result.hits:
+        out.append("  no hits")
+    else:
+        cats = ", ".join(sorted({h.category.value for h in result.hits}))
+        out.append(f"  → {len(result.hits)} hit(s): {cats}")
+    return out
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    loaded = _load(args.file)
+    if loaded is None:
+        return 1
+    matcher = Matcher(loaded.ruleset)
+    sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    any_hit = False
+    for result in matcher.match_many(sentences):
+        any_hit = any_hit or bool(result.hits)
+        if args.json:
+            print(json.dumps({
+                "text": result.text,
+                "morphs": [[m.form, m.tag, m.start, m.end] for m in result.morphs or ()],
+                "hits": [{"rule": h.rule_id, "category": h.category.value,
+                          "severity": h.severity, "start": h.start, "end": h.end,
+                          "matched": h.matched, "term": h.term} for h in result.hits],
+                "suppressed": [{"rule": s.hit.rule_id, "matched": s.hit.matched,
+                                "start": s.hit.start, "end": s.hit.end,
+                                "exception": s.exception} for s in result.suppressed],
+            }, ensure_ascii=False))
+        else:
+            print("\n".join(_describe(result, matcher)))
+    return 0
+
+
+def _label_map(text: str) -> dict[str, str]:
+    out = {}
+    for part in text.split(","):
+        raw, sep, target = part.partition("=")
+        if not sep:
+            raise DatasetError(f"label map entry {part!r} is not LABEL=TARGET")
+        out[raw.strip()] = target.strip()
+    return out
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    loaded = _load(args.file)
+    if loaded is None:
+        return 1
+    preset = dict(PRESETS[args.preset]) if args.preset else {}
+    try:
+        labels = _label_map(args.labels) if args.labels else preset.get("labels")
+        if not labels:
+            raise DatasetError("give --labels (e.g. '1=abuse') or --preset")
+        examples = read_dataset(
+            args.dataset, fmt=args.format or preset.get("format", "auto"),
+            text=args.text_col if args.text_col is not None else preset.get("text"),
+            label=args.label_col if args.label_col is not None else preset.get("label"),
+            labels=labels)
+    except (DatasetError, OSError) as exc:
+        print(f"callguard rules eval: {exc}", file=sys.stderr)
+        return 2
+    report = evaluate(Matcher(loaded.ruleset), examples, dataset=str(args.dataset),
+                      samples=args.examples)
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(f"{args.dataset}: {report.rows} rows, rules {args.file} "
+          f"(version {loaded.ruleset.version[:12]})")
+    print(f"{'category':<16}{'precision':>10}{'recall':>8}{'F1':>8}{'support':>9}")
+    for name, score in [*report.per_category.items(), ("overall", report.overall)]:
+        print(f"{name:<16}{score.precision:>10.3f}{score.recall:>8.3f}{score.f1:>8.3f}"
+              f"{score.tp + score.fn:>9}")
+    if report.false_positives:
+        print("\nfalse positives (line: text ← hits):")
+        for line, text, hits in report.false_positives:
+            print(f"  {line}: {text[:80]} ← {', '.join(hits)}")
+    if report.false_negatives:
+        print("\nfalse negatives (line: text):")
+        for line, text in report.false_negatives:
+            print(f"  {line}: {text[:80]}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from callguard.bench.rules_match import run
+
+    print(json.dumps(run(args.file, args.sentences, args.dataset), ensure_ascii=False))
+    return 0

@@ -1,0 +1,244 @@
+"""Escalation and duration policy: a pure function of (state, event, now).
+
+Nothing here does I/O, reads a clock or keeps hidden state: the caller passes the
+current **call time in seconds** (0 = the call was answered, on the engine's clock) and
+gets back a new immutable :class:`CallState` and the verdicts to act on. The same inputs
+always give the same outputs, so the tests drive it with a manual clock.
+
+Stages (see :class:`~callguard.rules.model.EscalationPolicy`)::
+
+    hits ─► strikes in window ≥ notice_at ─► NOTICE   (counselor's screen)
+                              ≥ warn_at   ─► WARN     (warning prompt to the caller)
+    after every warning, strikes counted from last warning + cooldown
+                              ≥ final_at  ─► FINAL    (final notice to its end, then BYE)
+    call time ≥ duration notice_at        ─► DURATION_NOTICE
+    call time ≥ duration final_at         ─► DURATION_FINAL (final notice, then BYE)
+    crisis hits                           ─► ALERT    (never a warning or a hangup)
+    counselor presses protect             ─► FINAL
+
+One caller utterance adds one :class:`Strike` whose weight is the sum of the severities
+of the distinct escalating rules it hit. Hits on the counselor's leg never escalate.
+Once a hangup verdict is given the state is ``ended`` and nothing further is returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from callguard.rules.matcher import Hit
+from callguard.rules.model import Category, DurationPolicy, EscalationPolicy
+
+CALLER = "caller"
+COUNSELOR = "counselor"
+
+
+class VerdictKind(str, Enum):
+    NOTICE = "notice"
+    WARN = "warn"
+    FINAL = "final"
+    ALERT = "alert"
+    DURATION_NOTICE = "duration_notice"
+    DURATION_FINAL = "duration_final"
+
+    @property
+    def prompt(self) -> str | None:
+        """Key of the prompt (``[prompts.<key>]``) this verdict plays to the caller."""
+        return _PROMPTS.get(self)
+
+    @property
+    def hangup(self) -> bool:
+        """True when the call ends after the prompt has played to its last sample."""
+        return self in (VerdictKind.FINAL, VerdictKind.DURATION_FINAL)
+
+
+_PROMPTS = {
+    VerdictKind.WARN: "warning",
+    VerdictKind.FINAL: "final",
+    VerdictKind.DURATION_NOTICE: "duration_notice",
+    VerdictKind.DURATION_FINAL: "duration_final",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A decision at call time ``at`` (seconds). ``reason`` never quotes the transcript."""
+
+    kind: VerdictKind
+    at: float
+    reason: str
+    strikes: int = 0
+    rule_ids: tuple[str, ...] = ()
+
+    @property
+    def prompt(self) -> str | None:
+        return self.kind.prompt
+
+    @property
+    def hangup(self) -> bool:
+        return self.kind.hangup
+
+
+@dataclass(frozen=True, slots=True)
+class Strike:
+    """Strikes from one caller utterance at call time ``at`` (seconds)."""
+
+    at: float
+    weight: int
+    rule_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HitsObserved:
+    """Rule hits found in one utterance of ``leg`` (``"caller"`` or ``"counselor"``)."""
+
+    hits: tuple[Hit, ...]
+    leg: str = CALLER
+
+
+@dataclass(frozen=True, slots=True)
+class ClockTick:
+    """Time has passed; lets duration limits fire with no speech at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectRequested:
+    """The counselor pressed *protect*: play the final notice and end the call now."""
+
+
+Event = HitsObserved | ClockTick | ProtectRequested
+
+
+@dataclass(frozen=True, slots=True)
+class CallState:
+    """Everything the policy remembers about one call. Start with ``CallState(direction)``."""
+
+    direction: str = "inbound"
+    strikes: tuple[Strike, ...] = ()
+    noticed: bool = False
+    warnings_given: int = 0
+    last_warning_at: float | None = None
+    duration_noticed: bool = False
+    alerts: int = 0
+    ended: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """Where a call stands, for the counselor's screen.
+
+    ``next`` is the verdict kind the next strikes lead to (``None`` once ended);
+    ``strikes`` counts toward it and ``needed`` is its threshold.
+    """
+
+    next: VerdictKind | None
+    strikes: int
+    needed: int
+
+
+class PolicyEvaluator:
+    """Applies an :class:`EscalationPolicy` and a :class:`DurationPolicy` to call events."""
+
+    def __init__(self, escalation: EscalationPolicy, duration: DurationPolicy) -> None:
+        self.escalation = escalation
+        self.duration = duration
+
+    @classmethod
+    def for_call(cls, ruleset, direction: str) -> PolicyEvaluator:
+        """The evaluator for a call in ``direction`` under ``ruleset`` (a RuleSet)."""
+        return cls(ruleset.escalation, ruleset.duration(direction))
+
+    # -- queries ---------------------------------------------------------------------------
+    def _live(self, strikes: Iterable[Strike], now: float) -> tuple[Strike, ...]:
+        return tuple(s for s in strikes if now - s.at < self.escalation.window)
+
+    def _counted(self, state: CallState, strikes: Iterable[Strike]) -> int:
+        """Strikes that count toward the next stage: after the last warning's cooldown."""
+        if state.last_warning_at is None:
+            return sum(s.weight for s in strikes)
+        since = state.last_warning_at + self.escalation.cooldown
+        return sum(s.weight for s in strikes if s.at >= since)
+
+    def stage(self, state: CallState, now: float) -> Stage:
+        """The next escalation stage and how close the call is to it at ``now``."""
+        if state.ended:
+            return Stage(None, 0, 0)
+        live = self._live(state.strikes, now)
+        counted = self._counted(state, live)
+        p = self.escalation
+        if not state.noticed and p.notice_at < p.warn_at:
+            return Stage(VerdictKind.NOTICE, counted, p.notice_at)
+        if state.warnings_given < p.warnings:
+            return Stage(VerdictKind.WARN, counted, p.warn_at)
+        return Stage(VerdictKind.FINAL, counted, p.final_at)
+
+    # -- the step function -----------------------------------------------------------------
+    def step(self, state: CallState, event: Event, now: float) -> tuple[CallState, list[Verdict]]:
+        """Apply ``event`` at call time ``now`` (seconds); return the new state and verdicts."""
+        if state.ended:
+            return state, []
+        verdicts: list[Verdict] = []
+        state = replace(state, strikes=self._live(state.strikes, now))
+
+        if isinstance(event, ProtectRequested):
+            return self._end(state, verdicts, Verdict(
+                VerdictKind.FINAL, now, "counselor pressed protect",
+                self._counted(state, state.strikes)))
+
+        d = self.duration
+        if d.final_at is not None and now >= d.final_at:
+            return self._end(state, verdicts, Verdict(
+                VerdictKind.DURATION_FINAL, now, f"call reached the {d.final_at:g} s limit"))
+        if d.notice_at is not None and now >= d.notice_at and not state.duration_noticed:
+            state = replace(state, duration_noticed=True)
+            verdicts.append(Verdict(VerdictKind.DURATION_NOTICE, now,
+                                    f"call passed {d.notice_at:g} s"))
+
+        if isinstance(event, HitsObserved) and event.leg == CALLER:
+            state = self._observe(state, event.hits, now, verdicts)
+        return state, verdicts
+
+    def _observe(self, state: CallState, hits: tuple[Hit, ...], now: float,
+                 verdicts: list[Verdict]) -> CallState:
+        crisis = sorted({h.rule_id for h in hits if h.category is Category.CRISIS})
+        if crisis:
+            state = replace(state, alerts=state.alerts + 1)
+            verdicts.append(Verdict(VerdictKind.ALERT, now, "crisis words (자해·자살 암시)",
+                                    0, tuple(crisis)))
+        severity: dict[str, int] = {}
+        for h in hits:
+            if h.category.escalates:
+                severity[h.rule_id] = max(severity.get(h.rule_id, 0), h.severity)
+        if not severity:
+            return state
+        rule_ids = tuple(sorted(severity))
+        strike = Strike(now, sum(severity.values()), rule_ids)
+        state = replace(state, strikes=(*state.strikes, strike))
+        p = self.escalation
+        total = sum(s.weight for s in state.strikes)
+        if not state.noticed and total >= p.notice_at:
+            state = replace(state, noticed=True)
+            verdicts.append(Verdict(VerdictKind.NOTICE, now,
+                                    f"{total} strike(s) within {p.window:g} s", total, rule_ids))
+        counted = self._counted(state, state.strikes)
+        if state.warnings_given < p.warnings:
+            if counted >= p.warn_at:
+                state = replace(state, warnings_given=state.warnings_given + 1,
+                                last_warning_at=now, noticed=True)
+                verdicts.append(Verdict(
+                    VerdictKind.WARN, now,
+                    f"warning {state.warnings_given}/{p.warnings}: {counted} strike(s)",
+                    counted, rule_ids))
+        elif counted >= p.final_at:
+            return self._end(state, verdicts, Verdict(
+                VerdictKind.FINAL, now,
+                f"abuse went on after {p.warnings} warning(s): {counted} strike(s)",
+                counted, rule_ids))
+        return state
+
+    @staticmethod
+    def _end(state: CallState, verdicts: list[Verdict],
+             final: Verdict) -> tuple[CallState, list[Verdict]]:
+        verdicts.append(final)
+        return replace(state, ended=True), verdicts

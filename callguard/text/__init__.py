@@ -1,0 +1,1 @@
+"""Text handling for rule matching: normalisation and Korean morphological analysis."""
