@@ -157,8 +157,11 @@ class PolicyEvaluator:
         """Strikes that count toward the next stage: after the last warning's cooldown."""
         if state.last_warning_at is None:
             return sum(s.weight for s in strikes)
-        since = state.last_warning_at + self.escalation.cooldown
-        return sum(s.weight for s in strikes if s.at >= since)
+        # Strictly after the warning (the strike that caused it never counts again), and
+        # not before the cooldown has passed.
+        warned = state.last_warning_at
+        since = warned + self.escalation.cooldown
+        return sum(s.weight for s in strikes if s.at > warned and s.at >= since)
 
     def stage(self, state: CallState, now: float) -> Stage:
         """The next escalation stage and how close the call is to it at ``now``."""
@@ -231,10 +234,11 @@ class PolicyEvaluator:
                     f"warning {state.warnings_given}/{p.warnings}: {counted} strike(s)",
                     counted, rule_ids))
         elif counted >= p.final_at:
-            return self._end(state, verdicts, Verdict(
+            verdicts.append(Verdict(
                 VerdictKind.FINAL, now,
                 f"abuse went on after {p.warnings} warning(s): {counted} strike(s)",
                 counted, rule_ids))
+            state = replace(state, ended=True)
         return state
 
     @staticmethod

@@ -464,7 +464,7 @@ def parse_rules(source: str | bytes, *, name: str = "<rules>", base_dir: Path | 
             from callguard.text.analyzer import kiwi_analyzer
 
             analyzer = kiwi_analyzer(dictionary)
-        _analysis_warnings(c, rules, analyzer)
+        _analysis_warnings(c, rules, analyzer.with_dictionary(dictionary))
 
     if any(p.severity is Severity.ERROR for p in c.problems):
         raise RulesError(sorted(c.problems, key=lambda p: p.line))

@@ -120,18 +120,23 @@ def _same(m: Morph, form: str, tag: str | None) -> bool:
 class Matcher:
     """Compiled rules: ``match(text)`` returns every hit with its span.
 
-    ``analyzer`` is only used (and only required) when an enabled rule has mode
-    ``morpheme`` or ``phrase``.
+    ``analyzer`` is only used when an enabled rule has mode ``morpheme`` or ``phrase``;
+    it is extended with the rule set's ``[dictionary]``. By default the shared Kiwi
+    analyser is used.
     """
 
     def __init__(self, ruleset: RuleSet, analyzer: Analyzer | None = None) -> None:
         self.ruleset = ruleset
         self.rules: tuple[Rule, ...] = ruleset.enabled_rules
         self.needs_analyzer = any(r.mode.needs_analyzer for r in self.rules)
-        if self.needs_analyzer and analyzer is None:
+        if not self.needs_analyzer:
+            analyzer = None
+        elif analyzer is None:
             from callguard.text.analyzer import kiwi_analyzer
 
             analyzer = kiwi_analyzer(ruleset.dictionary)
+        else:
+            analyzer = analyzer.with_dictionary(ruleset.dictionary)
         self.analyzer = analyzer
         self._surface: LiteralIndex[tuple[int, str]] = LiteralIndex()
         self._nospace: LiteralIndex[tuple[int, str]] = LiteralIndex()

@@ -80,6 +80,10 @@ class Analyzer(Protocol):
         """Same as :meth:`analyze` on each text; may be faster in bulk."""
         ...
 
+    def with_dictionary(self, dictionary: Dictionary) -> Analyzer:
+        """An analyser of the same kind that knows ``dictionary`` (a rules file's words)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Dictionary:
@@ -115,6 +119,11 @@ class KiwiAnalyzer:
     def analyze(self, text: str) -> tuple[Morph, ...]:
         with self._lock:
             return self._convert(self._kiwi.tokenize(text))
+
+    def with_dictionary(self, dictionary: Dictionary) -> KiwiAnalyzer:
+        if dictionary == self.dictionary:
+            return self
+        return kiwi_analyzer(dictionary)
 
     def analyze_many(self, texts: Sequence[str]) -> list[tuple[Morph, ...]]:
         if not texts:
