@@ -66,6 +66,7 @@ def test_good_file_loads(write_rules, kiwi):
     assert rs.outbound.notice_at is None and rs.outbound.final_at == 600
     assert rs.prompts["warning"].text == "경고" and rs.prompts["warning"].file is None
     assert rs.rules[1].line == 26
+    assert rs.description == ""
 
 
 def test_version_is_content_hash(write_rules, kiwi):
@@ -82,6 +83,10 @@ def test_version_is_content_hash(write_rules, kiwi):
 )
 def test_durations(value, seconds):
     assert parse_duration(value) == seconds
+
+
+def test_bare_number_string_is_seconds():
+    assert parse_duration("900") == 900.0
 
 
 @pytest.mark.parametrize("value", ["15 minutes", "", "m", True, [1]])
@@ -177,6 +182,8 @@ RULE_ERRORS = [
      "exceptions must be a list of strings"),
     ('id = "r"\ncategory = "insult"\nterms = ["x"]\ndescription = 5', 5, "r",
      "description must be a string"),
+    ('id = "r"\ncategory = "insult"\nterms = ["x"]\nexceptions = [\n "a",\n "시발점/NNG",\n]',
+     7, "r", "exceptions are matched as text"),
 ]
 
 
@@ -205,7 +212,9 @@ def test_duplicate_rule_id(write_rules):
         ("[escalation]\nwindow = 0\n", 2, "'window' must be at least 1"),
         ("[escalation]\ncooldown = -1\n", 2, "'cooldown' must be at least 0"),
         ("[escalation]\nwarnings = 0\n", 2, "'warnings' must be at least 1"),
-        ("[escalation]\nwindow = 'soon'\n", 2, "'soon' is not a duration"),
+        ("[escalation]\nwindow = 'soon'\n", 2, "'window': 'soon' is not a duration"),
+        ("description = 3\n", 1, "description must be a string"),
+        ("[exceptions]\nterms = ['시발점/NNG']\n", 2, "exception '시발점/NNG' has a part-of-"),
         ("[duration.inbound]\nnotice_at = '20m'\nfinal_at = '15m'\n", 3,
          "final_at (900 s) must come after notice_at (1200 s)"),
         ("[prompts]\nwarning = 'x.wav'\n", 2, "[prompts.warning] must be a table"),

@@ -100,7 +100,8 @@ def test_nospace_ignores_spaces_and_punctuation(matcher):
 
 
 def test_global_exceptions_suppress_and_are_reported(matcher):
-    for text, exception in [("시발점으로 돌아가자", "시발점"), ("새끼발가락을 다쳤어요", "새끼발가락"),
+    for text, exception in [("시발점으로 돌아가자", "시발점"),
+                            ("새끼발가락을 다쳤어요", "새끼발가락"),
                             ("수박씨 발라 먹어", "수박씨 발라"), ("수박씨발라", "수박씨 발라")]:
         result = matcher.match(text)
         assert result.hits == (), text

@@ -88,8 +88,13 @@ def cmd_check(args: argparse.Namespace) -> int:
             if not rule.mode.needs_analyzer or matcher.analyzer is None:
                 continue
             for term in rule.terms:
-                shown = " + ".join(str(m) for m in matcher.analyzer.analyze(term))
-                print(f"{args.file}:{rule.line}: rule {rule.id}: {term!r} → {shown}")
+                kiwi = " + ".join(str(m) for m in matcher.analyzer.analyze(term))
+                pattern = matcher.pattern_of(rule, term)
+                looks_for = " + ".join(f"{f}/{t}" if t else f for f, t in pattern)
+                pinned = "/" in term
+                print(f"{args.file}:{rule.line}: rule {rule.id}: {term!r} → "
+                      + (f"pinned {looks_for}" if pinned else
+                         f"Kiwi {kiwi}; matches forms {looks_for}"))
     if args.strict and result.warnings:
         print(f"{len(result.warnings)} warning(s) (--strict)")
         return 1
@@ -126,9 +131,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         return 1
     matcher = Matcher(loaded.ruleset)
     sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    any_hit = False
     for result in matcher.match_many(sentences):
-        any_hit = any_hit or bool(result.hits)
         if args.json:
             print(json.dumps({
                 "text": result.text,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from enum import Enum
+from enum import StrEnum
 
 from callguard.rules.matcher import Hit
 from callguard.rules.model import Category, DurationPolicy, EscalationPolicy
@@ -34,7 +34,7 @@ CALLER = "caller"
 COUNSELOR = "counselor"
 
 
-class VerdictKind(str, Enum):
+class VerdictKind(StrEnum):
     NOTICE = "notice"
     WARN = "warn"
     FINAL = "final"

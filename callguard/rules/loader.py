@@ -34,8 +34,10 @@ from callguard.text.analyzer import Analyzer, Dictionary, is_functional
 from callguard.text.normalize import squeeze_term
 
 FORMAT_VERSION = 1
+_TAGGED = re.compile(r"/(?:[A-Z]{2,3}|W_[A-Z]+|Z_[A-Z]+)(?:-[IR])?\b")
 _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
+_NUM = r"(\d+(?:\.\d+)?)"
+_DURATION = re.compile(rf"^\s*(?:{_NUM}h)?\s*(?:{_NUM}m)?\s*(?:{_NUM}s)?\s*$")
 
 TOP_KEYS = {"format", "name", "description", "dictionary", "exceptions", "escalation",
             "duration", "prompts", "rule"}
@@ -61,6 +63,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
+        if re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", value):
+            return float(value)
         m = _DURATION.match(value)
         if m and any(m.groups()):
             h, mi, s = (float(g) if g else 0.0 for g in m.groups())
@@ -131,7 +135,7 @@ class _Checker:
             else:
                 value = kind(raw)
         except ValueError as exc:
-            self.error((*path, key), str(exc), rule_id)
+            self.error((*path, key), f"'{key}': {exc}", rule_id)
             return default
         if value < minimum:
             self.error((*path, key), f"'{key}' must be at least {minimum:g}, not {raw!r}", rule_id)
@@ -339,6 +343,12 @@ def _rule(c: _Checker, index: int, raw: Any, seen_ids: dict[str, int]) -> Rule |
 
     exceptions = c.string_list(raw.get("exceptions", []), (*path, "exceptions"), "exceptions",
                                rid)
+    for exc_term in exceptions:
+        if _TAGGED.search(exc_term):
+            c.error((*path, "exceptions"), f"exception {exc_term!r} has a part-of-speech tag; "
+                    "exceptions are matched as text (write it without '/TAG')", rid,
+                    line=c.smap.find(exc_term, *path, "exceptions"))
+            ok = False
     severity = c.number(raw, "severity", path, 1, kind=int, minimum=1, rule_id=rid)
     if severity > 10:
         c.error((*path, "severity"), f"severity must be 1-10, not {severity}", rid)
@@ -346,6 +356,7 @@ def _rule(c: _Checker, index: int, raw: Any, seen_ids: dict[str, int]) -> Rule |
     gap = c.number(raw, "gap", path, 2, kind=int, minimum=0, rule_id=rid)
     if "gap" in raw and mode is not MatchMode.PHRASE:
         c.error((*path, "gap"), "'gap' only applies to mode = \"phrase\"", rid)
+        ok = False
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         c.error((*path, "enabled"), f"enabled must be true or false, not {enabled!r}", rid)
@@ -403,8 +414,9 @@ def _analysis_warnings(c: _Checker, rules: list[Rule], analyzer: Analyzer) -> No
                         f"(Kiwi: {shown})", rule.id, line=line)
             elif rule.mode is MatchMode.MORPHEME and is_functional(morphs[-1].tag):
                 c.warn((), f"Kiwi reads {term!r} as {shown}: it ends in an ending or particle, "
-                       "so only that inflection matches; pin a tag (e.g. "
-                       f"'{term}/NNG') or use mode = \"phrase\"", rule.id, line=line)
+                       "so only that inflection matches; pin the tags you mean (e.g. "
+                       f"'{term}/NNG', adding it to [dictionary] words if Kiwi does not know "
+                       "the word) or use mode = \"phrase\"", rule.id, line=line)
             elif rule.mode is MatchMode.MORPHEME and " " not in term and len(content) > 1:
                 c.warn((), f"Kiwi splits {term!r} into {shown}; it matches only where Kiwi "
                        "splits the text the same way (add an alias in [dictionary] or pin "
@@ -441,11 +453,20 @@ def parse_rules(source: str | bytes, *, name: str = "<rules>", base_dir: Path | 
     if not isinstance(title, str):
         c.error(("name",), "name must be a string")
         title = ""
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        c.error(("description",), "description must be a string")
+        description = ""
     dictionary = _dictionary(c, data)
     ex_table = c.table(data, "exceptions", ())
     c.unknown_keys(ex_table, {"terms"}, ("exceptions",), "[exceptions]")
     global_exceptions = c.string_list(ex_table.get("terms", []), ("exceptions", "terms"),
                                       "exceptions", None)
+    for exc_term in global_exceptions:
+        if _TAGGED.search(exc_term):
+            c.error(("exceptions", "terms"), f"exception {exc_term!r} has a part-of-speech "
+                    "tag; exceptions are matched as text (write it without '/TAG')",
+                    line=c.smap.find(exc_term, "exceptions", "terms"))
     escalation = _escalation(c, data)
     inbound, outbound = _durations(c, data)
     prompts = _prompts(c, data, base_dir)
@@ -468,7 +489,8 @@ def parse_rules(source: str | bytes, *, name: str = "<rules>", base_dir: Path | 
 
     if any(p.severity is Severity.ERROR for p in c.problems):
         raise RulesError(sorted(c.problems, key=lambda p: p.line))
-    ruleset = RuleSet(path=None, version=version, name=title, rules=tuple(rules),
+    ruleset = RuleSet(path=None, version=version, name=title, description=description,
+                      rules=tuple(rules),
                       global_exceptions=tuple(global_exceptions), escalation=escalation,
                       inbound=inbound, outbound=outbound, prompts=prompts,
                       dictionary=dictionary)

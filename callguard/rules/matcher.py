@@ -21,7 +21,6 @@ from callguard.rules.terms import parse_tagged
 from callguard.text.analyzer import Analyzer, Morph, base_tag, is_functional, kiwi_form
 from callguard.text.normalize import fold, nfc, squeeze, squeeze_term
 
-
 T = TypeVar("T")
 
 
@@ -160,6 +159,10 @@ class Matcher:
                     if pattern:
                         table = self._phrase if phrase else self._morpheme
                         table[pattern[0][0]].append((index, term, pattern))
+
+    def pattern_of(self, rule: Rule, term: str) -> Pattern:
+        """The morpheme pattern a morpheme/phrase term compiles to (for display)."""
+        return _pattern(term, self.analyzer, content_only=rule.mode is MatchMode.PHRASE)
 
     def match(self, text: str) -> MatchResult:
         """Hits in one utterance (see the module docstring for spans and exceptions)."""

@@ -9,13 +9,13 @@ tell which rules were in force.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from callguard.text.analyzer import Dictionary
 
 
-class Category(str, Enum):
+class Category(StrEnum):
     """What kind of abuse a rule detects. ``CRISIS`` hits only ever raise an alert."""
 
     PROFANITY = "profanity"  # 욕설
@@ -45,7 +45,7 @@ _LABELS_KO = {
 }
 
 
-class MatchMode(str, Enum):
+class MatchMode(StrEnum):
     """How a rule's terms are looked for in a transcript.
 
     - ``surface``: plain substring of the (case-folded) text.
@@ -131,6 +131,7 @@ class RuleSet:
     version: str
     name: str
     rules: tuple[Rule, ...]
+    description: str = ""
     global_exceptions: tuple[str, ...] = ()
     escalation: EscalationPolicy = EscalationPolicy()
     inbound: DurationPolicy = DurationPolicy()

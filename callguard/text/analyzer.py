@@ -19,15 +19,13 @@ from typing import Protocol
 #: Part-of-speech tags Kiwi can produce (Sejong tag set plus Kiwi's extras). Rule files
 #: may name these after a slash (``보지/NNG``). Irregular-conjugation suffixes (``VV-I``)
 #: are accepted too and compare equal to the base tag.
-KIWI_TAGS: frozenset[str] = frozenset(
-    """
-    NNG NNP NNB NR NP VV VA VX VCP VCN MM MAG MAJ IC
-    JKS JKC JKG JKO JKB JKV JKQ JX JC EP EF EC ETN ETM
-    XPN XSN XSV XSA XSM XR SF SP SS SSO SSC SE SO SW SL SH SN SB UN
-    W_URL W_EMAIL W_HASHTAG W_MENTION W_SERIAL W_EMOJI Z_CODA Z_SIOT
-    USER0 USER1 USER2 USER3 USER4
-    """.split()
-)
+KIWI_TAGS: frozenset[str] = frozenset({
+    "NNG", "NNP", "NNB", "NR", "NP", "VV", "VA", "VX", "VCP", "VCN", "MM", "MAG", "MAJ", "IC",
+    "JKS", "JKC", "JKG", "JKO", "JKB", "JKV", "JKQ", "JX", "JC", "EP", "EF", "EC", "ETN",
+    "ETM", "XPN", "XSN", "XSV", "XSA", "XSM", "XR", "SF", "SP", "SS", "SSO", "SSC", "SE", "SO",
+    "SW", "SL", "SH", "SN", "SB", "UN", "W_URL", "W_EMAIL", "W_HASHTAG", "W_MENTION",
+    "W_SERIAL", "W_EMOJI", "Z_CODA", "Z_SIOT", "USER0", "USER1", "USER2", "USER3", "USER4",
+})
 
 
 def base_tag(tag: str) -> str:

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install callguard from this checkout on Debian/Ubuntu (or any machine with Python >= 3.11).
+#
+#   bash installer/install.sh          # the agent and its command-line tools
+#   bash installer/install.sh --dev    # plus the test tools (pytest, ruff, import-linter)
+#
+# Everything comes from PyPI (and, for later components, Debian packages): no model is ever
+# downloaded at run time. Set PYTHON to pick an interpreter (default: python3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+extras=""
+for arg in "$@"; do
+  case "$arg" in
+    --dev) extras="[dev]" ;;
+    *) echo "usage: $0 [--dev]" >&2; exit 2 ;;
+  esac
+done
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "callguard needs Python >= 3.11; $PYTHON is $("$PYTHON" --version 2>&1)" >&2
+  exit 1
+fi
+
+"$PYTHON" -m pip install --disable-pip-version-check --progress-bar off -e ".${extras}"
+# Fail now, not at the first call, if something did not install.
+"$PYTHON" -m callguard rules check rules/default.toml
