@@ -17,8 +17,9 @@ from callguard.rules import Category, DurationPolicy, EscalationPolicy, Hit, Mat
 N, W, F, A = VerdictKind.NOTICE, VerdictKind.WARN, VerdictKind.FINAL, VerdictKind.ALERT
 
 
-def hit(rule_id: str = "p", severity: int = 1, category: Category = Category.PROFANITY) -> Hit:
-    return Hit(rule_id, category, severity, 0, 2, "씨발", "씨발", MatchMode.NOSPACE)
+def hit(rule_id: str = "p", severity: int = 1, category: Category = Category.PROFANITY,
+        start: int = 0, end: int = 2) -> Hit:
+    return Hit(rule_id, category, severity, start, end, "씨발", "씨발", MatchMode.NOSPACE)
 
 
 class Call:
@@ -112,7 +113,7 @@ def test_severity_and_one_strike_per_rule_per_utterance():
     assert call.say(0, hit("a"), hit("a")) == [N]
     assert call.policy.stage(call.state, 0).strikes == 1
     call2 = Call(POLICY)
-    assert call2.say(0, hit("a"), hit("b")) == [N, W]
+    assert call2.say(0, hit("a"), hit("b", start=3, end=5)) == [N, W]
     call3 = Call(POLICY)
     assert call3.say(0, hit("threat", 3, Category.THREAT)) == [N, W]
 
@@ -131,7 +132,7 @@ def test_crisis_only_alerts_never_warns_or_hangs_up():
         assert call.say(t, crisis) == [A]
     assert not call.state.ended and call.state.strikes == () and call.state.alerts == 20
     # crisis words alongside abuse: alert and escalate on the abuse only
-    assert call.say(30, crisis, hit("p")) == [A, N, W]
+    assert call.say(30, crisis, hit("p", start=5, end=7)) == [A, N, W]
 
 
 def test_protect_ends_the_call_at_once():
@@ -203,3 +204,16 @@ def test_step_is_pure():
     a = policy.step(state, HitsObserved((hit(),)), 5)
     b = policy.step(state, HitsObserved((hit(),)), 5)
     assert a == b and state == CallState()
+
+
+def test_utterance_weight_counts_overlapping_words_once():
+    from callguard.policy.escalation import utterance_weight
+
+    # 미친놈 hit by two rules on overlapping spans: one cluster, highest severity.
+    assert utterance_weight([hit("insult", 1, Category.INSULT, 0, 3),
+                             hit("nom", 2, Category.INSULT, 2, 3)]) == (2, ("insult", "nom"))
+    # separate words add up; the same rule twice counts once
+    assert utterance_weight([hit("a", 1, start=0, end=2), hit("b", 3, start=5, end=7),
+                             hit("a", 1, start=9, end=11)]) == (4, ("a", "b"))
+    # crisis hits add nothing
+    assert utterance_weight([hit("c", 5, Category.CRISIS)]) == (0, ())

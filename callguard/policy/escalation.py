@@ -16,8 +16,9 @@ Stages (see :class:`~callguard.rules.model.EscalationPolicy`)::
     crisis hits                           ─► ALERT    (never a warning or a hangup)
     counselor presses protect             ─► FINAL
 
-One caller utterance adds one :class:`Strike` whose weight is the sum of the severities
-of the distinct escalating rules it hit. Hits on the counselor's leg never escalate.
+One caller utterance adds one :class:`Strike` (see :func:`utterance_weight`): words hit
+by several rules at once count once, at the highest severity, and a rule repeated in one
+utterance counts once. Hits on the counselor's leg never escalate.
 Once a hangup verdict is given the state is ``ended`` and nothing further is returned.
 """
 
@@ -137,6 +138,31 @@ class Stage:
     needed: int
 
 
+def utterance_weight(hits: Iterable[Hit]) -> tuple[int, tuple[str, ...]]:
+    """Strikes one utterance adds, and the escalating rules behind them.
+
+    Escalating hits whose spans overlap form one cluster worth its highest severity (미친놈
+    hit by an insult rule and a 놈 rule is one insult, not two); a cluster made only of
+    rules already counted in this utterance adds nothing (씨발 씨발 is one strike).
+    """
+    spans = sorted((h for h in hits if h.category.escalates), key=lambda h: (h.start, h.end))
+    clusters: list[list[Hit]] = []
+    for h in spans:
+        if clusters and h.start < max(x.end for x in clusters[-1]):
+            clusters[-1].append(h)
+        else:
+            clusters.append([h])
+    weight = 0
+    counted: set[str] = set()
+    for cluster in clusters:
+        rules = {h.rule_id for h in cluster}
+        if rules <= counted:
+            continue
+        weight += max(h.severity for h in cluster)
+        counted |= rules
+    return weight, tuple(sorted(counted))
+
+
 class PolicyEvaluator:
     """Applies an :class:`EscalationPolicy` and a :class:`DurationPolicy` to call events."""
 
@@ -209,14 +235,10 @@ class PolicyEvaluator:
             state = replace(state, alerts=state.alerts + 1)
             verdicts.append(Verdict(VerdictKind.ALERT, now, "crisis words (자해·자살 암시)",
                                     0, tuple(crisis)))
-        severity: dict[str, int] = {}
-        for h in hits:
-            if h.category.escalates:
-                severity[h.rule_id] = max(severity.get(h.rule_id, 0), h.severity)
-        if not severity:
+        weight, rule_ids = utterance_weight(hits)
+        if not weight:
             return state
-        rule_ids = tuple(sorted(severity))
-        strike = Strike(now, sum(severity.values()), rule_ids)
+        strike = Strike(now, weight, rule_ids)
         state = replace(state, strikes=(*state.strikes, strike))
         p = self.escalation
         total = sum(s.weight for s in state.strikes)

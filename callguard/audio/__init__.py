@@ -1,0 +1,1 @@
+"""Telephone audio: G.711 codecs, resampling, voice activity segmentation (pure)."""
