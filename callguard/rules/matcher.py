@@ -65,28 +65,28 @@ class MatchResult:
 class LiteralIndex(Generic[T]):
     """Finds every occurrence of many literal strings in a text.
 
-    Looks up each (start, length) slice in a dict: O(len(text) × distinct term lengths)
-    dictionary probes, a few tens of microseconds for a transcript sentence, no matter how
-    many terms there are.
+    At each position it probes a dict only with the lengths of the terms that begin with
+    that character: a few dozen probes for a transcript sentence, however many terms.
     """
 
     def __init__(self) -> None:
         self._terms: dict[str, list[T]] = defaultdict(list)
-        self._lengths: list[int] = []
+        self._lengths: dict[str, tuple[int, ...]] = {}
 
     def add(self, key: str, payload: T) -> None:
         if key:
             self._terms[key].append(payload)
-            self._lengths = sorted({len(k) for k in self._terms})
+            self._lengths[key[0]] = tuple(sorted({*self._lengths.get(key[0], ()), len(key)}))
 
     def __bool__(self) -> bool:
         return bool(self._terms)
 
     def find(self, text: str) -> Iterator[tuple[int, int, T]]:
         terms = self._terms
+        lengths = self._lengths
         n = len(text)
-        for i in range(n):
-            for length in self._lengths:
+        for i, ch in enumerate(text):
+            for length in lengths.get(ch, ()):
                 if i + length > n:
                     break
                 payloads = terms.get(text[i:i + length])
