@@ -185,3 +185,18 @@ def test_surface_only_rules_need_no_analyzer():
 def test_kiwi_analysis_is_returned_for_display(matcher):
     result = matcher.match("죽여버린다")
     assert [str(m) for m in result.morphs] == ["죽이/VV", "어/EC", "버리/VX", "ᆫ다/EF"]
+
+
+def test_overlapping_hits_of_one_rule_merge_into_one_span():
+    rs = parse_rules('[[rule]]\nid = "a"\ncategory = "profanity"\nterms = ["개새", "새끼"]\n',
+                     name="x").ruleset
+    (h,) = Matcher(rs).match("야 이 개새끼야").hits
+    assert (h.start, h.end, h.matched, h.term) == (4, 7, "개새끼", "개새")
+
+
+def test_exception_judges_each_piece_before_merging():
+    rs = parse_rules('[[rule]]\nid = "a"\ncategory = "profanity"\nterms = ["새끼", "끼발"]\n'
+                     'exceptions = ["새끼발가락"]\n', name="x").ruleset
+    result = Matcher(rs).match("새끼발가락")
+    assert result.hits == ()
+    assert sorted(s.hit.matched for s in result.suppressed) == ["끼발", "새끼"]

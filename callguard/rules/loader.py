@@ -13,7 +13,7 @@ import hashlib
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -508,7 +508,5 @@ def load_rules(path: str | Path, *, analyzer: Analyzer | None = None,
             from None
     result = parse_rules(raw, name=str(p), base_dir=p.parent, analyzer=analyzer,
                          check_analysis=check_analysis)
-    from dataclasses import replace
-
     result.ruleset = replace(result.ruleset, path=p)
     return result

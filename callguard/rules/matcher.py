@@ -196,24 +196,32 @@ class Matcher:
 
         exceptions = [(*squeezed.span(s, e), i, t)
                       for s, e, (i, t) in self._exceptions.find(squeezed.text)]
-        hits: list[Hit] = []
+        # Exceptions judge each raw hit; surviving hits of one rule that overlap are then
+        # merged into one span (개새 + 새끼 → 개새끼), so one word is one hit.
+        kept: list[list] = []  # [start, end, rule index, term]
         suppressed: list[Suppressed] = []
-        seen: set[tuple[int, int, int]] = set()
-        # Longest first so that a shorter hit of the same rule inside it is folded in.
         for start, end, index, term in sorted(found, key=lambda f: (f[0], f[0] - f[1])):
-            if any(i == index and s <= start and end <= e for s, e, i in seen):
-                continue
-            seen.add((start, end, index))
-            rule = self.rules[index]
-            hit = Hit(rule.id, rule.category, rule.severity, start, end, text[start:end], term,
-                      rule.mode)
             cancel = next(((es, ee, et) for es, ee, ei, et in exceptions
                            if ei in (-1, index) and es <= start and end <= ee), None)
             if cancel:
-                suppressed.append(Suppressed(hit, cancel[2], cancel[0], cancel[1]))
+                if not any(x.hit.rule_id == self.rules[index].id and x.hit.start <= start
+                           and end <= x.hit.end for x in suppressed):
+                    suppressed.append(Suppressed(self._hit(text, start, end, index, term),
+                                                 cancel[2], cancel[0], cancel[1]))
+                continue
+            same = next((k for k in kept if k[2] == index and start < k[1] and k[0] < end),
+                        None)
+            if same:
+                same[1] = max(same[1], end)
             else:
-                hits.append(hit)
+                kept.append([start, end, index, term])
+        hits = [self._hit(text, s, e, i, t) for s, e, i, t in kept]
         return MatchResult(text, tuple(hits), tuple(suppressed), morphs)
+
+    def _hit(self, text: str, start: int, end: int, index: int, term: str) -> Hit:
+        rule = self.rules[index]
+        return Hit(rule.id, rule.category, rule.severity, start, end, text[start:end], term,
+                   rule.mode)
 
     def _find_morphemes(self, morphs: tuple[Morph, ...]) -> Iterator[tuple[int, int, int, str]]:
         n = len(morphs)
