@@ -63,7 +63,7 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
-        if re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", value):
+        if re.fullmatch(rf"\s*{_NUM}\s*", value):
             return float(value)
         m = _DURATION.match(value)
         if m and any(m.groups()):
@@ -275,6 +275,19 @@ def _prompts(c: _Checker, data: dict, base_dir: Path | None) -> dict[str, Prompt
     return prompts
 
 
+def _untagged_exceptions(c: _Checker, terms: list[str], path: tuple,
+                         rule_id: str | None) -> bool:
+    """Report exceptions written with a POS tag (they are matched as text); True if none."""
+    ok = True
+    for term in terms:
+        if _TAGGED.search(term):
+            c.error(path, f"exception {term!r} has a part-of-speech tag; exceptions are "
+                    "matched as text (write it without '/TAG')", rule_id,
+                    line=c.smap.find(term, *path))
+            ok = False
+    return ok
+
+
 def _rule(c: _Checker, index: int, raw: Any, seen_ids: dict[str, int]) -> Rule | None:
     path: tuple = ("rule", index)
     if not isinstance(raw, dict):
@@ -343,12 +356,8 @@ def _rule(c: _Checker, index: int, raw: Any, seen_ids: dict[str, int]) -> Rule |
 
     exceptions = c.string_list(raw.get("exceptions", []), (*path, "exceptions"), "exceptions",
                                rid)
-    for exc_term in exceptions:
-        if _TAGGED.search(exc_term):
-            c.error((*path, "exceptions"), f"exception {exc_term!r} has a part-of-speech tag; "
-                    "exceptions are matched as text (write it without '/TAG')", rid,
-                    line=c.smap.find(exc_term, *path, "exceptions"))
-            ok = False
+    if not _untagged_exceptions(c, exceptions, (*path, "exceptions"), rid):
+        ok = False
     severity = c.number(raw, "severity", path, 1, kind=int, minimum=1, rule_id=rid)
     if severity > 10:
         c.error((*path, "severity"), f"severity must be 1-10, not {severity}", rid)
@@ -375,13 +384,16 @@ def _rule(c: _Checker, index: int, raw: Any, seen_ids: dict[str, int]) -> Rule |
 def _duplicate_warnings(c: _Checker, rules: list[Rule]) -> None:
     seen: dict[tuple[str, str], str] = {}
     for rule in rules:
+        index = None
         for term in rule.terms:
             key = (rule.mode.value, squeeze_term(term) if not rule.mode.needs_analyzer else term)
-            line = c.smap.find(term, "rule", _index_of(c, rule), "terms")
             if key in seen:
                 other = seen[key]
                 where = "this rule" if other == rule.id else f"rule {other}"
-                c.warn((), f"term {term!r} duplicates a term of {where}", rule.id, line=line)
+                if index is None:
+                    index = _index_of(c, rule)
+                c.warn((), f"term {term!r} duplicates a term of {where}", rule.id,
+                       line=c.smap.find(term, "rule", index, "terms"))
             else:
                 seen[key] = rule.id
 
@@ -462,11 +474,7 @@ def parse_rules(source: str | bytes, *, name: str = "<rules>", base_dir: Path | 
     c.unknown_keys(ex_table, {"terms"}, ("exceptions",), "[exceptions]")
     global_exceptions = c.string_list(ex_table.get("terms", []), ("exceptions", "terms"),
                                       "exceptions", None)
-    for exc_term in global_exceptions:
-        if _TAGGED.search(exc_term):
-            c.error(("exceptions", "terms"), f"exception {exc_term!r} has a part-of-speech "
-                    "tag; exceptions are matched as text (write it without '/TAG')",
-                    line=c.smap.find(exc_term, "exceptions", "terms"))
+    _untagged_exceptions(c, global_exceptions, ("exceptions", "terms"), None)
     escalation = _escalation(c, data)
     inbound, outbound = _durations(c, data)
     prompts = _prompts(c, data, base_dir)
