@@ -86,6 +86,12 @@ class Utterance:
     pre-roll and tail included), so ``len(pcm) == end - start``. ``forced`` is True when the
     utterance was cut because it reached the maximum length; the next one then starts at
     this one's ``end``.
+
+    ``speech_end`` is the end (exclusive sample index) of the last voiced frame: the moment
+    the speaker stopped, as far as the detector can tell; detection latency is measured from
+    it. ``provisional`` marks an early look at an utterance that is still open (the speaker
+    paused for ``early_ms``): it has the same ``start`` as the final utterance that follows,
+    and if ``speech_end`` is unchanged by then, the final audio holds no new speech.
     """
 
     start: int
@@ -93,6 +99,8 @@ class Utterance:
     pcm: Int16Array = field(repr=False, compare=False)
     forced: bool = False
     sample_rate: int = 8000
+    speech_end: int = -1
+    provisional: bool = False
 
     @property
     def num_samples(self) -> int:
@@ -132,6 +140,9 @@ class Segmenter:
     * ``min_speech_ms``: shortest speech (first to last voiced frame) that is emitted.
     * ``max_utterance_s``: longest utterance, pre-roll included; longer ones are cut.
     * ``onset_voiced_ms`` of the last ``onset_window_ms``: voiced frames needed to start.
+    * ``early_ms``: pause after which a *provisional* utterance is emitted while the
+      utterance stays open (``None``: never). Recognising it early cuts detection latency by
+      ``hangover_ms - early_ms`` without splitting sentences at short pauses.
     * ``voiced``: detector to use instead of webrtcvad (tests inject fakes here).
 
     Not thread-safe: one segmenter per audio direction, fed by one task.
@@ -149,6 +160,7 @@ class Segmenter:
         max_utterance_s: float = 15.0,
         onset_voiced_ms: int = 60,
         onset_window_ms: int = 100,
+        early_ms: int | None = None,
         voiced: VoicedFn | None = None,
     ) -> None:
         if frame_ms not in _FRAME_MS:
@@ -172,6 +184,10 @@ class Segmenter:
         self.hangover_frames = _ms_to_frames(hangover_ms, frame_ms)
         self.onset_window = _ms_to_frames(onset_window_ms, frame_ms)
         self.onset_voiced = min(_ms_to_frames(onset_voiced_ms, frame_ms), self.onset_window)
+        self.early_frames = (_ms_to_frames(early_ms, frame_ms) if early_ms is not None
+                             else 0)
+        if self.early_frames >= self.hangover_frames:
+            self.early_frames = 0  # the final utterance would come first anyway
         if self.max_samples < self.frame_len:
             raise ValueError("max_utterance_s must be at least one frame")
         self._voiced: VoicedFn = voiced if voiced is not None else WebRtcVoiced(mode, sample_rate)
@@ -240,6 +256,7 @@ class Segmenter:
         self._speech_start = 0
         self._last_voiced_end: int | None = None
         self._unvoiced_run = 0
+        self._early_sent: int | None = None  # speech_end of the last provisional utterance
         self._prev_end = 0  # end of the last utterance: the next pre-roll stops there
 
     def _on_frame(self, frame: Int16Array, out: list[Utterance]) -> None:
@@ -259,6 +276,8 @@ class Segmenter:
             self._unvoiced_run = 0
         else:
             self._unvoiced_run += 1
+            if self._unvoiced_run == self.early_frames:
+                self._early(end, out)
         if self._unvoiced_run >= self.hangover_frames:
             if self._last_voiced_end is not None:
                 # Never past the length limit, even when the hangover and a cut coincide.
@@ -287,17 +306,31 @@ class Segmenter:
         self._unvoiced_run = 0
         self._ring.clear()
 
+    def _long_enough(self, voiced_end: int) -> bool:
+        return self._continuation or voiced_end - self._speech_start >= self.min_speech
+
+    def _early(self, frame_end: int, out: list[Utterance]) -> None:
+        voiced_end = self._last_voiced_end
+        if voiced_end is None or voiced_end == self._early_sent:
+            return
+        if not self._long_enough(voiced_end):
+            return
+        start = self._utt_start
+        end = min(voiced_end + self.tail, frame_end, start + self.max_samples)
+        self._early_sent = voiced_end
+        out.append(Utterance(start=start, end=end, pcm=self._slice(start, end),
+                             sample_rate=self.sample_rate, speech_end=voiced_end,
+                             provisional=True))
+
     def _finish(self, end: int, *, forced: bool, out: list[Utterance]) -> None:
         start = self._utt_start
         voiced_end = self._last_voiced_end
         if voiced_end is None:
             return  # a continuation that only held the end of a pause
-        if not forced and not self._continuation and voiced_end - self._speech_start < (
-            self.min_speech
-        ):
+        if not forced and not self._long_enough(voiced_end):
             return
         out.append(Utterance(start=start, end=end, pcm=self._slice(start, end), forced=forced,
-                             sample_rate=self.sample_rate))
+                             sample_rate=self.sample_rate, speech_end=min(voiced_end, end)))
         # Only emitted utterances bound the next pre-roll: a dropped blip may be heard again.
         self._prev_end = end
 

@@ -202,6 +202,18 @@ class PolicyEvaluator:
             return Stage(VerdictKind.WARN, counted, p.warn_at)
         return Stage(VerdictKind.FINAL, counted, p.final_at)
 
+    @staticmethod
+    def warning_heard_at(state: CallState, t: float) -> CallState:
+        """The last warning's prompt ends at call time ``t`` (seconds), possibly in the future.
+
+        From then on the caller has heard it: the cooldown, and which strikes count toward
+        the next stage, run from ``t``, so abuse spoken over a warning that is still playing
+        never leads to another warning or the final notice by itself.
+        """
+        if state.last_warning_at is None or t <= state.last_warning_at:
+            return state
+        return replace(state, last_warning_at=t)
+
     # -- the step function -----------------------------------------------------------------
     def step(self, state: CallState, event: Event, now: float) -> tuple[CallState, list[Verdict]]:
         """Apply ``event`` at call time ``now`` (seconds); return the new state and verdicts."""

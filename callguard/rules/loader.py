@@ -501,7 +501,7 @@ def parse_rules(source: str | bytes, *, name: str = "<rules>", base_dir: Path | 
                       rules=tuple(rules),
                       global_exceptions=tuple(global_exceptions), escalation=escalation,
                       inbound=inbound, outbound=outbound, prompts=prompts,
-                      dictionary=dictionary)
+                      dictionary=dictionary, source=text)
     return LoadResult(ruleset, sorted(c.problems, key=lambda p: p.line))
 
 

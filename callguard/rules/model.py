@@ -138,6 +138,8 @@ class RuleSet:
     outbound: DurationPolicy = DurationPolicy()
     prompts: dict[str, Prompt] = field(default_factory=dict)
     dictionary: Dictionary = Dictionary()
+    #: The file's exact text (UTF-8), kept with each call as evidence of the rules in force.
+    source: str = field(default="", repr=False, compare=False)
 
     @property
     def enabled_rules(self) -> tuple[Rule, ...]:

@@ -1,0 +1,1 @@
+"""One call's pipeline: audio in, recognition, rules, escalation, prompts and hangup out."""

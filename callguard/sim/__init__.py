@@ -1,0 +1,1 @@
+"""Running the live-call pipeline on recorded audio: ``callguard simulate``/``demo``/``bench``."""

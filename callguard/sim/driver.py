@@ -1,0 +1,96 @@
+"""Drive a :class:`~callguard.session.call.CallSession` from recorded call audio.
+
+As fast as possible (default) the call clock is virtual: it follows the audio, and every
+recognition result becomes visible at submit time + the wall time it took, so timings are
+those of an idle machine. ``realtime=True`` paces the audio with the wall clock instead, as
+a live line does, so queueing under load shows too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from callguard.rules.matcher import Matcher
+from callguard.rules.model import RuleSet
+from callguard.session.call import CallSession, CallStore, Recogniser, SessionConfig
+from callguard.session.clock import RealClock, VirtualClock
+from callguard.session.control import FakeCallControl
+from callguard.session.events import TimelineEvent
+from callguard.sim.callaudio import CallAudio
+
+
+@dataclass
+class SimulationResult:
+    session: CallSession
+    control: FakeCallControl
+    audio_s: float
+    wall_s: float
+    timeline: list[TimelineEvent] = field(default_factory=list)
+
+    @property
+    def call_id(self) -> int | None:
+        return self.session.call_id
+
+    @property
+    def end_reason(self) -> str | None:
+        return self.session.end_reason
+
+    def verdicts(self) -> list[tuple[float, str]]:
+        return [(e.t, e.detail["kind"]) for e in self.timeline if e.kind == "verdict"]
+
+    def hangups(self) -> list[float]:
+        return [e.t for e in self.timeline
+                if e.kind == "action" and e.detail.get("kind") == "hangup"]
+
+
+async def run_call(audio: CallAudio, *, ruleset: RuleSet, matcher: Matcher,
+                   recogniser: Recogniser, store: CallStore | None = None,
+                   realtime: bool = False, chunk_ms: int = 20, direction: str = "inbound",
+                   remote: str | None = None, source: str = "simulate",
+                   config: SessionConfig | None = None,
+                   on_event: Callable[[TimelineEvent], None] | None = None,
+                   control: FakeCallControl | None = None) -> SimulationResult:
+    """Play ``audio`` through a session as a call of ``direction``; return what happened."""
+    cfg = config or SessionConfig(sample_rate=audio.rate)
+    if cfg.sample_rate != audio.rate:
+        raise ValueError(f"session rate {cfg.sample_rate} != audio rate {audio.rate}")
+    clock = RealClock() if realtime else VirtualClock()
+    control = control or FakeCallControl()
+    session = CallSession(ruleset=ruleset, matcher=matcher, recogniser=recogniser,
+                          control=control, clock=clock, store=store, direction=direction,
+                          remote=remote, source=source, config=cfg, on_event=on_event)
+    wall0 = time.perf_counter()
+    await session.start()
+    n = audio.rate * chunk_ms // 1000
+    total = audio.caller.size
+    for i in range(0, total, n):
+        if session.ended:
+            break
+        t_end = min(i + n, total) / audio.rate
+        if realtime:
+            delay = t_end - clock.now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        else:
+            clock.set(t_end)
+        await session.feed("caller", audio.caller[i:i + n])
+        await session.feed("counselor", audio.counselor[i:i + n])
+        if not realtime:
+            await session.wait_inflight()
+        await session.advance(None if realtime else t_end)
+    # The audio is over but the line is still up: let what is running finish (a prompt
+    # playing to its end, then the hangup), as silence on a live line would.
+    await session.wait_inflight()
+    while not session.ended and (due := session.next_due()) is not None:
+        if realtime:
+            await asyncio.sleep(max(0.0, due - clock.now()))
+        else:
+            clock.set(max(clock.now(), due))
+        await session.advance(None if realtime else max(clock.now(), due))
+        await session.wait_inflight()
+    await session.finish("end_of_audio")
+    return SimulationResult(session, control, audio.seconds, time.perf_counter() - wall0,
+                            session.timeline)

@@ -1,0 +1,130 @@
+"""What the call store gives back: immutable records, and the store's errors.
+
+Times follow the schema (see :mod:`callguard.store.schema`): ``started_at``/``ended_at``
+are wall-clock **unix epoch seconds**; ``start_s``/``end_s``/``t_s`` are **seconds of call
+time** (0 = the call was answered); ``duration_s``/``asr_s``/``lag_s`` are seconds.
+
+Fields holding personal data (the remote party's number, transcripts, matched words,
+supervisor notes) are left out of ``repr()`` so that logging or printing a record by
+mistake cannot leak them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class StoreError(Exception):
+    """The call store cannot do what was asked (bad file, newer schema, missing row...)."""
+
+
+class CallNotFoundError(StoreError, KeyError):
+    """No call with the given id. Also a :class:`KeyError`, as for a missing mapping key."""
+
+    def __init__(self, call_id: int) -> None:
+        super().__init__(call_id)
+        self.call_id = call_id
+
+    def __str__(self) -> str:  # KeyError would quote the bare id
+        return f"no call with id {self.call_id} in the call store"
+
+
+@dataclass(frozen=True, slots=True)
+class HitRecord:
+    """One rule hit in an utterance; ``start``/``end`` are character offsets into its text."""
+
+    id: int
+    utterance_id: int
+    rule_id: str
+    category: str
+    severity: int
+    term: str
+    start: int
+    end: int
+    matched: str = field(repr=False)  # the caller's words: personal data
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceRecord:
+    """One recognised stretch of speech on ``leg`` (``"caller"`` or ``"counselor"``).
+
+    ``status`` is ``ok``, ``rejected`` (``reason`` says why, e.g. ``stock_phrase``),
+    ``deferred`` or ``failed``. ``asr_s`` is the recogniser's wall time and ``lag_s`` the
+    delay from the end of speech to the result, both in seconds, ``None`` if unknown.
+    """
+
+    id: int
+    call_id: int
+    leg: str
+    start_s: float
+    end_s: float
+    text: str = field(repr=False)  # transcript: personal data
+    status: str = "ok"
+    reason: str | None = None
+    asr_s: float | None = None
+    lag_s: float | None = None
+    hits: tuple[HitRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictRecord:
+    """A policy decision at call time ``t_s``; ``prompt`` is a prompt key or ``None``."""
+
+    id: int
+    call_id: int
+    t_s: float
+    kind: str
+    prompt: str | None
+    hangup: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """Something the agent did at call time ``t_s`` (played a prompt, hung up, alerted)."""
+
+    id: int
+    call_id: int
+    t_s: float
+    kind: str
+    detail: str
+    ok: bool
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallSummary:
+    """One line of the call list.
+
+    ``started_at`` is unix epoch seconds; ``duration_s`` and ``end_reason`` are ``None``
+    while the call is going on; ``stage`` is the highest escalation stage reached
+    (``none``, ``notice``, ``warned``, ``final``).
+    """
+
+    id: int
+    direction: str
+    source: str
+    started_at: float
+    duration_s: float | None
+    end_reason: str | None
+    flagged: bool
+    stage: str
+    remote: str = field(repr=False)  # phone number / SIP URI: personal data
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord(CallSummary):
+    """A whole call for review: its summary plus everything recorded about it.
+
+    ``sample_rate`` is the rate of both audio legs in Hz; ``rules_version`` is the
+    SHA-256 of the rules file in force (see :meth:`Store.ruleset`), ``None`` if none was.
+    Utterances, verdicts and actions are in call-time order.
+    """
+
+    ended_at: float | None = None
+    sample_rate: int = 8000
+    rules_version: str | None = None
+    note: str | None = field(default=None, repr=False)  # supervisor's words, may name people
+    utterances: tuple[UtteranceRecord, ...] = ()
+    verdicts: tuple[VerdictRecord, ...] = ()
+    actions: tuple[ActionRecord, ...] = ()

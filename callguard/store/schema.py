@@ -1,0 +1,201 @@
+"""The call store's SQLite schema and its migrations.
+
+``MIGRATIONS`` is append-only: entry *n* (1-based) turns a schema at version *n - 1* into
+version *n*, and the database's ``PRAGMA user_version`` records how many have been applied.
+Never edit a released migration; add a new one.
+
+Units and formats (also in the SQL comments, which SQLite keeps in ``sqlite_master``):
+
+- ``calls.started_at``/``ended_at``: wall clock, unix epoch seconds.
+- ``utterances.start_s``/``end_s``, ``verdicts.t_s``, ``actions.t_s``: call time, seconds
+  from the moment the call was answered.
+- ``audio_chunks.pcm``: PCM16 little-endian mono at ``calls.sample_rate`` Hz, starting at
+  sample ``start_sample`` of the call (sample 0 = answer). Appended in ~1 s chunks while
+  the call runs, so a crash loses at most the last chunk.
+- ``hits.start``/``end``: character offsets into ``utterances.text`` (end exclusive).
+- ``rulesets.version``: SHA-256 hex digest of the rules file's UTF-8 bytes.
+
+``calls.remote``, ``utterances.text``, ``hits.matched`` and ``calls.note`` are personal data.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from contextlib import suppress
+
+import aiosqlite
+
+from callguard.store.records import StoreError
+
+log = logging.getLogger(__name__)
+
+# Values the store accepts. Enumerations that identify evidence (direction, leg) are also
+# CHECKed in SQL; the others are checked in Python so adding a value needs no table rebuild.
+DIRECTIONS = ("inbound", "outbound")
+SOURCES = ("sip", "simulate", "demo")
+LEGS = ("caller", "counselor")
+STAGES = ("none", "notice", "warned", "final")  # in escalation order
+UTTERANCE_STATUSES = ("ok", "rejected", "deferred", "failed")
+VERDICT_KINDS = ("notice", "warn", "final", "alert", "duration_notice", "duration_final")
+# end_reason and actions.kind are open sets; these are the values the agent writes today.
+END_REASONS = ("caller_hangup", "counselor_hangup", "final_notice", "duration_limit",
+               "interrupted", "end_of_audio")
+ACTION_KINDS = ("play_prompt", "hangup", "alert")
+
+_V1 = """
+CREATE TABLE rulesets (
+    version       TEXT PRIMARY KEY,   -- sha256 hex of the rules file's bytes
+    path          TEXT NOT NULL,      -- where the file was loaded from
+    text          TEXT NOT NULL,      -- the exact rules in force, kept as evidence
+    first_used_at REAL NOT NULL       -- unix epoch seconds
+);
+
+CREATE TABLE calls (
+    id            INTEGER PRIMARY KEY,
+    direction     TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+    remote        TEXT NOT NULL,      -- phone number / SIP URI: personal data
+    source        TEXT NOT NULL,      -- 'sip', 'simulate', 'demo'
+    started_at    REAL NOT NULL,      -- unix epoch seconds, wall clock
+    ended_at      REAL,               -- unix epoch seconds; NULL while the call runs
+    duration_s    REAL CHECK (duration_s >= 0),
+    end_reason    TEXT,               -- 'caller_hangup', 'final_notice', 'interrupted', ...
+    rules_version TEXT REFERENCES rulesets (version),
+    sample_rate   INTEGER NOT NULL CHECK (sample_rate > 0),  -- Hz, both audio legs
+    flagged       INTEGER NOT NULL DEFAULT 0 CHECK (flagged IN (0, 1)),
+    stage         TEXT NOT NULL DEFAULT 'none',  -- highest: none, notice, warned, final
+    note          TEXT                -- supervisor's note
+);
+CREATE INDEX calls_started ON calls (started_at);
+-- Partial index: the supervisor's "flagged calls" list reads only these rows.
+CREATE INDEX calls_flagged ON calls (started_at) WHERE flagged = 1;
+
+CREATE TABLE audio_chunks (
+    call_id      INTEGER NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+    leg          TEXT NOT NULL CHECK (leg IN ('caller', 'counselor')),
+    start_sample INTEGER NOT NULL CHECK (start_sample >= 0),  -- samples from answer
+    pcm          BLOB NOT NULL CHECK (length(pcm) % 2 = 0),  -- PCM16 LE mono
+    PRIMARY KEY (call_id, leg, start_sample)
+);
+
+CREATE TABLE utterances (
+    id      INTEGER PRIMARY KEY,
+    call_id INTEGER NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+    leg     TEXT NOT NULL CHECK (leg IN ('caller', 'counselor')),
+    start_s REAL NOT NULL,            -- call time, seconds
+    end_s   REAL NOT NULL,            -- call time, seconds
+    text    TEXT NOT NULL,            -- transcript: personal data
+    status  TEXT NOT NULL,            -- 'ok', 'rejected', 'deferred', 'failed'
+    reason  TEXT,                     -- why rejected, e.g. 'stock_phrase'
+    asr_s   REAL,                     -- recognition wall time, seconds
+    lag_s   REAL                      -- end of speech to result, seconds
+);
+CREATE INDEX utterances_call ON utterances (call_id, start_s);
+
+CREATE TABLE hits (
+    id           INTEGER PRIMARY KEY,
+    utterance_id INTEGER NOT NULL REFERENCES utterances (id) ON DELETE CASCADE,
+    rule_id      TEXT NOT NULL,
+    category     TEXT NOT NULL,
+    severity     INTEGER NOT NULL,
+    term         TEXT NOT NULL,       -- the rule's term that matched
+    start        INTEGER NOT NULL CHECK (start >= 0),   -- char offset into utterance text
+    end          INTEGER NOT NULL CHECK (end >= start), -- exclusive
+    matched      TEXT NOT NULL        -- the caller's words: personal data
+);
+CREATE INDEX hits_utterance ON hits (utterance_id);
+
+CREATE TABLE verdicts (
+    id      INTEGER PRIMARY KEY,
+    call_id INTEGER NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+    t_s     REAL NOT NULL,            -- call time, seconds
+    kind    TEXT NOT NULL,            -- notice, warn, final, alert, duration_*
+    prompt  TEXT,                     -- prompt key played to the caller, if any
+    hangup  INTEGER NOT NULL CHECK (hangup IN (0, 1)),
+    reason  TEXT NOT NULL             -- never quotes the transcript
+);
+CREATE INDEX verdicts_call ON verdicts (call_id, t_s);
+
+CREATE TABLE actions (
+    id      INTEGER PRIMARY KEY,
+    call_id INTEGER NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+    t_s     REAL NOT NULL,            -- call time, seconds
+    kind    TEXT NOT NULL,            -- play_prompt, hangup, alert, ...
+    detail  TEXT NOT NULL,
+    ok      INTEGER NOT NULL CHECK (ok IN (0, 1)),
+    error   TEXT
+);
+CREATE INDEX actions_call ON actions (call_id, t_s);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def split_statements(script: str) -> list[str]:
+    """Split an SQL script into single statements.
+
+    Uses SQLite's own tokenizer (:func:`sqlite3.complete_statement`), so semicolons inside
+    strings, comments or trigger bodies do not split. We cannot hand the script to
+    ``executescript``: it commits first, and a migration must run inside our transaction.
+    """
+    statements: list[str] = []
+    start = 0
+    for i, ch in enumerate(script):
+        if ch == ";" and sqlite3.complete_statement(script[start : i + 1]):
+            statements.append(script[start : i + 1].strip())
+            start = i + 1
+    rest = "\n".join(line for line in script[start:].splitlines()
+                     if not line.strip().startswith("--"))
+    if rest.strip():
+        raise ValueError(f"incomplete SQL statement at the end of the script: {rest.strip()!r}")
+    return statements
+
+
+async def user_version(conn: aiosqlite.Connection) -> int:
+    """The number of migrations applied to the database behind ``conn``."""
+    async with conn.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def check_version(version: int, name: str) -> None:
+    """Raise :class:`StoreError` if the database is newer than this code understands."""
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{name}: call store schema version {version} is newer than this callguard "
+            f"understands (version {SCHEMA_VERSION}); upgrade callguard to open it")
+
+
+async def migrate(conn: aiosqlite.Connection, name: str = "call store") -> int:
+    """Apply the missing migrations, each in its own transaction; return the new version.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``) so the explicit
+    transactions here are the only ones. ``name`` (the file) is used in error messages.
+    Each step takes the write lock (``BEGIN IMMEDIATE``) and re-reads ``user_version``
+    under it, so two processes opening a new file at once apply every migration once.
+    """
+    version = await user_version(conn)
+    check_version(version, name)
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = await user_version(conn)
+            check_version(current, name)
+            if current >= target:  # another process got here first
+                await conn.execute("COMMIT")
+                continue
+            for statement in split_statements(MIGRATIONS[target - 1]):
+                await conn.execute(statement)
+            # PRAGMA takes no parameters; target is an int we computed.
+            await conn.execute(f"PRAGMA user_version = {int(target)}")
+            await conn.execute("COMMIT")
+        except BaseException as exc:
+            with suppress(sqlite3.Error):  # SQLite may have rolled back already
+                await conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(
+                    f"{name}: migration to schema version {target} failed: {exc}") from exc
+            raise
+        log.info("%s: call store schema migrated to version %d", name, target)
+    return SCHEMA_VERSION

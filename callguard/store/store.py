@@ -1,0 +1,573 @@
+"""The call store: every call's audio, transcript, rule hits, verdicts and actions in SQLite.
+
+One :class:`Store` per process, used from one asyncio loop. aiosqlite runs the connection
+on its own thread and executes requests in the order they were queued, so that thread is
+the single owner of the database. An :class:`asyncio.Lock` keeps each multi-statement
+transaction whole when several tasks write at once (an utterance and its hits must not be
+split by an audio chunk committing in between).
+
+Every write commits before it returns: durability over throughput, as a call produces a
+few rows per second. The file runs in WAL mode with ``synchronous=NORMAL``: a crash of the
+agent loses nothing committed, a power cut at most the last transactions.
+
+Units: wall-clock times are unix epoch seconds, call times are seconds from answer, audio
+is PCM16 little-endian mono at the call's ``sample_rate`` with positions in samples.
+
+Privacy: remote numbers and transcripts never reach a log. SQL parameters are wrapped so
+that aiosqlite's own DEBUG log of each request shows only how many there are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import sqlite3
+import sys
+import time
+import wave
+from collections.abc import AsyncIterator, Generator, Iterable, Sequence
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiosqlite
+
+from callguard.store.records import (
+    ActionRecord,
+    CallNotFoundError,
+    CallRecord,
+    CallSummary,
+    HitRecord,
+    StoreError,
+    UtteranceRecord,
+    VerdictRecord,
+)
+from callguard.store.schema import (
+    DIRECTIONS,
+    LEGS,
+    SOURCES,
+    STAGES,
+    UTTERANCE_STATUSES,
+    VERDICT_KINDS,
+    check_version,
+    migrate,
+    user_version,
+)
+
+log = logging.getLogger(__name__)
+
+BYTES_PER_SAMPLE = 2  # PCM16
+
+# (rule_id, category, severity, term, start, end, matched): one rule hit as add_utterance
+# takes it; start/end are character offsets into the utterance text.
+HitRow = tuple[str, str, int, str, int, int, str]
+
+_SUMMARY_COLUMNS = ("id, direction, source, started_at, duration_s, end_reason, flagged, "
+                    "stage, remote")
+
+
+class _Params(tuple):
+    """SQL parameters whose repr hides the values (aiosqlite logs each request at DEBUG)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} SQL parameter(s)>"
+
+
+class _ParamRows(list):
+    """Rows of :class:`_Params` for ``executemany``, with the same discreet repr."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} SQL parameter row(s)>"
+
+
+def _one_of(name: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+
+
+class _Opening:
+    """``Store.open(...)``: await it for a Store, or use it as ``async with``."""
+
+    def __init__(self, path: Path, recover: bool, now: float | None) -> None:
+        self._args = (path, recover, now)
+        self._store: Store | None = None
+
+    def __await__(self) -> Generator[Any, None, Store]:
+        return Store._open(*self._args).__await__()
+
+    async def __aenter__(self) -> Store:
+        self._store = await Store._open(*self._args)
+        return self._store
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._store is not None:
+            await self._store.close()
+
+
+class Store:
+    """The SQLite call store. Create with ``await Store.open(path)``.
+
+    Writes raise :class:`ValueError` for arguments outside the schema's values,
+    :class:`CallNotFoundError` for an unknown call id and :class:`StoreError` for anything
+    the database refuses.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        # Use Store.open(); this only wires an already migrated connection.
+        self._conn = conn
+        self.path = path
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self.recovered: tuple[int, ...] = ()  # ids of calls recovered by open(recover=True)
+
+    # -- opening and closing ---------------------------------------------------------------
+    @staticmethod
+    def open(path: str | os.PathLike[str], *, recover: bool = False,
+             now: float | None = None) -> _Opening:
+        """Open (creating it and its parent directory if needed) and migrate a store.
+
+        ``await Store.open(p)`` or ``async with Store.open(p) as store``. With ``recover``,
+        calls left open by a crash are closed as ``interrupted`` (see
+        :meth:`recover_interrupted`; ``now`` defaults to the wall clock) and their ids kept
+        in :attr:`recovered`. Raises :class:`StoreError` naming the file if it is not a
+        database or its schema is newer than this code.
+        """
+        return _Opening(Path(path), recover, now)
+
+    @classmethod
+    async def _open(cls, path: Path, recover: bool, now: float | None) -> Store:
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        # Autocommit mode: we issue BEGIN/COMMIT ourselves, so the Python sqlite3 module's
+        # implicit transactions can never leave one open or commit half of ours.
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None, timeout=10.0)
+        except sqlite3.Error as exc:  # e.g. the directory is not writable
+            raise StoreError(f"{path}: cannot open the call store: {exc}") from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            # Check the version before touching the file: a newer callguard's database must
+            # not even be switched to WAL by an older one.
+            check_version(await user_version(conn), str(path))
+            await _enable_wal(conn, path)
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            version = await migrate(conn, str(path))
+        except sqlite3.DatabaseError as exc:
+            await conn.close()
+            raise StoreError(f"{path}: cannot open the call store: {exc}") from exc
+        except BaseException:
+            await conn.close()
+            raise
+        store = cls(conn, path)
+        log.info("call store %s open (schema version %d)", path, version)
+        if recover:
+            try:
+                store.recovered = tuple(await store.recover_interrupted(
+                    time.time() if now is None else now))
+            except BaseException:
+                await store.close()
+                raise
+        return store
+
+    async def close(self) -> None:
+        """Close the database. Safe to call twice."""
+        async with self._lock:  # let a running transaction finish first
+            self._closed = True
+            await self._conn.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    # -- transactions ----------------------------------------------------------------------
+    @asynccontextmanager
+    async def _transaction(self, what: str, write: bool = True) -> AsyncIterator[None]:
+        """One transaction, alone on the connection; sqlite3 errors become StoreError.
+
+        ``what`` names the operation in error messages (never personal data). Writes take
+        the write lock at BEGIN so they cannot fail half way for a busy database.
+        """
+        async with self._lock:
+            if self._closed:
+                raise StoreError(f"{self.path}: {what}: the call store is closed")
+            try:
+                await self._exec("BEGIN IMMEDIATE" if write else "BEGIN")
+            except sqlite3.Error as exc:  # e.g. another process held the lock too long
+                raise StoreError(f"{self.path}: {what}: {exc}") from exc
+            try:
+                yield
+                await self._exec("COMMIT")
+            except BaseException as exc:
+                # Queued after whatever is still running, so it always lands (even when we
+                # are being cancelled); nothing to roll back if SQLite already did.
+                with suppress(sqlite3.Error):
+                    await self._exec("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"{self.path}: {what}: {exc}") from exc
+                raise
+
+    async def _exec(self, sql: str, *params: Any) -> None:
+        async with self._conn.execute(sql, _Params(params)):
+            pass
+
+    async def _insert(self, sql: str, *params: Any) -> int:
+        """Run an INSERT; return the new row's id."""
+        async with self._conn.execute(sql, _Params(params)) as cur:
+            rowid = cur.lastrowid
+        if rowid is None:  # cannot happen for a successful INSERT into a rowid table
+            raise StoreError(f"{self.path}: no row id after insert")
+        return rowid
+
+    async def _all(self, sql: str, *params: Any) -> list[sqlite3.Row]:
+        async with self._conn.execute(sql, _Params(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def _require_call(self, call_id: int) -> sqlite3.Row:
+        rows = await self._all("SELECT * FROM calls WHERE id = ?", call_id)
+        if not rows:
+            raise CallNotFoundError(call_id)
+        return rows[0]
+
+    # -- writes ----------------------------------------------------------------------------
+    async def ensure_ruleset(self, version: str, path: str, text: str,
+                             used_at: float | None = None) -> None:
+        """Keep the exact rules file in force, once per version.
+
+        ``version`` must be the SHA-256 hex digest of ``text`` encoded as UTF-8 (the rules
+        loader's version), so the stored text is verifiable evidence. ``used_at`` (unix
+        epoch seconds, default now) is recorded the first time only.
+        """
+        if hashlib.sha256(text.encode("utf-8")).hexdigest() != version:
+            raise ValueError(f"rules text does not hash to version {version[:12]}")
+        when = time.time() if used_at is None else used_at
+        async with self._transaction("ensure_ruleset"):
+            await self._exec("INSERT OR IGNORE INTO rulesets (version, path, text, first_used_at)"
+                             " VALUES (?, ?, ?, ?)", version, str(path), text, when)
+
+    async def create_call(self, direction: str, remote: str, source: str, started_at: float,
+                          rules_version: str | None, sample_rate: int = 8000) -> int:
+        """Record a new call and return its id.
+
+        ``started_at`` is unix epoch seconds; ``remote`` the other party's number or SIP
+        URI; ``rules_version`` must already be stored (:meth:`ensure_ruleset`) or ``None``;
+        ``sample_rate`` (Hz) applies to both audio legs.
+        """
+        _one_of("direction", direction, DIRECTIONS)
+        _one_of("source", source, SOURCES)
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, not {sample_rate}")
+        async with self._transaction("create_call"):
+            call_id = await self._insert(
+                "INSERT INTO calls (direction, remote, source, started_at, rules_version,"
+                " sample_rate) VALUES (?, ?, ?, ?, ?, ?)",
+                direction, remote, source, started_at, rules_version, sample_rate)
+        log.debug("call %d created", call_id)
+        return call_id
+
+    async def append_audio(self, call_id: int, leg: str, start_sample: int, pcm: bytes) -> None:
+        """Store one chunk of ``leg``'s audio starting at sample ``start_sample`` of the call.
+
+        ``pcm`` is PCM16 little-endian mono at the call's sample rate (an even, non-zero
+        number of bytes). A chunk may not start where another of the same leg does.
+        """
+        _one_of("leg", leg, LEGS)
+        if len(pcm) % BYTES_PER_SAMPLE or not pcm:
+            raise ValueError(f"pcm must be PCM16 (an even, non-zero number of bytes), "
+                             f"got {len(pcm)} bytes")
+        if start_sample < 0:
+            raise ValueError(f"start_sample must be >= 0, not {start_sample}")
+        async with self._transaction(f"append_audio(call {call_id}, {leg}, {start_sample})"):
+            await self._require_call(call_id)
+            await self._exec("INSERT INTO audio_chunks (call_id, leg, start_sample, pcm)"
+                             " VALUES (?, ?, ?, ?)", call_id, leg, start_sample, bytes(pcm))
+
+    async def add_utterance(self, call_id: int, leg: str, start_s: float, end_s: float,
+                            text: str, status: str, reason: str | None = None,
+                            asr_s: float | None = None, lag_s: float | None = None,
+                            hits: Iterable[HitRow] = ()) -> int:
+        """Record one utterance and its rule hits in one transaction; return its id.
+
+        ``start_s``/``end_s`` are call time in seconds; ``hits`` holds
+        ``(rule_id, category, severity, term, start, end, matched)`` tuples with character
+        offsets into ``text``. Either the utterance and all its hits are stored or nothing.
+        """
+        _one_of("leg", leg, LEGS)
+        _one_of("status", status, UTTERANCE_STATUSES)
+        if end_s < start_s:
+            raise ValueError(f"end_s ({end_s}) is before start_s ({start_s})")
+        hit_rows = [tuple(h) for h in hits]
+        for h in hit_rows:
+            if len(h) != 7:
+                raise ValueError("each hit must be (rule_id, category, severity, term, start, "
+                                 f"end, matched), got {len(h)} values")
+        async with self._transaction(f"add_utterance(call {call_id})"):
+            await self._require_call(call_id)
+            utterance_id = await self._insert(
+                "INSERT INTO utterances (call_id, leg, start_s, end_s, text, status, reason,"
+                " asr_s, lag_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                call_id, leg, start_s, end_s, text, status, reason, asr_s, lag_s)
+            if hit_rows:
+                await self._conn.executemany(
+                    "INSERT INTO hits (utterance_id, rule_id, category, severity, term, start,"
+                    " end, matched) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    _ParamRows(_Params((utterance_id, *h)) for h in hit_rows))
+        log.debug("call %d: utterance %d stored with %d hit(s)", call_id, utterance_id,
+                  len(hit_rows))
+        return utterance_id
+
+    async def add_verdict(self, call_id: int, t_s: float, kind: str, prompt: str | None,
+                          hangup: bool, reason: str) -> int:
+        """Record a policy verdict at call time ``t_s`` (seconds); return its id."""
+        _one_of("kind", kind, VERDICT_KINDS)
+        async with self._transaction(f"add_verdict(call {call_id})"):
+            await self._require_call(call_id)
+            return await self._insert(
+                "INSERT INTO verdicts (call_id, t_s, kind, prompt, hangup, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?)", call_id, t_s, kind, prompt, int(bool(hangup)),
+                reason)
+
+    async def add_action(self, call_id: int, t_s: float, kind: str, detail: str,
+                         ok: bool = True, error: str | None = None) -> int:
+        """Record what the agent did at call time ``t_s`` (seconds) and whether it worked."""
+        async with self._transaction(f"add_action(call {call_id})"):
+            await self._require_call(call_id)
+            return await self._insert(
+                "INSERT INTO actions (call_id, t_s, kind, detail, ok, error)"
+                " VALUES (?, ?, ?, ?, ?, ?)", call_id, t_s, kind, detail, int(bool(ok)), error)
+
+    async def update_call(self, call_id: int, flagged: bool | None = None,
+                          stage: str | None = None, note: str | None = None) -> None:
+        """Change a call's flag, stage or note; ``None`` leaves a field as it is.
+
+        ``stage`` only ever rises (none < notice < warned < final): it records the highest
+        stage the call reached, so a late or repeated update cannot lower it.
+        """
+        if stage is not None:
+            _one_of("stage", stage, STAGES)
+        async with self._transaction(f"update_call(call {call_id})"):
+            row = await self._require_call(call_id)
+            if flagged is not None:
+                await self._exec("UPDATE calls SET flagged = ? WHERE id = ?",
+                                 int(bool(flagged)), call_id)
+            if stage is not None and STAGES.index(stage) > STAGES.index(row["stage"]):
+                await self._exec("UPDATE calls SET stage = ? WHERE id = ?", stage, call_id)
+            if note is not None:
+                await self._exec("UPDATE calls SET note = ? WHERE id = ?", note, call_id)
+
+    async def end_call(self, call_id: int, ended_at: float, duration_s: float,
+                       end_reason: str) -> None:
+        """Close a call: ``ended_at`` unix epoch seconds, ``duration_s`` seconds from answer.
+
+        A call ends once; ending it again raises :class:`StoreError`.
+        """
+        if duration_s < 0:
+            raise ValueError(f"duration_s must be >= 0, not {duration_s}")
+        async with self._transaction(f"end_call(call {call_id})"):
+            row = await self._require_call(call_id)
+            if row["ended_at"] is not None:
+                raise StoreError(f"call {call_id} has already ended ({row['end_reason']})")
+            await self._exec("UPDATE calls SET ended_at = ?, duration_s = ?, end_reason = ?"
+                             " WHERE id = ?", ended_at, duration_s, end_reason, call_id)
+        log.debug("call %d ended: %s", call_id, end_reason)
+
+    async def recover_interrupted(self, now: float) -> list[int]:
+        """Close the calls a crash left open (``ended_at`` NULL) as ``interrupted``.
+
+        Their duration is the length of the audio kept (the longer leg, in seconds; 0 with
+        no audio) and ``ended_at`` the start plus that duration, capped at ``now`` (unix
+        epoch seconds): the recording shows when the call stopped being kept, while ``now``
+        only says when we noticed. Only call this while no call is being recorded into the
+        file (at start-up). Returns the ids, oldest first.
+        """
+        async with self._transaction("recover_interrupted"):
+            rows = await self._all(
+                "SELECT c.id, c.started_at, c.sample_rate,"
+                " (SELECT MAX(a.start_sample + length(a.pcm) / 2) FROM audio_chunks a"
+                "  WHERE a.call_id = c.id) AS samples"
+                " FROM calls c WHERE c.ended_at IS NULL ORDER BY c.id")
+            for row in rows:
+                duration = (row["samples"] or 0) / row["sample_rate"]
+                ended_at = min(now, row["started_at"] + duration)
+                await self._exec("UPDATE calls SET ended_at = ?, duration_s = ?,"
+                                 " end_reason = 'interrupted' WHERE id = ?",
+                                 ended_at, duration, row["id"])
+        ids = [row["id"] for row in rows]
+        if ids:
+            log.warning("%d call(s) left open by a crash closed as interrupted", len(ids))
+            log.debug("interrupted calls: %s", ids)
+        return ids
+
+    # -- reads -----------------------------------------------------------------------------
+    async def list_calls(self, flagged_only: bool = False, limit: int = 100) -> list[CallSummary]:
+        """The latest ``limit`` calls (or flagged calls), newest first."""
+        where = "WHERE flagged = 1" if flagged_only else ""  # matches the partial index
+        async with self._transaction("list_calls", write=False):
+            rows = await self._all(f"SELECT {_SUMMARY_COLUMNS} FROM calls {where}"
+                                   " ORDER BY started_at DESC, id DESC LIMIT ?", limit)
+        return [_summary(row) for row in rows]
+
+    async def get_call(self, call_id: int) -> CallRecord:
+        """Everything recorded about one call (not its audio: see :meth:`read_audio`)."""
+        async with self._transaction(f"get_call({call_id})", write=False):
+            call = await self._require_call(call_id)
+            utterances = await self._all(
+                "SELECT * FROM utterances WHERE call_id = ? ORDER BY start_s, id", call_id)
+            hits = await self._all(
+                "SELECT h.* FROM hits h JOIN utterances u ON u.id = h.utterance_id"
+                " WHERE u.call_id = ? ORDER BY h.utterance_id, h.start, h.id", call_id)
+            verdicts = await self._all(
+                "SELECT * FROM verdicts WHERE call_id = ? ORDER BY t_s, id", call_id)
+            actions = await self._all(
+                "SELECT * FROM actions WHERE call_id = ? ORDER BY t_s, id", call_id)
+        by_utterance: dict[int, list[HitRecord]] = {}
+        for h in hits:
+            by_utterance.setdefault(h["utterance_id"], []).append(HitRecord(
+                h["id"], h["utterance_id"], h["rule_id"], h["category"], h["severity"],
+                h["term"], h["start"], h["end"], h["matched"]))
+        summary = _summary(call)
+        return CallRecord(
+            summary.id, summary.direction, summary.source, summary.started_at,
+            summary.duration_s, summary.end_reason, summary.flagged, summary.stage,
+            summary.remote,
+            ended_at=call["ended_at"], sample_rate=call["sample_rate"],
+            rules_version=call["rules_version"], note=call["note"],
+            utterances=tuple(UtteranceRecord(
+                u["id"], u["call_id"], u["leg"], u["start_s"], u["end_s"], u["text"],
+                u["status"], u["reason"], u["asr_s"], u["lag_s"],
+                tuple(by_utterance.get(u["id"], ()))) for u in utterances),
+            verdicts=tuple(VerdictRecord(
+                v["id"], v["call_id"], v["t_s"], v["kind"], v["prompt"], bool(v["hangup"]),
+                v["reason"]) for v in verdicts),
+            actions=tuple(ActionRecord(
+                a["id"], a["call_id"], a["t_s"], a["kind"], a["detail"], bool(a["ok"]),
+                a["error"]) for a in actions),
+        )
+
+    async def read_audio(self, call_id: int, leg: str) -> bytes:
+        """One leg's audio from sample 0: PCM16 little-endian mono at the call's rate.
+
+        Chunks are laid at their ``start_sample``; gaps (lost or unsent audio) become
+        silence so that byte offset / 2 / sample_rate is always the call time in seconds.
+        Where chunks overlap, the later-starting one wins.
+        """
+        _one_of("leg", leg, LEGS)
+        _, (chunks,) = await self._audio(call_id, (leg,))
+        # A long call is tens of MB: assemble it off the event loop.
+        return await asyncio.to_thread(_assemble, chunks)
+
+    async def export_wav(self, call_id: int, path: str | os.PathLike[str]) -> int:
+        """Write the call as a stereo WAV: caller left, counselor right; return its frames.
+
+        PCM16 at the call's sample rate; the shorter leg is padded with silence. The file is
+        written next to ``path`` and renamed into place, so it is never seen half written.
+        """
+        sample_rate, (caller, counselor) = await self._audio(call_id, ("caller", "counselor"))
+        return await asyncio.to_thread(_write_wav, Path(path), sample_rate, caller, counselor)
+
+    async def _audio(self, call_id: int, legs: Sequence[str],
+                     ) -> tuple[int, list[list[tuple[int, bytes]]]]:
+        """The call's sample rate and each leg's ``(start_sample, pcm)`` chunks, one snapshot."""
+        async with self._transaction(f"read audio of call {call_id}", write=False):
+            call = await self._require_call(call_id)
+            chunks = []
+            for leg in legs:
+                rows = await self._all("SELECT start_sample, pcm FROM audio_chunks"
+                                       " WHERE call_id = ? AND leg = ? ORDER BY start_sample",
+                                       call_id, leg)
+                chunks.append([(r[0], r[1]) for r in rows])
+        return call["sample_rate"], chunks
+
+    async def ruleset(self, version: str) -> tuple[str, str]:
+        """The ``(path, text)`` of a stored rules file; StoreError if unknown or altered."""
+        async with self._transaction("ruleset", write=False):
+            rows = await self._all("SELECT path, text FROM rulesets WHERE version = ?", version)
+        if not rows:
+            raise StoreError(f"no rules version {version[:12]} in the call store")
+        path, text = rows[0]["path"], rows[0]["text"]
+        if hashlib.sha256(text.encode("utf-8")).hexdigest() != version:
+            raise StoreError(f"stored rules {version[:12]} do not match their hash")
+        return path, text
+
+
+async def _pragma(conn: aiosqlite.Connection, sql: str) -> str:
+    async with conn.execute(sql) as cur:
+        row = await cur.fetchone()
+    return str(row[0]).lower() if row else ""
+
+
+async def _enable_wal(conn: aiosqlite.Connection, path: Path, tries: int = 50) -> None:
+    """Switch the file to WAL (it stays so); retry while another opener holds the lock.
+
+    Changing the journal mode needs the file to ourselves and SQLite reports "locked"
+    without waiting for the busy timeout, so two processes opening a new file at once
+    would otherwise fail. Once in WAL, nothing needs to change on later opens.
+    """
+    mode = await _pragma(conn, "PRAGMA journal_mode")
+    for attempt in range(tries):
+        if mode == "wal":
+            return
+        try:
+            mode = await _pragma(conn, "PRAGMA journal_mode = WAL")
+            break
+        except sqlite3.OperationalError:
+            if attempt == tries - 1:
+                raise
+            await asyncio.sleep(0.1)
+    if mode != "wal":  # e.g. a file system without shared memory: still correct, slower
+        log.warning("%s: WAL journal not available, using %s", path, mode)
+
+
+def _summary(row: sqlite3.Row) -> CallSummary:
+    return CallSummary(row["id"], row["direction"], row["source"], row["started_at"],
+                       row["duration_s"], row["end_reason"], bool(row["flagged"]), row["stage"],
+                       row["remote"])
+
+
+def _assemble(chunks: Sequence[tuple[int, bytes]]) -> bytes:
+    """Lay PCM16 chunks ``(start_sample, pcm)`` on one timeline, zeros (silence) in gaps."""
+    if not chunks:
+        return b""
+    size = max(start * BYTES_PER_SAMPLE + len(pcm) for start, pcm in chunks)
+    out = bytearray(size)
+    for start, pcm in chunks:
+        offset = start * BYTES_PER_SAMPLE
+        out[offset : offset + len(pcm)] = pcm
+    return bytes(out)
+
+
+def _write_wav(path: Path, sample_rate: int, left_chunks: Sequence[tuple[int, bytes]],
+               right_chunks: Sequence[tuple[int, bytes]]) -> int:
+    """Interleave two PCM16 LE mono legs into a stereo WAV at ``path``; return frames."""
+    if sys.byteorder == "big":  # wave assumes native-order samples and would swap ours
+        raise StoreError("WAV export is only supported on little-endian machines")
+    left, right = _assemble(left_chunks), _assemble(right_chunks)
+    n = max(len(left), len(right))
+    left, right = left.ljust(n, b"\0"), right.ljust(n, b"\0")
+    frames = bytearray(2 * n)
+    # Frame layout: L lo, L hi, R lo, R hi. Extended slices copy in C, no per-sample loop.
+    frames[0::4], frames[1::4] = left[0::2], left[1::2]
+    frames[2::4], frames[3::4] = right[0::2], right[1::2]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        with wave.open(str(tmp), "wb") as w:
+            w.setnchannels(2)
+            w.setsampwidth(BYTES_PER_SAMPLE)
+            w.setframerate(sample_rate)
+            w.writeframes(bytes(frames))
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n // BYTES_PER_SAMPLE
