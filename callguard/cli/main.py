@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from callguard import __version__
-from callguard.cli import rules_cmd
+from callguard.cli import call_cmd, rules_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="more log output (-v: INFO, -vv: DEBUG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     rules_cmd.register(sub)
+    call_cmd.register(sub)
     return parser
 
 

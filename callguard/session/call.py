@@ -196,7 +196,7 @@ class CallSession:
             await self._safe(self.store.ensure_ruleset(rs.version, str(rs.path or ""),
                                                        rs.source))
             self.call_id = await self._safe(self.store.create_call(
-                self.direction, self.remote, self.source,
+                self.direction, self.remote or "", self.source,
                 time.time() if started_at is None else started_at, rs.version,
                 self.config.sample_rate))
         self._emit(TimelineEvent(0.0, "call", detail={"direction": self.direction,
@@ -356,12 +356,14 @@ class CallSession:
                                                                               "rejected"):
             self.latencies.append(lag)
         kind = "speech" if rec.status == "ok" else "dropped"
+        detail_extra = {"after_end": True} if after_end else {}
         if p.utterance.provisional and not is_final:
             kind = "early"
         self._emit(TimelineEvent(t, kind, p.leg, rec.text, detail={
             "start": round(utt.start_s, 2), "end": round(utt.end_s, 2), "status": rec.status,
             "reason": rec.reason, "hits": [h.rule_id for h in hits],
-            "lag_s": None if lag is None else round(lag, 3), "asr_s": round(rec.asr_s, 3)}))
+            "lag_s": None if lag is None else round(lag, 3), "asr_s": round(rec.asr_s, 3),
+            **detail_extra}))
         if self.store is not None and self.call_id is not None and (
             is_final or new_hits or p.superseded
         ):

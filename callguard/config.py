@@ -1,0 +1,141 @@
+"""The agent's settings file (TOML) and where things live by default.
+
+Looked up in this order: ``--config PATH``, ``$CALLGUARD_CONFIG``,
+``$XDG_CONFIG_HOME/callguard/config.toml`` (``~/.config/callguard/config.toml``). With no file
+every default applies, which runs the bundled model and the shipped default rules::
+
+    [asr]
+    model = "bundled"        # or a CTranslate2 Whisper folder, or a size name ("small",
+                             # "large-v3-turbo") already in the local Hugging Face cache
+    compute_type = "int8"    # CTranslate2 quantisation
+    cpu_threads = 2
+
+    [rules]
+    path = "/etc/callguard/rules.toml"
+
+    [store]
+    path = "~/.local/share/callguard/callguard.db"
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RULES = REPO_ROOT / "rules" / "default.toml"
+DEMO_DIR = REPO_ROOT / "callguard" / "demo"
+
+
+class ConfigError(ValueError):
+    """A settings file problem; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class AsrSettings:
+    model: str = "bundled"
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    asr: AsrSettings = field(default_factory=AsrSettings)
+    rules_path: Path = DEFAULT_RULES
+    store_path: Path = field(default_factory=lambda: default_data_dir() / "callguard.db")
+    source: Path | None = None  # the file these came from, if any
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "callguard"
+
+
+def default_config_path() -> Path:
+    env = os.environ.get("CALLGUARD_CONFIG")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "callguard" / "config.toml"
+
+
+_KEYS = {"asr": {"model", "compute_type", "cpu_threads"}, "rules": {"path"},
+         "store": {"path"}}
+
+
+def _unknown(name: str, where: str, known: set[str], path: Path) -> ConfigError:
+    hint = difflib.get_close_matches(name, sorted(known), n=1)
+    extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+    return ConfigError(f"{path}: unknown key {where}{name!r}{extra}")
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the settings file (``path`` must exist when given; the default may be absent)."""
+    explicit = path is not None or "CALLGUARD_CONFIG" in os.environ
+    path = path or default_config_path()
+    if not path.is_file():
+        if explicit:
+            raise ConfigError(f"{path}: settings file not found")
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    for section, body in data.items():
+        if section not in _KEYS:
+            raise _unknown(section, "", set(_KEYS), path)
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: [{section}] must be a table")
+        for key in body:
+            if key not in _KEYS[section]:
+                raise _unknown(key, f"{section}.", _KEYS[section], path)
+    asr = data.get("asr", {})
+    threads = asr.get("cpu_threads", 2)
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ConfigError(f"{path}: asr.cpu_threads must be a positive integer")
+    for key in ("model", "compute_type"):
+        if key in asr and not isinstance(asr[key], str):
+            raise ConfigError(f"{path}: asr.{key} must be a string")
+    settings = Settings(
+        asr=AsrSettings(model=asr.get("model", "bundled"),
+                        compute_type=asr.get("compute_type", "int8"), cpu_threads=threads),
+        source=path,
+    )
+    base = path.parent
+    if "path" in data.get("rules", {}):
+        settings = replace(settings, rules_path=_path(data["rules"]["path"], base, path, "rules"))
+    if "path" in data.get("store", {}):
+        settings = replace(settings, store_path=_path(data["store"]["path"], base, path, "store"))
+    return settings
+
+
+def _path(value: object, base: Path, source: Path, section: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{source}: {section}.path must be a non-empty string")
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def resolve_model(asr: AsrSettings, cache_dir: Path | None = None) -> str:
+    """What to hand ``WhisperModel``: the assembled bundled folder, a model folder, or a size
+    name (resolved offline from the local cache by faster-whisper)."""
+    if asr.model == "bundled":
+        from callguard.asr.bundled import bundled_model_dir
+
+        return str(bundled_model_dir(cache_dir))
+    p = Path(asr.model).expanduser()
+    if p.exists():
+        if not (p / "model.bin").is_file():
+            raise ConfigError(f"asr.model {asr.model!r}: no model.bin in that folder")
+        return str(p)
+    from callguard.asr.whisper import SIZE_NAMES
+
+    if asr.model in SIZE_NAMES:
+        return asr.model
+    raise ConfigError(f"asr.model {asr.model!r} is neither 'bundled', a model folder, "
+                      f"nor a size name ({', '.join(SIZE_NAMES)})")

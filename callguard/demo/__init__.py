@@ -1,0 +1,1 @@
+"""The demo call: rules, banner and the scenario ``callguard demo`` plays."""
