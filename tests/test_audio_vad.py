@@ -246,3 +246,36 @@ def test_webrtcvad_chunking_does_not_change_the_result():
     expected = _spans(_run(Segmenter(), x))
     for chunk in (37, 160, 999):
         assert _spans(_run(Segmenter(), x, chunk)) == expected
+
+
+# --- early (provisional) looks ---------------------------------------------------------
+
+
+def test_early_look_comes_after_the_short_pause_and_the_final_repeats_its_span():
+    x = _fake_stream([(8000, 16000)], 40000)
+    seg = _fake(early_ms=240)  # 12 frames
+    # 12 unvoiced frames after the speech ends at 16000 → emitted at 16000 + 12 * 160.
+    assert seg.push(x[:17919]) == []
+    [early] = seg.push(x[17919:17920])
+    assert early.provisional and (early.start, early.end, early.speech_end) == (5600, 17920,
+                                                                                16000)
+    np.testing.assert_array_equal(early.pcm, x[5600:17920])
+    [final] = seg.push(x[17920:])
+    assert not final.provisional and (final.start, final.end, final.speech_end) == (
+        5600, 18400, 16000)
+
+
+def test_speech_resuming_after_an_early_look_gives_a_new_look_and_one_final():
+    x = _fake_stream([(8000, 12000), (12000 + 14 * F, 16000 + 14 * F)], 48000)
+    utts = _run(_fake(early_ms=240), x, chunk=333)
+    assert [(u.provisional, u.start, u.speech_end) for u in utts] == [
+        (True, 5600, 12000), (True, 5600, 16000 + 14 * F), (False, 5600, 16000 + 14 * F)]
+
+
+def test_no_early_look_for_too_short_speech_or_when_disabled():
+    x = _fake_stream([(8000, 8000 + 5 * F)], 24000)  # 100 ms < min_speech 200 ms
+    assert _run(_fake(early_ms=240), x) == []
+    y = _fake_stream([(8000, 16000)], 40000)
+    assert [u.provisional for u in _run(_fake(), y)] == [False]
+    # An early look at or beyond the hangover would come after the final: disabled.
+    assert [u.provisional for u in _run(_fake(early_ms=600), y)] == [False]

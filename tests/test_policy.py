@@ -217,3 +217,18 @@ def test_utterance_weight_counts_overlapping_words_once():
                              hit("a", 1, start=9, end=11)]) == (4, ("a", "b"))
     # crisis hits add nothing
     assert utterance_weight([hit("c", 5, Category.CRISIS)]) == (0, ())
+
+
+def test_strikes_spoken_over_a_playing_warning_do_not_count():
+    call = Call(POLICY)
+    assert call.say(10) == [N] and call.say(11) == [W]
+    # The warning prompt plays from 11 s to 19 s: the caller hears it only then.
+    call.state = call.policy.warning_heard_at(call.state, 19.0)
+    assert call.say(17) == [] and call.say(18) == []  # would be past the 5 s cooldown
+    assert call.say(23) == []  # 19 + 5 s cooldown not yet passed
+    assert call.say(24) == [] and call.say(25) == [F]
+    # An earlier end than the warning itself never moves the mark back.
+    state = PolicyEvaluator(POLICY, DurationPolicy()).warning_heard_at(
+        CallState(last_warning_at=30.0), 20.0)
+    assert state.last_warning_at == 30.0
+    assert PolicyEvaluator.warning_heard_at(CallState(), 5.0).last_warning_at is None

@@ -118,6 +118,7 @@ class _Pending:
     final: Utterance | None = None  # set when the final utterance reuses this early look
     superseded: bool = False
     result: tuple[float, Recognition] | None = None  # (call time, result) once dispatched
+    stored: bool = False  # its utterance row has been written
 
 
 @dataclass(order=True)
@@ -364,14 +365,16 @@ class CallSession:
             "reason": rec.reason, "hits": [h.rule_id for h in hits],
             "lag_s": None if lag is None else round(lag, 3), "asr_s": round(rec.asr_s, 3),
             **detail_extra}))
-        if self.store is not None and self.call_id is not None and (
-            is_final or new_hits or p.superseded
-        ):
-            end_s = utt.end_s
+        # One row per utterance: an early look that found hits is stored at once (it is
+        # evidence even if the caller goes on and the whole utterance reads differently);
+        # a final that reuses that early result is not stored again.
+        store_it = (is_final and not p.stored) or (not is_final and bool(new_hits))
+        if store_it and self.store is not None and self.call_id is not None:
+            p.stored = True
             await self._safe(self.store.add_utterance(
-                self.call_id, p.leg, utt.start_s, end_s, rec.text, rec.status,
-                reason=rec.reason if is_final else "early_look", asr_s=rec.asr_s, lag_s=lag,
-                hits=[_hit_row(h) for h in hits]))
+                self.call_id, p.leg, utt.start_s, utt.end_s, rec.text, rec.status,
+                reason=rec.reason if not p.utterance.provisional else "early_look",
+                asr_s=rec.asr_s, lag_s=lag, hits=[_hit_row(h) for h in hits]))
         if new_hits and not after_end:
             await self._apply(HitsObserved(new_hits, p.leg), t)
         elif new_hits:

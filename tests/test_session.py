@@ -1,0 +1,255 @@
+"""Session tests: synthetic speech through the real VAD, resampler, worker thread, policy and
+SQLite store; only the recogniser is a fake (tones → scripted sentences)."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from callguard.asr.fake import ToneTranscriber
+from callguard.asr.worker import RecognitionWorker
+from callguard.rules.engine import RulesEngine
+from callguard.session.call import HANGUP_MARGIN_S, SessionConfig
+from callguard.session.control import FakeCallControl
+from callguard.sim.callaudio import CallAudio
+from callguard.sim.driver import SimulationResult, run_call
+from callguard.store import Store
+from synth import call_audio
+
+CLEAN, ABUSE, CRISIS = 1000.0, 1500.0, 2000.0
+SCRIPT = {CLEAN: "안녕하세요 요금 문의드릴게요", ABUSE: "야 이 개새끼야",
+          CRISIS: "죽고 싶다"}
+WARN_S, FINAL_S = 2.0, 1.5
+
+RULES = """\
+format = 1
+name = "session test"
+[escalation]
+window = "2m"
+cooldown = "1s"
+notice_at = 1
+warn_at = 1
+warnings = 1
+final_at = 1
+[duration.inbound]
+{duration}
+[prompts.warning]
+file = "warning.wav"
+text = "경고"
+[prompts.final]
+file = "final.wav"
+text = "종료"
+[prompts.duration_notice]
+file = "warning.wav"
+text = "시간 안내"
+[prompts.duration_final]
+file = "final.wav"
+text = "시간 종료"
+[[rule]]
+id = "t.saekki"
+category = "profanity"
+terms = ["새끼"]
+[[rule]]
+id = "t.crisis"
+category = "crisis"
+mode = "phrase"
+terms = ["죽/VV 싶/VX"]
+"""
+
+
+def _prompt(path: Path, seconds: float) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(np.zeros(int(seconds * 8000), "<i2").tobytes())
+
+
+@pytest.fixture
+def rules(tmp_path: Path):
+    def make(duration: str = "") -> RulesEngine:
+        _prompt(tmp_path / "warning.wav", WARN_S)
+        _prompt(tmp_path / "final.wav", FINAL_S)
+        p = tmp_path / "rules.toml"
+        p.write_text(RULES.format(duration=duration), encoding="utf-8")
+        return RulesEngine(p)
+    return make
+
+
+def simulate(engine: RulesEngine, caller, counselor=None, *, db: Path | None = None,
+             control: FakeCallControl | None = None, config: SessionConfig | None = None,
+             transcriber=None, wrap_store=None) -> SimulationResult:
+    counselor = np.zeros_like(caller) if counselor is None else counselor
+    audio = CallAudio(caller, counselor, 8000, 8000, 2)
+
+    async def main() -> SimulationResult:
+        worker = RecognitionWorker(lambda: transcriber or ToneTranscriber(SCRIPT, delay_s=0.02))
+        await worker.start()
+        store = await Store.open(db) if db is not None else None
+        session_store = wrap_store(store) if wrap_store and store else store
+        try:
+            return await run_call(audio, ruleset=engine.ruleset, matcher=engine.matcher,
+                                  recogniser=worker, store=session_store, control=control,
+                                  config=config or SessionConfig())
+        finally:
+            await worker.stop()
+            if store is not None:
+                await store.close()
+    return asyncio.run(main())
+
+
+def _kinds(res: SimulationResult) -> list[str]:
+    return [k for _, k in res.verdicts()]
+
+
+def test_abusive_call_is_warned_then_ended_after_the_final_prompt(rules, tmp_path):
+    engine = rules()
+    # Clean at 1 s; abuse at 4 s (→ warning); abuse again while the warning still plays
+    # (must not count); abuse at 11 s, after the warning ended (→ final notice, hangup).
+    caller = call_audio([(1, 1.5, CLEAN), (4, 1.2, ABUSE), (6.4, 0.8, ABUSE),
+                         (11, 1.2, ABUSE), (14, 3, CLEAN)], 20)
+    db = tmp_path / "calls.db"
+    res = simulate(engine, caller, db=db)
+    assert _kinds(res) == ["notice", "warn", "final"]
+    (t_warn, _), (t_final, _) = res.verdicts()[1:]
+    assert 5.2 < t_warn < 6.2  # end of the first abuse + early look + recognition
+    assert 12.2 < t_final < 13.2  # the abuse at 6.4 s was spoken over the warning
+    assert res.control.played == [("warning", WARN_S), ("final", FINAL_S)]
+    assert res.control.hangups == 1
+    assert res.hangups() == [pytest.approx(t_final + FINAL_S + HANGUP_MARGIN_S)]
+    assert res.end_reason == "final_notice"
+
+    async def read():
+        async with Store.open(db) as store:
+            call = await store.get_call(res.call_id)
+            return call, await store.read_audio(res.call_id, "caller")
+    call, audio = asyncio.run(read())
+    assert call.end_reason == "final_notice" and call.stage == "final" and call.flagged
+    assert call.rules_version == engine.version
+    assert [v.kind for v in call.verdicts] == ["notice", "warn", "final"]
+    assert [(a.kind, a.ok) for a in call.actions] == [
+        ("play_prompt", True), ("play_prompt", True), ("hangup", True)]
+    texts = [u.text for u in call.utterances if u.leg == "caller"]
+    assert texts[0] == SCRIPT[CLEAN] and texts.count(SCRIPT[ABUSE]) == 3
+    abusive = [u for u in call.utterances if u.text == SCRIPT[ABUSE]]
+    assert all(h.rule_id == "t.saekki" and h.matched == "새끼" for u in abusive for h in u.hits)
+    # Everything fed before the hangup was recorded, to the sample.
+    fed = len(audio) // 2
+    assert fed == pytest.approx(call.duration_s * 8000, abs=8000 * 0.02 + 1)
+    assert np.array_equal(np.frombuffer(audio, "<i2"), caller[:fed])
+
+
+def test_clean_call_triggers_nothing(rules, tmp_path):
+    caller = call_audio([(1, 1.5, CLEAN), (4, 2, CLEAN), (8, 1, CLEAN)], 11)
+    res = simulate(rules(), caller, db=tmp_path / "c.db")
+    assert res.verdicts() == [] and res.control.played == [] and res.control.hangups == 0
+    assert res.end_reason == "end_of_audio"
+    speech = [e for e in res.timeline if e.kind == "speech"]
+    assert [e.text for e in speech] == [SCRIPT[CLEAN]] * 3
+
+    async def read():
+        async with Store.open(tmp_path / "c.db") as store:
+            return await store.get_call(res.call_id)
+    call = asyncio.run(read())
+    assert not call.flagged and call.stage == "none" and call.end_reason == "end_of_audio"
+    assert call.duration_s == pytest.approx(11, abs=0.05)
+
+
+def test_counselor_speech_is_transcribed_but_never_counts(rules):
+    caller = call_audio([(1, 1.5, CLEAN)], 8)
+    counselor = call_audio([(3, 1.5, ABUSE)], 8, seed=2)
+    res = simulate(rules(), caller, counselor)
+    assert res.verdicts() == []
+    legs = {(e.leg, e.text) for e in res.timeline if e.kind == "speech"}
+    assert legs == {("caller", SCRIPT[CLEAN]), ("counselor", SCRIPT[ABUSE])}
+
+
+def test_crisis_alerts_without_ending_the_call(rules):
+    res = simulate(rules(), call_audio([(1, 1.5, CRISIS), (5, 1.5, CRISIS)], 9))
+    assert set(_kinds(res)) == {"alert"} and res.control.hangups == 0
+    assert any(e.kind == "action" and e.detail["kind"] == "alert" for e in res.timeline)
+
+
+def test_early_look_cuts_detection_latency(rules):
+    caller = call_audio([(1, 1.2, ABUSE)], 5)
+    early = simulate(rules(), caller)
+    late = simulate(rules(), caller, config=SessionConfig(early_ms=None))
+    t_early, t_late = early.verdicts()[0][0], late.verdicts()[0][0]
+    # Without the early look the verdict waits for the whole 600 ms hangover.
+    assert t_late - t_early > 0.25
+    assert early.session.latencies[0] < late.session.latencies[0] - 0.25
+    assert early.session.latencies[0] < 0.6
+
+
+def test_speech_resuming_after_the_early_look_is_recognised_whole(rules):
+    # 450 ms pause: longer than the early look (240 ms), shorter than the hangover (600).
+    caller = call_audio([(1, 1.0, CLEAN), (2.45, 1.0, CLEAN)], 6)
+    tones = ToneTranscriber(SCRIPT)
+    res = simulate(rules(), caller, transcriber=tones)
+    speech = [e for e in res.timeline if e.kind == "speech"]
+    assert len(speech) == 1 and speech[0].detail["start"] < 1.0 < 3.4 < speech[0].detail["end"]
+    assert tones.calls == 2  # one early look, then the whole utterance once more
+
+
+def test_duration_limits_notice_then_end(rules):
+    engine = rules('notice_at = "3s"\nfinal_at = "6s"')
+    res = simulate(engine, call_audio([(1, 1, CLEAN)], 12))
+    assert res.verdicts() == [(3.0, "duration_notice"), (6.0, "duration_final")]
+    assert res.hangups() == [pytest.approx(6.0 + FINAL_S + HANGUP_MARGIN_S)]
+    assert res.end_reason == "duration_limit"
+
+
+def test_a_prompt_that_cannot_play_still_ends_the_call(rules):
+    control = FakeCallControl(fail_prompts=True)
+    caller = call_audio([(1, 1.2, ABUSE), (5, 1.2, ABUSE)], 10)
+    res = simulate(rules(), caller, control=control)
+    assert _kinds(res) == ["notice", "warn", "final"]
+    assert control.hangups == 1 and res.end_reason == "final_notice"
+    failed = [e for e in res.timeline if e.kind == "action" and not e.detail["ok"]]
+    assert [e.detail["kind"] for e in failed] == ["play_prompt", "play_prompt"]
+    # With nothing played, the hangup follows the final verdict at once.
+    assert res.hangups() == [pytest.approx(res.verdicts()[-1][0])]
+
+
+class _FlakyStore:
+    """A store whose transcript writes fail: the call must go on regardless."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def add_utterance(self, *a, **kw):
+        raise OSError("disk full")
+
+
+def test_a_failing_store_does_not_stop_the_call(rules, tmp_path, caplog):
+    caller = call_audio([(1, 1.2, ABUSE), (5, 1.2, ABUSE)], 10)
+    res = simulate(rules(), caller, db=tmp_path / "f.db", wrap_store=_FlakyStore)
+    assert _kinds(res) == ["notice", "warn", "final"] and res.control.hangups == 1
+    assert "store write failed" in caplog.text
+    assert SCRIPT[ABUSE] not in caplog.text  # the transcript never reaches the log
+
+
+class _Broken:
+    name = "broken"
+
+    def transcribe(self, audio):
+        raise RuntimeError("model exploded")
+
+
+def test_a_failing_recogniser_keeps_the_call_and_the_recording(rules, tmp_path):
+    caller = call_audio([(1, 1.2, ABUSE)], 5)
+    res = simulate(rules(), caller, db=tmp_path / "b.db", transcriber=_Broken())
+    assert res.verdicts() == [] and res.end_reason == "end_of_audio"
+    assert [e.detail["status"] for e in res.timeline if e.kind == "dropped"] == ["failed"]
+
+    async def read():
+        async with Store.open(tmp_path / "b.db") as store:
+            return await store.read_audio(res.call_id, "caller")
+    assert np.array_equal(np.frombuffer(asyncio.run(read()), "<i2"), caller)
