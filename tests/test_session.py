@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synth import call_audio
 
 from callguard.asr.fake import ToneTranscriber
 from callguard.asr.worker import RecognitionWorker
@@ -18,7 +19,6 @@ from callguard.session.control import FakeCallControl
 from callguard.sim.callaudio import CallAudio
 from callguard.sim.driver import SimulationResult, run_call
 from callguard.store import Store
-from synth import call_audio
 
 CLEAN, ABUSE, CRISIS = 1000.0, 1500.0, 2000.0
 SCRIPT = {CLEAN: "안녕하세요 요금 문의드릴게요", ABUSE: "야 이 개새끼야",

@@ -45,6 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(sim)
     sim.set_defaults(func=cmd_simulate)
 
+    bench = sub.add_parser("bench", help="measure whether this machine is fast enough "
+                           "(model load, real-time factor, detection latency, CPU, memory)")
+    from callguard.bench.pipeline import add_arguments, execute
+
+    add_arguments(bench)
+    bench.set_defaults(func=execute)
+
     demo = sub.add_parser("demo", help="simulate the bundled sample call with the demo rules")
     _common(demo)
     demo.set_defaults(func=cmd_demo)

@@ -6,6 +6,7 @@ use the same worker, store and session with a SIP ``CallControl`` instead.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +56,16 @@ async def simulate_file(path: Path, *, settings: Settings, rules_path: Path,
     Raises ``RulesError``/``AudioFileError``/``ModelError``/``StoreError`` before the call
     starts when a part cannot be set up; nothing is stored then.
     """
-    engine = RulesEngine(rules_path)
-    audio = load_call(path, codec=codec)
+    audio = await asyncio.to_thread(load_call, path, codec=codec)
     worker = RecognitionWorker(factory or whisper_factory(settings))
+    # The model first: loading it briefly needs ~150 MB more than it keeps, and that
+    # transient should not stack on top of Kiwi's ~320 MB.
     await worker.start()
+    try:
+        engine = await asyncio.to_thread(RulesEngine, rules_path)
+    except BaseException:
+        await worker.stop()
+        raise
     transcriber = worker.transcriber
     info = RunInfo(audio, engine, getattr(transcriber, "name", "?"), worker.load_s, store_path)
     store = await Store.open(store_path, recover=True) if store_path is not None else None

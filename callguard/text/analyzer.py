@@ -103,7 +103,9 @@ class KiwiAnalyzer:
         from kiwipiepy import Kiwi  # imported here: it is slow and not needed by every user
 
         self.dictionary = dictionary
-        self._kiwi = Kiwi()
+        # The multi-word dictionary (proper-noun phrases) costs ~180 MB and 2.5 s to load
+        # and holds nothing abuse rules match on; without it Kiwi needs ~320 MB.
+        self._kiwi = Kiwi(load_multi_dict=False)
         self._lock = threading.Lock()
         for form, tag in dictionary.words:
             self._kiwi.add_user_word(form, tag, 0.0)

@@ -1,0 +1,199 @@
+"""``callguard bench``: is this desktop fast enough for live calls with the configured model?
+
+Runs a call through the live pipeline (VAD → recognition worker → rules → escalation →
+store in a temporary SQLite file) and reports, for the configured model:
+
+* ``model_load_s``: seconds to load the model (after the bundled one is assembled);
+* ``rtf``: recognition wall time over the call's audio seconds (``rtf_speech``: over the
+  seconds of speech that was recognised);
+* ``latency_p50_s`` / ``latency_p95_s``: end of caller speech → result (the moment a verdict
+  could be issued), per caller utterance, in seconds;
+* ``cpu_cores``: process CPU seconds over wall seconds (1.0 = one core busy);
+* ``peak_rss_mb``: the process's peak resident memory.
+
+By default the call is paced in real time, as on a live line, so recognition competes with
+audio handling as it would; ``--fast`` runs it on a simulated clock instead. The call is
+assembled from the speech in ``../shared/data/speech-ko`` (``$CALLGUARD_SPEECH_DATA``), or
+given as a WAV file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from callguard.config import load_settings
+from callguard.sim.callaudio import read_wav
+
+TARGETS = {"latency_p95_s": 1.0, "rtf": 0.2, "peak_rss_mb": 600.0}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+class _Peak:
+    """Samples RSS every 50 ms (psutil), for platforms without ``ru_maxrss``."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._t.join()
+        peak = self.peak
+        try:
+            import resource
+
+            peak = max(peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        except ImportError:  # Windows
+            pass
+        return peak / 2**20
+
+
+def build_bench_call(out: Path, data: Path, count: int, gap_s: float = 1.0) -> float:
+    """Caller-only call of the first ``count`` speech-ko utterances; returns seconds."""
+    parts = []
+    for k in range(1, count + 1):
+        x, rate = read_wav(data / f"k{k:03d}.wav")
+        parts += [x[:, 0], np.zeros(int(gap_s * rate))]
+    pcm = np.clip(np.rint(np.concatenate(parts) * 32767), -32768, 32767).astype("<i2")
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return pcm.size / rate
+
+
+def run(wav: Path, *, realtime: bool, config: Path | None, rules: Path | None) -> dict:
+    from callguard.sim.runner import simulate_file
+
+    settings = load_settings(config)
+    peak = _Peak()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        result, info = asyncio.run(simulate_file(
+            wav, settings=settings, rules_path=rules or settings.rules_path,
+            store_path=Path(tmp) / "bench.db", realtime=realtime, source="simulate"))
+    wall = time.perf_counter() - wall0
+    cpu = time.process_time() - cpu0
+    peak_mb = peak.stop()
+    speech = [e for e in result.timeline if e.kind in ("speech", "dropped", "early")]
+    asr_total = sum(e.detail.get("asr_s") or 0 for e in speech)
+    speech_s = sum(e.detail["end"] - e.detail["start"] for e in speech
+                   if e.kind != "early")
+    lat = result.session.latencies
+    out = {
+        "model": info.model,
+        "compute_type": settings.asr.compute_type,
+        "cpu_threads": settings.asr.cpu_threads,
+        "cpu_count": os.cpu_count(),
+        "mode": "realtime" if realtime else "fast",
+        "audio_s": round(result.audio_s, 2),
+        "utterances": len(lat),
+        "model_load_s": round(info.load_s, 3),
+        "rtf": round(asr_total / result.audio_s, 4) if result.audio_s else None,
+        "rtf_speech": round(asr_total / speech_s, 4) if speech_s else None,
+        "latency_p50_s": _r(percentile(lat, 50)),
+        "latency_p95_s": _r(percentile(lat, 95)),
+        "latency_max_s": _r(max(lat) if lat else None),
+        "cpu_cores": round(cpu / wall, 3),
+        "wall_s": round(wall, 2),
+        "peak_rss_mb": round(peak_mb, 1),
+    }
+    out["meets_targets"] = {k: (out[k] is not None and out[k] <= v) for k, v in TARGETS.items()}
+    return out
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 3)
+
+
+def table(r: dict) -> str:
+    rows = [
+        ("model", f"{r['model']} ({r['compute_type']}, {r['cpu_threads']} threads, "
+                  f"{r['cpu_count']} CPUs)", ""),
+        ("call", f"{r['audio_s']} s, {r['utterances']} caller utterances, {r['mode']}", ""),
+        ("model load", f"{r['model_load_s']:.2f} s", ""),
+        ("real-time factor", f"{r['rtf']}", f"≤ {TARGETS['rtf']}"),
+        ("  (per second of speech)", f"{r['rtf_speech']}", ""),
+        ("detection latency p50", f"{r['latency_p50_s']} s", ""),
+        ("detection latency p95", f"{r['latency_p95_s']} s", f"≤ {TARGETS['latency_p95_s']} s"),
+        ("detection latency max", f"{r['latency_max_s']} s", ""),
+        ("CPU", f"{r['cpu_cores']} cores busy on average", ""),
+        ("peak memory (RSS)", f"{r['peak_rss_mb']} MB", f"≤ {TARGETS['peak_rss_mb']:g} MB"),
+    ]
+    ok = r["meets_targets"]
+    lines = []
+    for name, value, target in rows:
+        key = {"real-time factor": "rtf", "detection latency p95": "latency_p95_s",
+               "peak memory (RSS)": "peak_rss_mb"}.get(name)
+        mark = "" if key is None else ("  ok" if ok[key] else "  TOO SLOW/BIG")
+        lines.append(f"  {name:<26} {value:<40} {target}{mark}")
+    verdict = "fast enough" if all(ok.values()) else "NOT fast enough"
+    return "\n".join(["callguard bench", *lines, f"  → this machine is {verdict} for live "
+                      "calls with this model"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="callguard bench", description=__doc__.split("\n")[0])
+    add_arguments(p)
+    return execute(p.parse_args(argv))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("wav", nargs="?", type=Path, help="call recording to use (default: a call "
+                   "assembled from the speech-ko test speech)")
+    p.add_argument("--utterances", type=int, default=20,
+                   help="speech-ko utterances in the assembled call (default 20)")
+    p.add_argument("--fast", action="store_true", help="simulated clock instead of real time")
+    p.add_argument("--config", type=Path)
+    p.add_argument("--rules", type=Path)
+    p.add_argument("--json", action="store_true", help="print only the JSON object")
+
+
+def execute(args: argparse.Namespace) -> int:
+    from callguard.demo.scenario import DemoDataMissing, speech_dir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = args.wav
+        if wav is None:
+            try:
+                data = speech_dir()
+            except DemoDataMissing as exc:
+                print(f"error: give a call recording to benchmark: {exc}", file=sys.stderr)
+                return 2
+            wav = Path(tmp) / "bench_call.wav"
+            build_bench_call(wav, data, max(1, min(args.utterances, 40)))
+        result = run(wav, realtime=not args.fast, config=args.config, rules=args.rules)
+    if not args.json:
+        print(table(result))
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
