@@ -74,7 +74,7 @@ def _unknown(name: str, where: str, known: set[str], path: Path) -> ConfigError:
 
 def load_settings(path: Path | None = None) -> Settings:
     """Read the settings file (``path`` must exist when given; the default may be absent)."""
-    explicit = path is not None or "CALLGUARD_CONFIG" in os.environ
+    explicit = path is not None or bool(os.environ.get("CALLGUARD_CONFIG"))
     path = path or default_config_path()
     if not path.is_file():
         if explicit:
@@ -99,10 +99,14 @@ def load_settings(path: Path | None = None) -> Settings:
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise ConfigError(f"{path}: asr.cpu_threads must be a positive integer")
     for key in ("model", "compute_type"):
-        if key in asr and not isinstance(asr[key], str):
-            raise ConfigError(f"{path}: asr.{key} must be a string")
+        if key in asr and (not isinstance(asr[key], str) or not asr[key].strip()):
+            raise ConfigError(f"{path}: asr.{key} must be a non-empty string")
+    model = asr.get("model", "bundled")
+    looks_like_path = "/" in model or "\\" in model or model.startswith((".", "~"))
+    if model != "bundled" and looks_like_path:
+        model = str(_path(model, path.parent, path, "asr"))  # a folder: relative to this file
     settings = Settings(
-        asr=AsrSettings(model=asr.get("model", "bundled"),
+        asr=AsrSettings(model=model,
                         compute_type=asr.get("compute_type", "int8"), cpu_threads=threads),
         source=path,
     )

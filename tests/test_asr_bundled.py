@@ -202,10 +202,6 @@ def test_damaged_stamp_or_side_file_is_not_ready(patched_find, tmp_path, damage)
     assert bundled._is_ready(folder) is True
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason=(
-    "bundled.py _is_ready(): _read_stamp returns whatever json.loads gives; a stamp holding "
-    "valid non-object JSON (e.g. '[]') makes stamp.get(...) raise AttributeError instead of "
-    "returning False, so bundled_model_dir crashes instead of reassembling"))
 def test_non_object_stamp_is_not_ready(patched_find, tmp_path):
     folder = bundled_model_dir(tmp_path)
     (folder / STAMP).write_text("[]", encoding="utf-8")

@@ -374,11 +374,6 @@ def test_cancel_of_unknown_or_finished_future_is_harmless():
     assert asyncio.run(main()).status == "ok"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "worker.py submit(): the capacity check len(self._heap) >= self._max_queue counts jobs "
-    "already cancelled (cancel() only flags them), so with max_queue=1 and one cancelled "
-    "caller job waiting (stats().depth == 0) a new counselor job is deferred with "
-    "reason queue_full instead of being queued"))
 def test_cancelled_jobs_do_not_take_queue_slots():
     async def main():
         gate = Gate(ToneTranscriber(TONES))

@@ -98,11 +98,6 @@ def test_explicit_path_beats_env_var(tmp_path, monkeypatch):
     assert load_settings(arg).asr.model == "tiny"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "config.py load_settings(): explicit = ... or 'CALLGUARD_CONFIG' in os.environ treats "
-    "an empty CALLGUARD_CONFIG as explicit, while default_config_path() treats it as unset; "
-    "with CALLGUARD_CONFIG='' and no default file it raises '<~/.config/...>: settings file "
-    "not found' instead of returning the defaults"))
 def test_empty_env_var_means_unset(monkeypatch):
     monkeypatch.setenv("CALLGUARD_CONFIG", "")
     assert load_settings().asr.model == "bundled"
@@ -202,7 +197,7 @@ def test_bad_cpu_threads(tmp_path, value):
 @pytest.mark.parametrize("key", ["model", "compute_type"])
 def test_string_keys_must_be_strings(tmp_path, key):
     path = write(tmp_path / "cfg.toml", f"[asr]\n{key} = 5\n")
-    with pytest.raises(ConfigError, match=rf"asr\.{key} must be a string"):
+    with pytest.raises(ConfigError, match=rf"asr\.{key} must be a non-empty string"):
         load_settings(path)
 
 

@@ -3,8 +3,9 @@
 Whisper was trained on subtitled video, so on silence, breath or line noise it tends to
 write a video's closing line ("시청해주셔서 감사합니다", "구독과 좋아요"), a caption credit,
 or one syllable over and over. The guard drops such segments using Whisper's own scores (the
-same no-speech rule Whisper uses, and a compression-ratio test for loops), a list of known
-stock phrases, and a speaking-rate bound; what is left is the text that rules may match.
+same no-speech rule Whisper uses), a list of known stock phrases and a speaking-rate bound;
+a unit repeated over and over is kept once (callers repeat insults too), and what still
+compresses like a loop is dropped. What is left is the text that rules may match.
 
 Pure: no model, no clock. Thresholds are in the units Whisper reports (see
 :class:`~callguard.asr.transcript.SegmentInfo`).
@@ -43,6 +44,7 @@ STOCK_PHRASES: tuple[str, ...] = (
     "자막제작",
     "한글자막",
     "자막by",
+    "한글자막by",
     "mbc뉴스",
     "kbs뉴스",
     "sbs뉴스",
@@ -52,7 +54,9 @@ STOCK_PHRASES: tuple[str, ...] = (
 )
 
 _DROP = re.compile(r"[\s\W_]+", re.UNICODE)
-_SYLLABLE_RUN = re.compile(r"(.{1,3}?)\1{5,}")
+# A unit of up to 16 characters said 5 or more times in a row, with optional separators.
+_RUN = re.compile(r"(\S.{0,15}?)(?:[\s,.!?~]*\1){4,}")
+_LETTER = re.compile(r"[^\d\W_]")
 
 
 def squash(text: str) -> str:
@@ -99,28 +103,44 @@ class GuardResult:
         return self.dropped[0][0] if self.dropped else "empty"
 
 
+def collapse_runs(text: str) -> str:
+    """Say a unit repeated 5+ times once: "하하하하하하" → "하", "죽어 죽어 … 죽어" → "죽어".
+
+    Whisper loops this way on noise, but callers also repeat themselves, so the words are
+    kept once rather than dropped. Runs of digits (1,000,000 or 010-1111-1111) are left alone.
+    """
+    return _RUN.sub(lambda m: m.group(1) if _LETTER.search(m.group(1)) else m.group(0), text)
+
+
 def _stock(segment: str, cfg: GuardConfig) -> bool:
+    """True when the segment is made of stock phrases, give or take ``stock_slack`` letters
+    (a name after a caption credit, say)."""
     flat = squash(segment)
     if not flat:
         return False
-    return any(p in flat and len(flat) - len(p) <= cfg.stock_slack for p in cfg.stock_phrases)
+    rest, found = flat, False
+    for phrase in sorted(cfg.stock_phrases, key=len, reverse=True):
+        if phrase in rest:
+            rest, found = rest.replace(phrase, ""), True
+    return found and len(rest) <= cfg.stock_slack
 
 
-def _segment_reason(seg: SegmentInfo, cfg: GuardConfig) -> str | None:
+def _segment(seg: SegmentInfo, cfg: GuardConfig) -> tuple[str, str | None]:
+    """(text to keep, reason it was dropped or None)."""
     text = seg.text.strip()
     if not text:
-        return "empty"
+        return "", "empty"
     if seg.no_speech_prob > cfg.no_speech_prob and seg.avg_logprob < cfg.logprob_floor:
-        return "no_speech"
-    if seg.compression_ratio > cfg.max_compression or compression_ratio(text) > (
-        cfg.max_compression
-    ):
-        return "repetition"
-    if _SYLLABLE_RUN.search(squash(text)):
-        return "repetition"
+        return "", "no_speech"
+    collapsed = collapse_runs(text)
+    if collapsed != text and len(squash(collapsed)) <= 1:
+        return "", "repetition"  # a one-syllable loop (하하하…, 아아아…) is not speech
+    text = collapsed
+    if compression_ratio(text) > cfg.max_compression:
+        return "", "repetition"  # still a loop after collapsing: not speech
     if _stock(text, cfg):
-        return "stock_phrase"
-    return None
+        return "", "stock_phrase"
+    return text, None
 
 
 def judge(transcript: Transcript, cfg: GuardConfig = GuardConfig()) -> GuardResult:
@@ -128,11 +148,11 @@ def judge(transcript: Transcript, cfg: GuardConfig = GuardConfig()) -> GuardResu
     kept: list[str] = []
     dropped: list[tuple[str, str]] = []
     for seg in transcript.segments:
-        reason = _segment_reason(seg, cfg)
+        text, reason = _segment(seg, cfg)
         if reason == "empty":
             continue
         if reason is None:
-            kept.append(seg.text.strip())
+            kept.append(text)
         else:
             dropped.append((reason, seg.text.strip()))
     text = " ".join(kept)

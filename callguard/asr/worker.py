@@ -174,11 +174,15 @@ class RecognitionWorker:
             return sum(1 for j in self._heap if j.priority <= max_priority and not j.cancelled)
 
     def cancel(self, future: asyncio.Future) -> None:
-        """Drop a queued job (e.g. a provisional look superseded by the final utterance)."""
+        """Drop a queued job (e.g. a provisional look superseded by the final utterance);
+        its future resolves with status ``cancelled``. A job already running finishes."""
         with self._cv:
             for job in self._heap:
                 if job.future is future:
-                    job.cancelled = True
+                    self._heap.remove(job)
+                    heapq.heapify(self._heap)
+                    self._resolve(job, Recognition(job.leg, job.utterance, "cancelled"))
+                    return
 
     def stats(self) -> WorkerStats:
         now = self._clock()
@@ -204,6 +208,8 @@ class RecognitionWorker:
             self.transcriber = self._factory()
             self.load_s = time.perf_counter() - started
         except Exception as exc:  # handed to the awaiting coroutine
+            with self._cv:
+                self._closing = True  # submit() now refuses instead of queueing forever
             loop.call_soon_threadsafe(ready.set_exception, exc)
             return
         loop.call_soon_threadsafe(ready.set_result, None)
