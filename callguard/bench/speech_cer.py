@@ -9,11 +9,15 @@ delivers it. Three passes, all through the real Whisper model and the hallucinat
 ``whole``
     each file recognised on its own (the segmentation upper bound): per-file and corpus CER.
 ``stream``
-    all files concatenated into one telephone stream with ``gap_s`` seconds of low-level
-    Gaussian noise (RMS ``noise_rms`` on the int16 scale, fixed seed) before, between and
-    after them; the :class:`~callguard.audio.vad.Segmenter` runs over it in 20 ms chunks as
-    in a live call (final utterances only, no early looks); each utterance is recognised
-    and guarded, the texts are joined in order and scored against the joined references.
+    all files concatenated into one telephone stream with ``gap_s`` seconds before, between
+    and after them, and low-level Gaussian noise (RMS ``noise_rms`` on the int16 scale,
+    fixed seed) as a continuous line-noise floor (``--noise floor``, the default) or only in
+    the gaps (``--noise gaps``: webrtcvad calls such noise onsets speech and bridges the
+    gaps, see :func:`build_stream`); the :class:`~callguard.audio.vad.Segmenter` runs over
+    it in 20 ms chunks as in a live call (final utterances only, no early looks); each
+    utterance is recognised and guarded, the texts are joined in order and scored against
+    the joined references. The ``whole`` pass recognises each file's span of this same
+    stream, so both passes hear the same codec and noise.
     Also reported: segment count, references split over several segments, references that
     share a segment with another (merged), references no segment covered (missed), and an
     approximate per-reference CER (each segment's text credited to the reference it

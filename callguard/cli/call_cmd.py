@@ -52,6 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_arguments(bench)
     bench.set_defaults(func=execute)
 
+    model = sub.add_parser("model", help="prepare and show the configured Whisper model")
+    model.add_argument("--config", type=Path, help="settings file")
+    model.set_defaults(func=cmd_model)
+
     demo = sub.add_parser("demo", help="simulate the bundled sample call with the demo rules")
     _common(demo)
     demo.set_defaults(func=cmd_demo)
@@ -202,3 +206,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                 "and the call was hung up" if ok else
                                 f"FAILED — verdicts {verdicts}, ended {outcome['end_reason']}"))
     return 0 if ok else 1
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    """Assemble the bundled model if needed (once, verified) and say what will be loaded."""
+    from callguard.config import resolve_model
+
+    try:
+        settings = _settings(args)
+        where = resolve_model(settings.asr)
+    except (ConfigError, ModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    kind = "bundled Whisper base (verified SHA-256)" if settings.asr.model == "bundled" \
+        else "configured"
+    print(f"model: {where} — {kind}, {settings.asr.compute_type}, "
+          f"{settings.asr.cpu_threads} CPU threads")
+    return 0
