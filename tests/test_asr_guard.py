@@ -250,3 +250,18 @@ def test_blank_segments_count_as_empty_not_dropped():
     result = judge(Transcript(segments=(SegmentInfo("  "), SegmentInfo("")), duration_s=1.0))
     assert result.dropped == ()
     assert result.reason == "empty"
+
+
+def test_very_low_confidence_is_dropped_whatever_the_no_speech_probability():
+    assert judge(one("이 정도는 이 정도의", no_speech_prob=0.1,
+                     avg_logprob=-2.6)).reason == "low_confidence"
+    assert judge(one("안녕하세요", no_speech_prob=0.1, avg_logprob=-1.9)).text == "안녕하세요"
+
+
+def test_thresholds_separate_measured_speech_from_measured_noise():
+    # Extremes measured with the bundled model (see GuardConfig): all speech kept, all
+    # silence/noise dropped.
+    assert judge(one("불편하잖아 장갑", no_speech_prob=0.49, avg_logprob=-0.51)).text
+    assert judge(one("그래", no_speech_prob=0.22, avg_logprob=-1.92)).text
+    assert judge(one("이 정도는 기회가", no_speech_prob=0.58, avg_logprob=-2.11)).reason == (
+        "no_speech")
