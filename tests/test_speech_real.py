@@ -1,17 +1,19 @@
 """Real-model tests: the bundled Whisper base model on real recorded Korean speech.
 
 Audio is the speech-ko set read in place from ``../shared/data/speech-ko`` (or
-``$CALLGUARD_SPEECH_DATA``), brought to telephone quality (8 kHz, µ-law round trip, line
-noise floor of RMS 100 on the int16 scale) exactly as ``callguard bench cer`` does. The
-model loads once per module. CER is edits / reference characters after normalisation
-(:mod:`callguard.text.cer`).
+``$CALLGUARD_SPEECH_DATA``), brought to telephone quality as ``callguard bench cer`` does:
+8 kHz, µ-law round trip, 1 s gaps between files, and a continuous line-noise floor of RMS
+30 on the int16 scale (-61 dBFS, fixed seed). The model loads once per module. CER is edits
+/ reference characters after normalisation (:mod:`callguard.text.cer`).
 
-Thresholds come from measurements on a 2-core machine (``python -m
-callguard.bench.speech_cer --files <SUBSET>``, see the report in the module docstring of
-:mod:`callguard.bench.speech_cer`): on this subset whole utterances measured CER 0.319 and
-the continuous stream through the live-call segmenter (SessionConfig defaults) 0.304.
-Greedy decoding is deterministic for identical audio, so the margins cover other CPUs and
-library builds, not run-to-run noise.
+Thresholds come from ``python -m callguard.bench.speech_cer --noise-rms 30 --files <SUBSET>``
+on a 2-core machine: whole utterances CER 0.295, the continuous stream through the
+live-call segmenter (SessionConfig defaults) 0.338 (0.311 / 0.341 with another noise
+seed; 0.279 / 0.321 without noise). Greedy decoding is deterministic for identical audio,
+but Whisper base swings by several CER points on a 300-character subset when the audio
+changes slightly (another noise draw, another CPU's int8 kernels), so the margins are wide
+while still far below what a broken pipeline gives (a wrong sample rate, a lost pre-roll,
+a segmenter that drops or merges files: CER 0.6-1.0).
 """
 
 from __future__ import annotations
@@ -34,12 +36,17 @@ from callguard.bench.speech_cer import (
 
 pytestmark = pytest.mark.slow
 
-#: Ten files (56 s of speech, 404 reference characters): short and long, several with
+#: Ten files (74.6 s of speech, 305 reference characters): short and long, several with
 #: internal pauses that the segmenter splits (k002, k004, k007, k020, k023).
 SUBSET = ("k002", "k004", "k007", "k011", "k016", "k020", "k022", "k023", "k031", "k037")
-WHOLE_MAX_CER = 0.42  # measured 0.319
-STREAM_MAX_CER = 0.42  # measured 0.304
-STREAM_MAX_GAP = 0.08  # stream CER - whole CER; measured -0.015
+NOISE_RMS = 30.0
+WHOLE_MAX_CER = 0.40  # measured 0.295
+STREAM_MAX_CER = 0.45  # measured 0.338
+STREAM_MAX_GAP = 0.10  # stream CER - whole CER; measured 0.043 (0.030 and 0.042 in variants)
+#: Segments for the 10 files: measured 17 (webrtcvad is deterministic fixed-point code). A
+#: choppy segmenter (100 ms hangover, no pre-roll or tail) made 31 and still reached CER
+#: 0.374, inside the CER bounds: Whisper hides some damage, so count the pieces too.
+MAX_SEGMENTS = 2 * len(SUBSET)
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +57,14 @@ def data():
         pytest.skip(f"speech-ko data not found at {folder} (clone callguard next to "
                     "../shared, or set CALLGUARD_SPEECH_DATA)")
     items = load_items(folder, names=SUBSET)
-    stream, spans = build_stream(items)  # 1 s gaps, noise floor RMS 100, µ-law
+    stream, spans = build_stream(items, noise_rms=NOISE_RMS)  # 1 s gaps, µ-law
     return items, stream, spans
 
 
 @pytest.fixture(scope="module")
-def transcriber(data):  # depends on data: no model load when the test is skipped anyway
+def transcriber():
+    """The bundled model, loaded once; a missing model is an error, not a skip (it is a
+    dependency of callguard)."""
     from callguard.asr.bundled import bundled_model_dir
     from callguard.asr.whisper import WhisperTranscriber
 
@@ -82,6 +91,7 @@ def test_live_segmentation_keeps_whole_utterance_quality(data, transcriber, whol
     detail = {k: result[k] for k in ("segments", "refs_split", "refs_merged", "refs_missed")}
     assert result["cer"] <= STREAM_MAX_CER, (result["cer"], detail)
     assert result["cer"] - whole["cer"] <= STREAM_MAX_GAP, (result["cer"], whole["cer"], detail)
+    assert result["segments"] <= MAX_SEGMENTS, detail
     # files are 1 s apart: the segmenter must never run two of them together or lose one
     assert result["refs_merged"] == 0, detail
     assert result["refs_missed"] == 0, detail

@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sim.set_defaults(func=cmd_simulate)
 
     bench = sub.add_parser("bench", help="measure whether this machine is fast enough "
-                           "(model load, real-time factor, detection latency, CPU, memory)")
+                           "(model load, real-time factor, detection latency, CPU, memory); "
+                           "`callguard bench cer --help`: accuracy on the test speech")
     from callguard.bench.pipeline import add_arguments, execute
 
     add_arguments(bench)
