@@ -35,7 +35,7 @@ class CallAudio:
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """PCM WAV (8/16/24/32-bit integer) → float64 ``(frames, channels)`` in -1..1, rate."""
+    """PCM WAV (8/16/24/32-bit integer) → float32 ``(frames, channels)`` in -1..1, rate."""
     path = Path(path)
     try:
         with wave.open(str(path), "rb") as w:
@@ -59,7 +59,7 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     if channels < 1 or channels > 2:
         raise AudioFileError(f"{path}: {channels} channels; expected mono (caller) or "
                              "stereo (caller left, counselor right)")
-    return data.reshape(-1, channels), rate
+    return data.astype(np.float32).reshape(-1, channels), rate
 
 
 def to_telephone(x: np.ndarray, rate: int, *, codec: str | None = "ulaw") -> np.ndarray:
