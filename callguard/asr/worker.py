@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from callguard.asr import memory
 from callguard.asr.guard import GuardConfig, GuardResult, judge
 from callguard.asr.transcript import Transcriber, Transcript
 from callguard.audio.resample import to_16k
@@ -203,6 +204,7 @@ class RecognitionWorker:
             job.loop.call_soon_threadsafe(_set)
 
     def _run(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future) -> None:
+        memory.limit_arenas()  # before the model allocates: see callguard.asr.memory
         try:
             started = time.perf_counter()
             self.transcriber = self._factory()
@@ -228,6 +230,7 @@ class RecognitionWorker:
             with self._cv:
                 self._busy_since = None
             self._resolve(job, result)
+            memory.trim()
 
     def _work(self, job: _Job) -> Recognition:
         began = self._clock()
