@@ -7,6 +7,7 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
+from synth import voiced
 
 from callguard.audio.vad import Segmenter, Utterance, WebRtcVoiced
 
@@ -170,29 +171,12 @@ def test_validation():
 # --- real webrtcvad on synthetic voiced audio --------------------------------------------
 
 
-def _voiced(n: int) -> np.ndarray:
-    """Vowel-like test signal in -1..1: a glottal-ish harmonic series with pitch gliding
-    140 → 260 Hz, shaped by three formants (700, 1200, 2500 Hz), amplitude-modulated at a
-    4 Hz syllable rate."""
-    t = np.arange(n) / FS
-    f0 = np.linspace(140, 260, n)
-    phase = 2 * np.pi * np.cumsum(f0) / FS
-    sig = np.zeros(n)
-    for k in range(1, 25):
-        fk = f0 * k
-        env = 0.05 + sum(np.exp(-(((fk - c) / b) ** 2))
-                         for c, b in ((700, 250), (1200, 300), (2500, 400)))
-        sig += np.where(fk < 3800, env / np.sqrt(k), 0.0) * np.sin(k * phase)
-    sig *= 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)
-    return sig / np.abs(sig).max()
-
-
 def _speech_stream(spans: list[tuple[int, int]], total: int, seed: int = 1) -> np.ndarray:
     """Bursts at -12 dBFS peak over white noise at about -50 dBFS (RMS 100)."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(total) * 100
     for s, e in spans:
-        x[s:e] += 8000 * _voiced(e - s)
+        x[s:e] += 8000 * voiced(e - s, FS)
     return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
 
 

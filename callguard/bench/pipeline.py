@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import sys
 import tempfile
@@ -33,19 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+from callguard.bench.stats import percentile
 from callguard.config import load_settings
 from callguard.sim.callaudio import read_wav
 
 TARGETS = {"latency_p95_s": 1.0, "rtf": 0.2, "peak_rss_mb": 600.0}
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0..100); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 class _Peak:

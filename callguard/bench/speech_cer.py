@@ -57,6 +57,7 @@ from callguard.asr.transcript import ASR_RATE, Transcriber
 from callguard.audio import g711
 from callguard.audio.resample import to_16k
 from callguard.audio.vad import Segmenter, Utterance
+from callguard.bench.stats import percentile
 from callguard.session.call import SessionConfig
 from callguard.sim.callaudio import TELEPHONE_RATE, read_wav, to_telephone
 from callguard.text.cer import corpus_cer, score
@@ -215,7 +216,7 @@ def timing(recs: Sequence[Recognized]) -> dict[str, float | int]:
     if not times:
         return {"utterances": 0, "audio_s": 0.0, "asr_s": 0.0, "rtf": 0.0,
                 "mean_s": 0.0, "p95_s": 0.0, "max_s": 0.0}
-    p95 = times[min(len(times) - 1, int(np.ceil(0.95 * len(times))) - 1)]
+    p95 = percentile(times, 95)
     return {"utterances": len(times), "audio_s": round(audio, 3),
             "asr_s": round(sum(times), 3), "rtf": round(sum(times) / audio, 4),
             "mean_s": round(statistics.fmean(times), 3), "p95_s": round(p95, 3),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from callguard.rules.matcher import Matcher
 from callguard.rules.model import RuleSet
@@ -28,7 +28,10 @@ class SimulationResult:
     control: FakeCallControl
     audio_s: float
     wall_s: float
-    timeline: list[TimelineEvent] = field(default_factory=list)
+
+    @property
+    def timeline(self) -> list[TimelineEvent]:
+        return self.session.timeline
 
     @property
     def call_id(self) -> int | None:
@@ -92,5 +95,4 @@ async def run_call(audio: CallAudio, *, ruleset: RuleSet, matcher: Matcher,
         await session.advance(None if realtime else max(clock.now(), due))
         await session.wait_inflight()
     await session.finish("end_of_audio")
-    return SimulationResult(session, control, audio.seconds, time.perf_counter() - wall0,
-                            session.timeline)
+    return SimulationResult(session, control, audio.seconds, time.perf_counter() - wall0)
