@@ -195,6 +195,52 @@ def test_speech_resuming_after_the_early_look_is_recognised_whole(rules):
     assert tones.calls == 2  # one early look, then the whole utterance once more
 
 
+class _LoggingTones(ToneTranscriber):
+    """Remembers the length in seconds (16 kHz) of every audio it was given."""
+
+    def __init__(self, script):
+        super().__init__(script)
+        self.seconds: list[float] = []
+
+    def transcribe(self, audio):
+        self.seconds.append(audio.size / 16000)
+        return super().transcribe(audio)
+
+
+# A 6.6 s utterance: 2.5 s clean, 450 ms pause, 2 s clean, 450 ms pause, 1.2 s abuse. The
+# pauses are longer than the early look (160 ms) and shorter than the hangover (800 ms).
+LONG = [(1, 2.5, CLEAN), (3.95, 2.0, CLEAN), (6.4, 1.2, ABUSE)]
+
+
+def test_a_long_utterance_is_looked_at_by_its_tail(rules):
+    tones = _LoggingTones(SCRIPT)
+    res = simulate(rules(), call_audio(LONG, 12), transcriber=tones)
+    assert _kinds(res) == ["notice", "warn"]
+    t_warn = res.verdicts()[1][0]
+    # Heard from the tail look right after the abuse, not after the hangover and a whole
+    # re-recognition.
+    assert 7.6 < t_warn < 7.6 + 0.16 + 0.5
+    assert res.session.latencies[0] < 0.5
+    # Early looks (the first whole, later ones from the previous pause on), then the whole
+    # utterance once more for the transcript.
+    looks = tones.seconds
+    assert looks[-1] > 6.5  # the transcript is recognised from the whole utterance
+    assert any(x < 2.0 for x in looks[:-1])  # the abuse was looked at on its own
+    speech = [e for e in res.timeline if e.kind == "speech"]
+    assert len(speech) == 1 and speech[0].detail["start"] < 1.0 and speech[0].detail["end"] > 7.6
+
+
+def test_without_tail_looks_the_long_utterance_hides_the_abuse_until_its_end(rules):
+    # The same call with whole-utterance looks only: the tone fake hears the dominant (clean)
+    # sentence, so the abuse is never seen. This is the control for the test above: it shows
+    # the tail look, not something else, found the abuse.
+    tones = _LoggingTones(SCRIPT)
+    res = simulate(rules(), call_audio(LONG, 12), transcriber=tones,
+                   config=SessionConfig(tail_look_after_s=None))
+    assert res.verdicts() == []
+    assert all(x > 2.0 for x in tones.seconds)
+
+
 def test_duration_limits_notice_then_end(rules):
     engine = rules('notice_at = "3s"\nfinal_at = "6s"')
     res = simulate(engine, call_audio([(1, 1, CLEAN)], 12))
