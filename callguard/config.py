@@ -15,6 +15,17 @@ every default applies, which runs the bundled model and the shipped default rule
 
     [store]
     path = "~/.local/share/callguard/callguard.db"
+
+    [sip]                    # the counselor's extension on the office PBX (callguard run)
+    server = "pbx.example.local"
+    port = 5060
+    user = "1001"
+    password = "secret"
+    local_ip = ""            # address written into SDP; "" = the one that routes to the PBX
+    sip_port = 5060          # 0 = any free port
+    rtp_low = 10000
+    rtp_high = 20000
+    auto_answer = false
 """
 
 from __future__ import annotations
@@ -42,8 +53,28 @@ class AsrSettings:
 
 
 @dataclass(frozen=True)
+class SipSettings:
+    """The ``[sip]`` table; see :class:`callguard.telephony.sipline.SipConfig`."""
+
+    server: str = ""
+    port: int = 5060
+    user: str = ""
+    password: str = ""
+    local_ip: str = ""
+    sip_port: int = 5060
+    rtp_low: int = 10000
+    rtp_high: int = 20000
+    auto_answer: bool = False
+
+
+_SIP_TYPES = {"server": str, "user": str, "password": str, "local_ip": str, "port": int,
+              "sip_port": int, "rtp_low": int, "rtp_high": int, "auto_answer": bool}
+
+
+@dataclass(frozen=True)
 class Settings:
     asr: AsrSettings = field(default_factory=AsrSettings)
+    sip: SipSettings = field(default_factory=SipSettings)
     rules_path: Path = DEFAULT_RULES
     store_path: Path = field(default_factory=lambda: default_data_dir() / "callguard.db")
     source: Path | None = None  # the file these came from, if any
@@ -63,7 +94,7 @@ def default_config_path() -> Path:
 
 
 _KEYS = {"asr": {"model", "compute_type", "cpu_threads"}, "rules": {"path"},
-         "store": {"path"}}
+         "store": {"path"}, "sip": set(_SIP_TYPES)}
 
 
 def _unknown(name: str, where: str, known: set[str], path: Path) -> ConfigError:
@@ -110,6 +141,18 @@ def load_settings(path: Path | None = None) -> Settings:
                         compute_type=asr.get("compute_type", "int8"), cpu_threads=threads),
         source=path,
     )
+    sip = data.get("sip", {})
+    for key, value in sip.items():
+        want = _SIP_TYPES[key]
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise ConfigError(f"{path}: sip.{key} must be {want.__name__}, not "
+                              f"{type(value).__name__}")
+        if want is int and not 0 <= value <= 65535:
+            raise ConfigError(f"{path}: sip.{key} must be a port number (0-65535)")
+    if sip:
+        settings = replace(settings, sip=SipSettings(**sip))
+        if settings.sip.rtp_low > settings.sip.rtp_high:
+            raise ConfigError(f"{path}: sip.rtp_low must not be above sip.rtp_high")
     base = path.parent
     if "path" in data.get("rules", {}):
         settings = replace(settings, rules_path=_path(data["rules"]["path"], base, path, "rules"))

@@ -1,0 +1,247 @@
+"""The call engine: one asyncio loop in its own thread owning the line's calls, the
+recognition worker, the rules and the store. ``callguard run`` and the GUI drive it through
+thread-safe methods; events come out through ``on_event`` (called on the engine thread —
+a GUI re-posts them to its own thread).
+
+One call at a time: a second inbound call while one is active gets 486 Busy Here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from callguard.asr.transcript import Transcriber
+from callguard.asr.worker import RecognitionWorker
+from callguard.engine.audio_device import AudioDevice, NullDevice
+from callguard.engine.prompts import PromptLibrary
+from callguard.engine.runner import CallRunner, LiveCallControl
+from callguard.rules.engine import RulesEngine
+from callguard.session.call import CallSession, SessionConfig
+from callguard.session.clock import RealClock
+from callguard.store import Store
+from callguard.telephony.base import Call, CallState, Line, LineStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    """``kind``: status | ringing | answered | ended | declined | timeline. ``call_id`` is
+    the SIP Call-ID (not personal data); ``data`` holds the details (for ``timeline`` the
+    :class:`TimelineEvent`, which may carry transcript text: show it, never log it)."""
+
+    kind: str
+    call_id: str | None = None
+    data: Any = None
+    at: float = field(default_factory=time.time)
+
+
+class Engine:
+    def __init__(self, *, line: Line, rules_path: Path, store_path: Path | None,
+                 transcriber_factory: Callable[[], Transcriber],
+                 device_factory: Callable[[Call], AudioDevice] = lambda call: NullDevice(),
+                 session_config: SessionConfig | None = None, auto_answer: bool = False,
+                 on_event: Callable[[EngineEvent], None] | None = None) -> None:
+        self.line = line
+        self.rules_path = rules_path
+        self.store_path = store_path
+        self.transcriber_factory = transcriber_factory
+        self.device_factory = device_factory
+        self.session_config = session_config or SessionConfig()
+        self.auto_answer = auto_answer
+        self.on_event = on_event
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.store: Store | None = None
+        self.worker: RecognitionWorker | None = None
+        self.rules: RulesEngine | None = None
+        self.prompts = PromptLibrary()
+        self.runners: dict[str, CallRunner] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.finished: list[CallRunner] = []
+        self.recovered: list[int] = []
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+
+    # --- lifecycle (any thread) -------------------------------------------------------
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Start the engine thread and wait until the store, model and line are up."""
+        self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the engine did not start in time")
+        if self._error is not None:
+            raise RuntimeError(f"the engine failed to start: {self._error}") from self._error
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.loop is None or self._stop is None:
+            return
+        self.loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def submit(self, coro: Any) -> concurrent.futures.Future[Any]:
+        """Run a coroutine on the engine loop; returns a concurrent future (never block a
+        GUI thread on it)."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def dial(self, number: str) -> concurrent.futures.Future[Call]:
+        return self.submit(self._dial(number))
+
+    def protect(self, call_id: str | None = None) -> concurrent.futures.Future[None]:
+        return self.submit(self._protect(call_id))
+
+    def hangup(self, call_id: str | None = None) -> concurrent.futures.Future[None]:
+        return self.submit(self._hangup(call_id))
+
+    def answer(self, call_id: str) -> concurrent.futures.Future[None]:
+        return self.submit(self._answer(call_id))
+
+    # --- engine thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        try:
+            self.loop.run_until_complete(self._main())
+        except BaseException as exc:  # surfaced to start()
+            self._error = exc
+            log.exception("engine stopped by an error")
+        finally:
+            self._ready.set()
+            self.loop.close()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        self._ringing: dict[str, Call] = {}
+        if self.store_path is not None:
+            self.store = await Store.open(self.store_path, recover=False)
+            self.recovered = await self.store.recover_interrupted(time.time())
+            if self.recovered:
+                log.warning("%d call(s) interrupted by a crash were recovered",
+                            len(self.recovered))
+        self.worker = RecognitionWorker(self.transcriber_factory)
+        await self.worker.start()
+        self.rules = RulesEngine(self.rules_path)
+        loop = asyncio.get_running_loop()
+
+        def hop(fn: Callable[..., None]) -> Callable[..., None]:
+            return lambda *a: loop.call_soon_threadsafe(fn, *a)
+
+        self.line.set_handlers(on_incoming=hop(self._incoming), on_answered=hop(self._answered),
+                               on_ended=hop(self._ended), on_status=hop(self._status))
+        self.line.start()
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        for runner in list(self.runners.values()):
+            runner.call.hangup()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks.values()), timeout=10)
+        self.line.stop()
+        if self.worker is not None:
+            await self.worker.stop()
+        if self.store is not None:
+            await self.store.close()
+
+    def _emit(self, kind: str, call_id: str | None = None, data: Any = None) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(EngineEvent(kind, call_id, data))
+            except Exception:
+                log.exception("event listener failed")
+
+    def _status(self, status: LineStatus) -> None:
+        self._emit("status", None, status)
+
+    def _incoming(self, call: Call) -> None:
+        if self.runners or self._ringing:
+            log.info("second call while busy: declined with 486")
+            call.decline()
+            self._emit("declined", call.call_id, "busy")
+            return
+        self._ringing[call.call_id] = call
+        self._emit("ringing", call.call_id, {"remote": call.remote})
+        if self.auto_answer:
+            call.answer()
+
+    def _answered(self, call: Call) -> None:
+        self._ringing.pop(call.call_id, None)
+        if call.call_id in self.runners:
+            return
+        assert self.rules is not None and self.worker is not None
+        start = getattr(call, "media_start", None)
+        clock = RealClock(start)
+        control = LiveCallControl(call, self.prompts)
+        rules = self.rules  # the rules in force when the call began stay for the call
+        session = CallSession(
+            ruleset=rules.ruleset, matcher=rules.matcher, recogniser=self.worker,
+            control=control, clock=clock, store=self.store, direction=call.direction,
+            remote=call.remote, source="line", config=self.session_config,
+            on_event=lambda ev, cid=call.call_id: self._emit("timeline", cid, ev))
+        runner = CallRunner(call, session, control, self.device_factory(call), clock)
+        self.runners[call.call_id] = runner
+        self._emit("answered", call.call_id, {"direction": call.direction})
+        task = asyncio.get_running_loop().create_task(self._run_call(runner))
+        self.tasks[call.call_id] = task
+
+    async def _run_call(self, runner: CallRunner) -> None:
+        try:
+            await runner.run()
+        finally:
+            self.runners.pop(runner.call.call_id, None)
+            self.tasks.pop(runner.call.call_id, None)
+            self.finished.append(runner)
+            runner.device.close()
+            self._emit("ended", runner.call.call_id, {
+                "reason": runner.session.end_reason,
+                "line": str(runner.call.end_reason) if runner.call.end_reason else None})
+
+    def _ended(self, call: Call) -> None:
+        if self._ringing.pop(call.call_id, None) is not None:
+            self._emit("ended", call.call_id, {"reason": str(call.end_reason),
+                                                "line": str(call.end_reason)})
+        # An active call's runner sees the state change on its next tick.
+
+    async def _dial(self, number: str) -> Call:
+        if self.runners:
+            raise RuntimeError("a call is already active")
+        return self.line.dial(number)
+
+    def _current(self, call_id: str | None) -> CallRunner | None:
+        if call_id is not None:
+            return self.runners.get(call_id)
+        return next(iter(self.runners.values()), None)
+
+    async def _protect(self, call_id: str | None) -> None:
+        runner = self._current(call_id)
+        if runner is not None:
+            await runner.session.protect()
+
+    async def _hangup(self, call_id: str | None) -> None:
+        runner = self._current(call_id)
+        if runner is not None:
+            runner.call.hangup()
+            return
+        for call in list(self._ringing.values()):
+            if call_id in (None, call.call_id):
+                call.decline()
+
+    async def _answer(self, call_id: str) -> None:
+        call = self._ringing.get(call_id)
+        if call is not None and call.state is CallState.RINGING:
+            call.answer()

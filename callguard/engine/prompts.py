@@ -1,0 +1,90 @@
+"""Prompt audio for live calls: the rules' WAV files at 8 kHz, queued and mixed into the
+outgoing audio sample by sample, so the session knows exactly when the last sample left.
+
+A prompt without a recording plays a placeholder (three soft chimes) and says so in the
+log: announcements are recorded by each call centre; the rules file points at them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from callguard.engine.audio_device import RATE, load_pcm8k
+from callguard.rules.model import Prompt
+
+log = logging.getLogger(__name__)
+
+
+def placeholder() -> np.ndarray:
+    """1.5 s: three 880/660 Hz chimes at -12 dBFS with 150 ms gaps (int16, 8 kHz)."""
+    t = np.arange(int(0.35 * RATE)) / RATE
+    env = np.minimum(1, t / 0.01) * np.exp(-t * 6)
+    tone = 0.25 * env * (np.sin(2 * np.pi * 880 * t) + 0.5 * np.sin(2 * np.pi * 660 * t))
+    gap = np.zeros(int(0.15 * RATE))
+    x = np.concatenate([tone, gap, tone, gap, tone, gap])
+    return np.rint(x * 32767).astype(np.int16)
+
+
+class PromptLibrary:
+    """Loads each prompt once (by file path); a missing or broken file → placeholder."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Path | None, np.ndarray] = {}
+
+    def audio(self, prompt: Prompt) -> np.ndarray:
+        key = prompt.file
+        if key not in self._cache:
+            if key is None:
+                log.warning("prompt has no recording; playing the placeholder chime")
+                self._cache[key] = placeholder()
+            else:
+                try:
+                    self._cache[key] = load_pcm8k(key)
+                except Exception as exc:
+                    log.error("cannot read prompt %s (%s); playing the placeholder", key, exc)
+                    return placeholder()
+        return self._cache[key]
+
+
+class PromptPlayer:
+    """Queue of prompt audio for one call. ``take(n)`` returns the next ``n`` samples
+    (zeros after the end); ``busy`` while anything is left."""
+
+    def __init__(self) -> None:
+        self._q: deque[np.ndarray] = deque()
+        self._lock = threading.Lock()
+        self.queued = 0  # samples not yet taken
+        self.taken = 0  # samples taken so far (prompt audio only)
+
+    def add(self, pcm: np.ndarray) -> float:
+        """Queue ``pcm``; returns its length in seconds."""
+        with self._lock:
+            self._q.append(np.asarray(pcm, np.int16))
+            self.queued += pcm.size
+        return pcm.size / RATE
+
+    @property
+    def busy(self) -> bool:
+        return self.queued > 0
+
+    def take(self, n: int) -> np.ndarray:
+        out = np.zeros(n, np.int16)
+        got = 0
+        with self._lock:
+            while got < n and self._q:
+                head = self._q[0]
+                k = min(n - got, head.size)
+                out[got:got + k] = head[:k]
+                got += k
+                if k == head.size:
+                    self._q.popleft()
+                else:
+                    self._q[0] = head[k:]
+            self.queued -= got
+            self.taken += got
+        return out

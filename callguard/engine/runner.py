@@ -1,0 +1,152 @@
+"""One live call: line audio ⇄ session ⇄ headset, on the engine loop, every 20 ms.
+
+Call timeline (8 kHz samples, 0 = media start): the caller leg at position *i* is what
+arrived at *i*/8000 s (placed by RTP timestamp), read ``PLAYOUT`` behind real time so late
+packets still land; the counselor leg at position *j* is what we sent at about *j*/8000 s
+(microphone plus prompts), written ``LEAD`` ahead of the sender. Prompts are mixed into the
+outgoing audio, so the counselor hears them too and the recording holds them.
+
+Hangup after a final prompt waits until the line has sent the prompt's last sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import numpy as np
+
+from callguard.engine.audio_device import AudioDevice
+from callguard.engine.prompts import PromptLibrary, PromptPlayer
+from callguard.rules.model import Prompt
+from callguard.session.call import CallSession
+from callguard.session.clock import RealClock
+from callguard.telephony.base import FRAME, RATE, Call, CallEnd, CallState
+
+log = logging.getLogger(__name__)
+
+PLAYOUT = 3 * FRAME  # 60 ms: how far behind real time the caller leg is read
+LEAD = 2 * FRAME  # 40 ms: how far ahead of the sender the outgoing audio is kept
+TICK_S = FRAME / RATE
+DRAIN_TIMEOUT_S = 5.0  # longest wait for a prompt to finish sending before BYE anyway
+
+
+def _mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.clip(a.astype(np.int32) + b.astype(np.int32), -32768, 32767).astype(np.int16)
+
+
+class LiveCallControl:
+    """:class:`~callguard.session.control.CallControl` on a live call."""
+
+    def __init__(self, call: Call, prompts: PromptLibrary) -> None:
+        self.call = call
+        self.library = prompts
+        self.player = PromptPlayer()
+        self.hangups = 0
+        self.bye_sent_at: float | None = None  # monotonic
+        self.decided_at: float | None = None
+
+    async def start_prompt(self, key: str, prompt: Prompt) -> float:
+        return self.player.add(self.library.audio(prompt))
+
+    async def drained(self) -> bool:
+        """Wait (at most ``DRAIN_TIMEOUT_S``) until every queued prompt sample has been
+        handed to the line and sent."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while self.player.busy or self.call.queued_samples > 0:
+            if time.monotonic() > deadline or self.call.state is CallState.ENDED:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
+    async def hangup(self) -> None:
+        self.decided_at = time.monotonic()
+        self.hangups += 1
+        if not await self.drained():
+            log.warning("prompt did not finish sending before hangup")
+        self.call.hangup()
+        self.bye_sent_at = time.monotonic()
+
+
+class CallRunner:
+    """Pumps one call until it ends; then finishes the session (stores the end)."""
+
+    def __init__(self, call: Call, session: CallSession, control: LiveCallControl,
+                 device: AudioDevice, clock: RealClock) -> None:
+        self.call = call
+        self.session = session
+        self.control = control
+        self.device = device
+        self.clock = clock
+        self.rpos = 0  # caller leg: next sample to read
+        self.wpos = 0  # counselor leg: next sample to write
+        self.connected = False  # the counselor is on (after the pre-call notice)
+        self.faults = 0
+
+    async def run(self) -> None:
+        s = self.session
+        try:
+            await s.start()
+            self.connected = not self.control.player.busy
+            tick = 0
+            t0 = time.monotonic()
+            while not s.ended and self.call.state is not CallState.ENDED:
+                try:
+                    await self._step()
+                except Exception:  # fail open: the call and its recording go on
+                    self.faults += 1
+                    log.exception("call step failed; the call goes on")
+                tick += 1
+                # Absolute schedule: never accumulate sleep error.
+                await asyncio.sleep(max(0.0, t0 + tick * TICK_S - time.monotonic()))
+            await self._drain_remaining()
+        finally:
+            reason = _end_reason(self.call, s)
+            await s.finish(reason)
+
+    async def _step(self) -> None:
+        now = self.clock.now()
+        upto = int(now * RATE) - PLAYOUT
+        if upto > self.rpos:
+            caller = self.call.read(upto)
+            n = upto - self.rpos
+            if caller.size < n:  # a line without a timeline (fix off) returns less
+                caller = np.concatenate([caller, np.zeros(n - caller.size, np.int16)])
+            self.rpos = upto
+            await self.session.feed("caller", caller[:n])
+            if self.connected:
+                self.device.write(caller[:n])
+        want = int(now * RATE) + LEAD
+        if want > self.wpos:
+            n = want - self.wpos
+            mic = self.device.read(n) if self.connected else np.zeros(n, np.int16)
+            prompt = self.control.player.take(n)
+            out = _mix(mic, prompt)
+            self.call.write(out)
+            self.wpos = want
+            await self.session.feed("counselor", out)
+            if not self.connected and not self.control.player.busy:
+                self.connected = True  # the pre-call notice is over: put the counselor on
+        await self.session.advance(now)
+
+    async def _drain_remaining(self) -> None:
+        """Audio that arrived before the end still belongs to the recording: read the
+        caller leg up to now (the play-out delay no longer matters)."""
+        upto = int(self.clock.now() * RATE)
+        if upto > self.rpos and not self.session.ended:
+            caller = self.call.read(upto)[:upto - self.rpos]
+            self.rpos = upto
+            if caller.size:
+                await self.session.feed("caller", caller)
+
+
+def _end_reason(call: Call, session: CallSession) -> str:
+    if session.end_reason:
+        return session.end_reason
+    r = call.end_reason
+    if r is CallEnd.REMOTE_HANGUP:
+        return "caller_hangup" if call.direction == "inbound" else "remote_hangup"
+    if r is CallEnd.LOCAL_HANGUP:
+        return "counselor_hangup"
+    return str(r) if r else "ended"
