@@ -191,7 +191,7 @@ class Engine:
         session = CallSession(
             ruleset=rules.ruleset, matcher=rules.matcher, recogniser=self.worker,
             control=control, clock=clock, store=self.store, direction=call.direction,
-            remote=call.remote, source="line", config=self.session_config,
+            remote=call.remote, source="sip", config=self.session_config,
             on_event=lambda ev, cid=call.call_id: self._emit("timeline", cid, ev))
         runner = CallRunner(call, session, control, self.device_factory(call), clock)
         self.runners[call.call_id] = runner

@@ -1,0 +1,237 @@
+"""Live calls against real SIP peers on 127.0.0.1: kamailio as the office PBX, baresip as
+the caller or callee, the real call engine with the bundled Whisper model, the real store.
+
+The caller speaks real recorded Korean (../shared/data/speech-ko, read in place). The rules
+target words actually spoken there (no abusive Korean speech exists to test with): "몰라"
+stands in for an insult, "절대로 안 할" for a threat. The prompts are real speech clips too,
+so their arrival at the far end can be found in baresip's own recording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DATA, require_shared
+from peers.baresip import Baresip, baresip_binary, read_wav
+from peers.kamailio import Kamailio, kamailio_binary
+
+from callguard.config import Settings
+from callguard.engine.engine import Engine, EngineEvent
+from callguard.sim.runner import whisper_factory
+from callguard.store import Store
+from callguard.telephony.sipline import SipConfig, SipLine
+
+pytestmark = pytest.mark.slow
+
+RATE = 8000
+SPEECH = DATA / "speech-ko"
+
+RULES = """\
+format = 1
+name = "live test"
+
+[escalation]
+window = "2m"
+cooldown = "1s"
+notice_at = 1
+warn_at = 1
+warnings = 1
+final_at = 1
+
+[duration.inbound]
+notice_at = "{in_notice}"
+final_at = "{in_final}"
+
+[duration.outbound]
+notice_at = "{out_notice}"
+final_at = "{out_final}"
+
+[prompts.warning]
+file = "warning.wav"
+text = "경고"
+
+[prompts.final]
+file = "final.wav"
+text = "종료"
+
+[prompts.duration_notice]
+file = "warning.wav"
+text = "시간 안내"
+
+[prompts.duration_final]
+file = "final.wav"
+text = "시간 종료"
+
+[[rule]]
+id = "live.insult"
+category = "insult"
+mode = "nospace"
+terms = ["몰라", "몰랐"]
+
+[[rule]]
+id = "live.threat"
+category = "threat"
+mode = "nospace"
+terms = ["절대로안할", "절대안할"]
+"""
+
+
+def _clip(name: str) -> np.ndarray:
+    """A speech-ko clip at 8 kHz int16 (16 kHz source, 2:1 decimation after low-pass)."""
+    from callguard.audio.resample import downsample_16k_to_8k, float_to_int16
+
+    x, rate = read_wav(SPEECH / f"{name}.wav")
+    assert rate == 16000
+    return float_to_int16(downsample_16k_to_8k(x.astype(np.float64) / 32768.0))
+
+
+def _write(path: Path, pcm: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(np.asarray(pcm, "<i2").tobytes())
+    return path
+
+
+def _silence(s: float) -> np.ndarray:
+    return np.zeros(int(s * RATE), np.int16)
+
+
+def _find(haystack: np.ndarray, needle: np.ndarray) -> tuple[int, float]:
+    """Best alignment of ``needle`` in ``haystack`` and its normalised correlation."""
+    h = haystack.astype(np.float64)
+    n = needle.astype(np.float64)
+    size = 1 << int(np.ceil(np.log2(h.size + n.size)))
+    corr = np.fft.irfft(np.fft.rfft(h, size) * np.conj(np.fft.rfft(n, size)), size)[:h.size]
+    pos = int(np.argmax(corr))
+    seg = h[pos:pos + n.size]
+    if seg.size < n.size:
+        return pos, 0.0
+    return pos, float(np.dot(seg, n) / (np.linalg.norm(seg) * np.linalg.norm(n) + 1e-9))
+
+
+@pytest.fixture(scope="module")
+def peers_available():
+    import os
+
+    missing = [n for n, f in (("kamailio", kamailio_binary), ("baresip", baresip_binary))
+               if f() is None]
+    if missing:
+        msg = f"real SIP peers missing: {missing} (bash installer/install.sh --dev)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    require_shared()
+
+
+@pytest.fixture
+def pbx(peers_available):
+    with Kamailio({"agent": "agentpw", "bob": "bobpw"}) as k:
+        k.wait_ready()
+        yield k
+
+
+class Harness:
+    """The engine on a SipLine registered as ``agent``; events collected."""
+
+    def __init__(self, pbx: Kamailio, tmp: Path, rules: str, *, auto_answer: bool) -> None:
+        self.tmp = tmp
+        self.warning = _clip("k016")  # 2.8 s
+        self.final = _clip("k025")  # 2.2 s
+        _write(tmp / "warning.wav", self.warning)
+        _write(tmp / "final.wav", self.final)
+        (tmp / "rules.toml").write_text(rules, encoding="utf-8")
+        self.db = tmp / "calls.db"
+        self.events: list[EngineEvent] = []
+        self.cv = threading.Condition()
+        self.line = SipLine(SipConfig(server="127.0.0.1", port=pbx.port, user="agent",
+                                      password="agentpw", local_ip="127.0.0.1", sip_port=0,
+                                      rtp_low=31000, rtp_high=31998))
+        self.engine = Engine(line=self.line, rules_path=tmp / "rules.toml", store_path=self.db,
+                             transcriber_factory=whisper_factory(Settings()),
+                             auto_answer=auto_answer, on_event=self._on_event)
+
+    def _on_event(self, ev: EngineEvent) -> None:
+        with self.cv:
+            self.events.append(ev)
+            self.cv.notify_all()
+
+    def wait(self, kind: str, timeout: float, pred=lambda ev: True) -> EngineEvent:
+        deadline = time.monotonic() + timeout
+        with self.cv:
+            while True:
+                for ev in self.events:
+                    if ev.kind == kind and pred(ev):
+                        return ev
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no {kind!r} event in {timeout} s: "
+                                       f"{[e.kind for e in self.events]}")
+                self.cv.wait(left)
+
+    def wait_registered(self, timeout: float = 10) -> None:
+        self.wait("status", timeout, lambda ev: str(ev.data.state) == "registered")
+
+    def stored(self, call_id: int | None = None):
+        async def read():
+            async with await Store.open(self.db) as store:
+                calls = await store.list_calls()
+                return await store.get_call(call_id or calls[0].id)
+        return asyncio.run(read())
+
+
+def _rules(in_notice="10m", in_final="20m", out_notice="10m", out_final="20m") -> str:
+    return RULES.format(in_notice=in_notice, in_final=in_final, out_notice=out_notice,
+                        out_final=out_final)
+
+
+def test_inbound_abusive_call_is_warned_then_ended_after_the_final_notice(pbx, tmp_path):
+    h = Harness(pbx, tmp_path, _rules(), auto_answer=True)
+    # The caller: "나도 몰라 ..." (→ warning), a pause for the warning to play, "절대로 안 할
+    # 거야" (→ final notice), then talks on over the final notice.
+    caller = np.concatenate([_silence(1.0), _clip("k009"), _silence(5.0), _clip("k031"),
+                             _silence(0.3), _clip("k027"), _silence(20.0)])
+    src = _write(tmp_path / "caller.wav", caller)
+    h.engine.start()
+    try:
+        h.wait_registered()
+        with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
+            bob.wait_registered()
+            bob.dial(pbx.uri("agent"))
+            ended = h.wait("ended", 60)
+            closed = bob.wait_event("CALL_CLOSED", 10)
+            received, rate = read_wav(bob.received_wav())
+    finally:
+        h.engine.stop()
+    assert rate == RATE
+    runner = h.engine.finished[0]
+    kinds = [e.detail["kind"] for e in runner.session.timeline if e.kind == "verdict"]
+    assert kinds == ["notice", "warn", "final"], runner.session.timeline
+    assert ended.data["reason"] == "final_notice"
+    assert runner.control.hangups == 1 and runner.call.end_reason == "local_hangup"
+    assert "CALL_CLOSED" in closed["type"]
+    # Both prompts reached the caller, whole: found in baresip's recording of what it heard.
+    w_pos, w_corr = _find(received, h.warning)
+    f_pos, f_corr = _find(received, h.final)
+    assert w_corr > 0.9 and f_corr > 0.9, (w_corr, f_corr)
+    assert w_pos < f_pos
+    # The final notice played to its last sample before the BYE: its whole length is in the
+    # recording, and the call closed within a moment of its end.
+    assert f_pos + h.final.size <= received.size
+    assert (received.size - (f_pos + h.final.size)) / RATE < 1.0
+    # The store holds the transcript, the hits and the actions.
+    rec = h.stored()
+    assert rec.end_reason == "final_notice"
+    hits = {hit.rule_id for u in rec.utterances for hit in u.hits}
+    assert {"live.insult", "live.threat"} <= hits
+    acts = [a.kind for a in rec.actions]
+    assert acts.count("play_prompt") == 2 and acts[-1] == "hangup"
+    said = [u.text for u in rec.utterances if u.leg == "caller" and u.status == "ok"]
+    assert any("몰" in t for t in said) and any("절대" in t for t in said), said
