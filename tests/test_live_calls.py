@@ -235,3 +235,53 @@ def test_inbound_abusive_call_is_warned_then_ended_after_the_final_notice(pbx, t
     assert acts.count("play_prompt") == 2 and acts[-1] == "hangup"
     said = [u.text for u in rec.utterances if u.leg == "caller" and u.status == "ok"]
     assert any("몰" in t for t in said) and any("절대" in t for t in said), said
+
+
+def _outbound(pbx: Kamailio, tmp_path: Path, rules: str, listen_s: float):
+    """The agent dials bob (auto-answer, silent); returns (harness, bob's events, bob's
+    CALL_CLOSED event or None if bob still had the call after ``listen_s``)."""
+    h = Harness(pbx, tmp_path, rules, auto_answer=False)
+    h.engine.start()
+    try:
+        h.wait_registered()
+        with Baresip("bob", "bobpw", pbx, auto_answer=True, source_pad_s=listen_s + 30) as bob:
+            bob.wait_registered()
+            h.engine.dial("bob").result(5)
+            h.wait("answered", 10)
+            try:
+                closed = bob.wait_event("CALL_CLOSED", listen_s)
+            except TimeoutError:
+                closed = None
+            h.wait("ended", 10) if closed is not None else None
+    finally:
+        h.engine.stop()
+    return h, closed
+
+
+def test_outbound_call_survives_a_minute_and_the_duration_limit_ends_it(pbx, tmp_path):
+    # Without the ACK fix the far end never sees our ACK and drops the call at ~32 s.
+    h, closed = _outbound(pbx, tmp_path, _rules(out_notice="45s", out_final="61s"), 75)
+    assert closed is not None, "the duration limit did not end the call"
+    runner = h.engine.finished[0]
+    assert runner.session.end_reason == "duration_limit"
+    assert runner.call.end_reason == "local_hangup"  # we hung up: bob did not drop us
+    # BYE at the limit plus the whole final notice (2.2 s) plus the 0.3 s margin.
+    bye_at = runner.control.bye_sent_at - runner.call.media_start
+    expected = 61.0 + h.final.size / RATE + 0.3
+    assert abs(bye_at - expected) <= 0.5, (bye_at, expected)
+    prompts = [e.detail["detail"] for e in runner.session.timeline
+               if e.kind == "action" and e.detail["kind"] == "play_prompt"]
+    assert [p.split()[0] for p in prompts] == ["duration_notice", "duration_final"]
+    assert h.stored().direction == "outbound"
+
+
+def test_without_the_ack_fix_the_far_end_drops_an_outbound_call(pbx, tmp_path):
+    from callguard.telephony.pyvoip_fixes import disabled
+
+    with disabled("ack_2xx"):
+        h, closed = _outbound(pbx, tmp_path, _rules(), 45)
+    assert closed is not None, "bob kept the call although our ACK was wrong"
+    runner = h.engine.finished[0]
+    assert runner.call.end_reason == "remote_hangup"
+    lasted = time.monotonic() - runner.call.media_start
+    assert 25 < lasted < 45, lasted

@@ -26,7 +26,9 @@ from callguard.telephony.base import FRAME, RATE, Call, CallEnd, CallState
 
 log = logging.getLogger(__name__)
 
-PLAYOUT = 3 * FRAME  # 60 ms: how far behind real time the caller leg is read
+# How far behind real time the caller leg is read: the receive timeline's minimum play-out
+# delay (100 ms: 80 ms of jitter tolerance plus a packet) and one tick of margin.
+PLAYOUT = 6 * FRAME
 LEAD = 2 * FRAME  # 40 ms: how far ahead of the sender the outgoing audio is kept
 TICK_S = FRAME / RATE
 DRAIN_TIMEOUT_S = 5.0  # longest wait for a prompt to finish sending before BYE anyway

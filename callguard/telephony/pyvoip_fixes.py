@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pyVoIP
+import pyVoIP.VoIP  # before pyVoIP.SIP: importing SIP first hits pyVoIP's circular import
 from pyVoIP import RTP, SIP
 from pyVoIP.VoIP import VoIP
 
@@ -44,6 +45,7 @@ from callguard.telephony.rtp import (
     RtpError,
     RtpPacket,
     build_rtp,
+    looks_like_rtcp,
     parse_rtp,
 )
 from callguard.telephony.timeline import ReceiveTimeline
@@ -494,6 +496,8 @@ class FixedRTPClient(RTP.RTPClient):
                 continue
             except OSError:
                 return
+            if looks_like_rtcp(data):
+                continue  # RTCP multiplexed on the RTP port (RFC 5761): not audio
             try:
                 pkt = parse_rtp(data)
             except RtpError as exc:

@@ -1,0 +1,1 @@
+"""Telephony: SIP line, RTP media and their fakes."""
