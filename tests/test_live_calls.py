@@ -285,3 +285,85 @@ def test_without_the_ack_fix_the_far_end_drops_an_outbound_call(pbx, tmp_path):
     assert runner.call.end_reason == "remote_hangup"
     lasted = time.monotonic() - runner.call.media_start
     assert 25 < lasted < 45, lasted
+
+
+def _agent_config(tmp: Path, pbx: Kamailio, rules: Path) -> Path:
+    cfg = tmp / "agent.toml"
+    cfg.write_text(f"""
+[sip]
+server = "127.0.0.1"
+port = {pbx.port}
+user = "agent"
+password = "agentpw"
+local_ip = "127.0.0.1"
+sip_port = 0
+rtp_low = 32000
+rtp_high = 32998
+auto_answer = true
+
+[rules]
+path = "{rules}"
+
+[store]
+path = "{tmp / 'calls.db'}"
+""", encoding="utf-8")
+    return cfg
+
+
+def _start_agent(cfg: Path, log: Path):
+    import subprocess
+    import sys
+
+    out = log.open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "callguard", "run", "--config", str(cfg)],
+                            stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while "line: registered" not in log.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"agent did not register: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    return proc
+
+
+def test_kill_9_mid_call_keeps_the_recording_and_marks_the_call_interrupted(pbx, tmp_path):
+    import signal
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(_rules(), encoding="utf-8")
+    cfg = _agent_config(tmp_path, pbx, rules)
+    log = tmp_path / "agent.log"
+    caller = np.concatenate([_clip("k027"), _clip("k016"), _clip("k038"), _silence(30)])
+    src = _write(tmp_path / "caller.wav", caller)
+    agent = _start_agent(cfg, log)
+    try:
+        with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
+            bob.wait_registered()
+            bob.dial(pbx.uri("agent"))
+            bob.wait_event("CALL_ESTABLISHED", 10)
+            time.sleep(6.0)
+            agent.send_signal(signal.SIGKILL)
+            killed_after = 6.0
+            agent.wait(5)
+            # Restart: the store is recovered at start-up.
+            log = tmp_path / "agent-restarted.log"
+            agent = _start_agent(cfg, log)
+            assert "recovered 1 call(s)" in log.read_text()
+    finally:
+        agent.terminate()
+        agent.wait(15)
+
+    async def read():
+        async with await Store.open(tmp_path / "calls.db") as store:
+            (summary,) = await store.list_calls()
+            return (await store.get_call(summary.id),
+                    await store.read_audio(summary.id, "caller"))
+    rec, pcm = asyncio.run(read())
+    assert rec.end_reason == "interrupted"
+    kept = len(pcm) / 2 / RATE
+    # At most the last second (plus the 120 ms play-out delay) is lost.
+    assert killed_after - 1.5 <= kept <= killed_after + 0.5, kept
+    # What was kept is the caller's speech, aligned: k027 starts the call.
+    got = np.frombuffer(pcm, "<i2")
+    pos, corr = _find(got, _clip("k027"))
+    assert corr > 0.9 and pos < 0.5 * RATE, (pos, corr)

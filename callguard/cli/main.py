@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from callguard import __version__
-from callguard.cli import call_cmd, rules_cmd
+from callguard.cli import call_cmd, rules_cmd, run_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     rules_cmd.register(sub)
     call_cmd.register(sub)
+    run_cmd.register(sub)
     return parser
 
 

@@ -1,0 +1,113 @@
+"""``callguard run``: the agent headless, on the line configured in ``[sip]``.
+
+Prints the line status and each call's events (verdicts, prompts, hangups; transcripts only
+with ``--show-text``) until Ctrl-C or SIGTERM. ``--dial NUMBER`` places one outbound call
+once registered; ``--mic``/``--speaker`` use WAV files instead of a headset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from callguard.config import ConfigError, load_settings
+from callguard.engine.engine import Engine, EngineEvent
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the agent on the configured SIP line (headless)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, help="settings file (default: ~/.config/callguard/"
+                   "config.toml)")
+    p.add_argument("--rules", type=Path, help="rules file (default: from the settings)")
+    p.add_argument("--store", type=Path, help="call store (default: from the settings)")
+    p.add_argument("--auto-answer", action="store_true", help="answer inbound calls at once")
+    p.add_argument("--dial", metavar="NUMBER", help="call NUMBER once registered")
+    p.add_argument("--mic", type=Path, help="WAV played as the counselor's microphone")
+    p.add_argument("--speaker", type=Path, help="WAV file the call audio is written to")
+    p.add_argument("--headset", action="store_true",
+                   help="use the system's sound card (needs sounddevice and PortAudio)")
+    p.add_argument("--show-text", action="store_true",
+                   help="print transcripts (personal data) on this terminal")
+    p.add_argument("--exit-after-call", action="store_true",
+                   help="stop after the first call ends (scripts and tests)")
+    p.set_defaults(func=run)
+
+
+def _device_factory(args: argparse.Namespace):
+    from callguard.engine.audio_device import FileDevice, NullDevice, SoundDevice
+
+    def make(call):
+        if args.headset:
+            return SoundDevice()
+        if args.mic or args.speaker:
+            return FileDevice(args.mic, args.speaker)
+        return NullDevice()
+    return make
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"callguard run: {exc}", file=sys.stderr)
+        return 2
+    sip = settings.sip
+    if not sip.server or not sip.user:
+        print("callguard run: no SIP line configured: set [sip] server, user and password in "
+              f"{settings.source or 'the settings file (~/.config/callguard/config.toml)'}",
+              file=sys.stderr)
+        return 2
+    from callguard.sim.runner import whisper_factory
+    from callguard.telephony.sipline import SipConfig, SipLine
+
+    line = SipLine(SipConfig(server=sip.server, port=sip.port, user=sip.user,
+                             password=sip.password, local_ip=sip.local_ip,
+                             sip_port=sip.sip_port, rtp_low=sip.rtp_low, rtp_high=sip.rtp_high))
+    done = threading.Event()
+    dialled = threading.Event()
+
+    def on_event(ev: EngineEvent) -> None:
+        if ev.kind == "status":
+            print(f"line: {ev.data}", flush=True)
+            if str(ev.data.state) == "registered" and args.dial and not dialled.is_set():
+                dialled.set()
+                engine.dial(args.dial)
+        elif ev.kind == "timeline":
+            te = ev.data
+            if te.kind in ("speech", "early") and not args.show_text:
+                if te.detail.get("hits"):
+                    print(f"{te.t:7.2f}s {te.leg}: hits {te.detail['hits']}", flush=True)
+                return
+            if te.kind in ("speech", "early"):
+                print(f"{te.t:7.2f}s {te.leg}: {te.text}  {te.detail.get('hits') or ''}",
+                      flush=True)
+            elif te.kind in ("verdict", "action", "call"):
+                print(f"{te.t:7.2f}s {te.kind}: {te.detail}", flush=True)
+        else:
+            print(f"call {ev.kind}: {ev.data if ev.kind != 'ringing' else ''}", flush=True)
+            if ev.kind == "ended" and args.exit_after_call:
+                done.set()
+
+    engine = Engine(line=line, rules_path=args.rules or settings.rules_path,
+                    store_path=args.store or settings.store_path,
+                    transcriber_factory=whisper_factory(settings),
+                    device_factory=_device_factory(args),
+                    auto_answer=args.auto_answer or sip.auto_answer, on_event=on_event)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    try:
+        engine.start()
+    except Exception as exc:
+        print(f"callguard run: {exc}", file=sys.stderr)
+        return 1
+    if engine.recovered:
+        print(f"recovered {len(engine.recovered)} call(s) interrupted by a crash", flush=True)
+    print(f"callguard is running on {line.local_ip}:{line.sip_port}; Ctrl-C to stop",
+          flush=True)
+    done.wait()
+    engine.stop()
+    return 0
