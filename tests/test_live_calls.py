@@ -141,7 +141,8 @@ def pbx(peers_available):
 class Harness:
     """The engine on a SipLine registered as ``agent``; events collected."""
 
-    def __init__(self, pbx: Kamailio, tmp: Path, rules: str, *, auto_answer: bool) -> None:
+    def __init__(self, pbx: Kamailio, tmp: Path, rules: str, *, auto_answer: bool,
+                 transcriber_factory=None) -> None:
         self.tmp = tmp
         self.warning = _clip("k016")  # 2.8 s
         self.final = _clip("k025")  # 2.2 s
@@ -155,7 +156,8 @@ class Harness:
                                       password="agentpw", local_ip="127.0.0.1", sip_port=0,
                                       rtp_low=31000, rtp_high=31998))
         self.engine = Engine(line=self.line, rules_path=tmp / "rules.toml", store_path=self.db,
-                             transcriber_factory=whisper_factory(Settings()),
+                             transcriber_factory=transcriber_factory
+                             or whisper_factory(Settings()),
                              auto_answer=auto_answer, on_event=self._on_event)
 
     def _on_event(self, ev: EngineEvent) -> None:
@@ -367,3 +369,49 @@ def test_kill_9_mid_call_keeps_the_recording_and_marks_the_call_interrupted(pbx,
     got = np.frombuffer(pcm, "<i2")
     pos, corr = _find(got, _clip("k027"))
     assert corr > 0.9 and pos < 0.5 * RATE, (pos, corr)
+
+
+class _CrashingTranscriber:
+    """Recognition that dies on every utterance (a broken model, a CTranslate2 fault)."""
+
+    name = "crashing"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def transcribe(self, audio):
+        self.calls += 1
+        raise RuntimeError("recogniser crashed")
+
+
+def test_a_recognition_crash_mid_call_keeps_the_call_and_the_duration_limit(pbx, tmp_path):
+    crashing = _CrashingTranscriber()
+    h = Harness(pbx, tmp_path, _rules(in_notice="5s", in_final="10s"), auto_answer=True,
+                transcriber_factory=lambda: crashing)
+    caller = np.concatenate([_silence(0.5), _clip("k009"), _silence(0.5), _clip("k031"),
+                             _silence(30)])
+    src = _write(tmp_path / "caller.wav", caller)
+    h.engine.start()
+    try:
+        h.wait_registered()
+        with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
+            bob.wait_registered()
+            bob.dial(pbx.uri("agent"))
+            h.wait("ended", 40)
+            bob.wait_event("CALL_CLOSED", 10)
+    finally:
+        h.engine.stop()
+    runner = h.engine.finished[0]
+    assert crashing.calls >= 2  # the caller spoke; every recognition failed
+    assert runner.session.end_reason == "duration_limit"
+    bye_at = runner.control.bye_sent_at - runner.call.media_start
+    assert abs(bye_at - (10.0 + h.final.size / RATE + 0.3)) <= 0.5, bye_at
+    rec = h.stored()
+    assert rec.end_reason == "duration_limit"
+    assert any(u.status == "failed" for u in rec.utterances)
+    # The whole call is recorded although nothing could be recognised.
+    async def audio():
+        async with await Store.open(h.db) as store:
+            return await store.read_audio(rec.id, "caller")
+    kept = len(asyncio.run(audio())) / 2 / RATE
+    assert kept >= bye_at - 0.5, (kept, bye_at)
