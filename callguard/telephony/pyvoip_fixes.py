@@ -26,7 +26,7 @@ import select
 import socket
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -142,6 +142,7 @@ class FixedSIPClient(SIP.SIPClient):
         self._reg_timer_gen = 0
         self._byes: dict[tuple[str, int], dict[str, Any]] = {}
         self._invites: dict[str, dict[str, Any]] = {}  # our outbound INVITEs by Call-ID
+        self.responses: Counter[tuple[str, int]] = Counter()  # (method, code) received
 
     # -- plumbing
 
@@ -225,6 +226,7 @@ class FixedSIPClient(SIP.SIPClient):
         msg.text = data.decode("utf-8", errors="replace")  # type: ignore[attr-defined]
         if msg.type == SIP.SIPMessageType.RESPONSE:
             method = msg.headers.get("CSeq", {}).get("method", "")
+            self.responses[(method, int(msg.status))] += 1
             if method == "REGISTER":
                 self._on_register_response(msg)
             elif method == "BYE":

@@ -35,6 +35,7 @@ class SipConfig:
     rtp_low: int = 10000
     rtp_high: int = 20000
     auto_answer: bool = False
+    register_expires: int = 120  # seconds asked for; refreshed at 80 % of what is granted
 
 
 def local_ip_for(server: str, port: int) -> str:
@@ -138,6 +139,7 @@ class SipLine:
                                 rtpPortHigh=config.rtp_high, on_incoming=self._incoming,
                                 on_answered=self._answered, on_ended=self._ended,
                                 on_status=self._status)
+        self.phone.sip.default_expires = config.register_expires
 
     @property
     def local_ip(self) -> str:
