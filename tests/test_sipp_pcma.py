@@ -1,0 +1,177 @@
+"""SIPp as the caller (through kamailio) offering only PCMA, with RFC 4733 DTMF after the
+speech: the agent's line must receive the A-law audio bit-exact on its timeline, see the
+digit, and send its prompt A-law encoded (pyVoIP sent µ-law bytes labelled PCMA).
+The far end's RTP goes to a Python socket (RtpSink) so the bytes can be checked."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DATA, require_shared
+from peers import require_peers
+from peers.baresip import read_wav
+from peers.kamailio import Kamailio
+from peers.pcap import PCMA, write_audio_pcap
+from peers.sipp import UAC_PCMA_DTMF, RtpSink, start_call_with_media, start_sipp
+
+from callguard.audio.g711 import alaw_decode, alaw_encode
+from callguard.audio.resample import downsample_16k_to_8k, float_to_int16
+from callguard.telephony.base import LineState
+from callguard.telephony.pyvoip_fixes import disabled
+from callguard.telephony.sipline import SipCall, SipConfig, SipLine
+
+pytestmark = pytest.mark.slow
+RATE = 8000
+
+
+def _clip(name: str) -> np.ndarray:
+    x, _rate = read_wav(DATA / "speech-ko" / f"{name}.wav")
+    return float_to_int16(downsample_16k_to_8k(x.astype(np.float64) / 32768.0))
+
+
+class Recorder:
+    """A SipLine that answers, plays ``prompt`` and keeps everything it receives."""
+
+    def __init__(self, pbx: Kamailio, prompt: np.ndarray) -> None:
+        self.prompt = prompt
+        self.heard: list[np.ndarray] = []
+        self.digits = ""
+        self.done = threading.Event()
+        self.line = SipLine(SipConfig(server="127.0.0.1", port=pbx.port, user="agent",
+                                      password="agentpw", local_ip="127.0.0.1", sip_port=0,
+                                      rtp_low=34000, rtp_high=34998))
+        self.line.set_handlers(on_incoming=self._incoming)
+
+    def _incoming(self, call: SipCall) -> None:
+        call.answer()
+        call.write(self.prompt)
+        threading.Thread(target=self._pump, args=(call,), daemon=True).start()
+
+    def _pump(self, call: SipCall) -> None:
+        start = call.media_start
+        pos = 0
+        while call.state != "ended":
+            time.sleep(0.02)
+            upto = int((time.monotonic() - start) * RATE) - 960
+            if upto > pos:
+                self.heard.append(call.read(upto))
+                pos = upto
+            self.digits += call.dtmf()
+        self.heard.append(call.read(pos + 2 * RATE))
+        self.digits += call.dtmf()
+        self.done.set()
+
+    def audio(self) -> np.ndarray:
+        return np.concatenate(self.heard) if self.heard else np.zeros(0, np.int16)
+
+
+@pytest.fixture
+def pbx():
+    require_peers("kamailio", "sipp")
+    require_shared()
+    with Kamailio({"agent": "agentpw"}) as k:
+        k.wait_ready()
+        yield k
+
+
+def _call(pbx: Kamailio, tmp: Path, speech: np.ndarray, prompt: np.ndarray, *,
+          scenario: Path | None = None):
+    codes = alaw_encode(speech)
+    media = write_audio_pcap(tmp / "media.pcap", codes, payload_type=PCMA, dtmf="5")
+    rec = Recorder(pbx, prompt)
+    rec.line.start()
+    try:
+        deadline = time.monotonic() + 10
+        while rec.line.status.state is not LineState.REGISTERED:
+            assert time.monotonic() < deadline, rec.line.status
+            time.sleep(0.05)
+        with RtpSink() as sink:
+            if scenario is None:
+                proc = start_call_with_media(pbx.address, "agent", media, sdp_port=sink.port,
+                                             hangup="bye", hold_ms=800, timeout=30,
+                                             workdir=tmp / "sipp")
+            else:
+                from peers.pcap import pcap_duration
+                from peers.ports import free_port
+
+                mp = free_port(tcp=False, span=4)
+                proc = start_sipp(scenario, pbx.address, service="agent", media_port=mp,
+                                  files={"media.pcap": media},
+                                  variables={"sdp_port": sink.port, "hangup": "bye",
+                                             "media_ms": round(pcap_duration(media) * 1000),
+                                             "hold_ms": 800},
+                                  timeout=30, workdir=tmp / "sipp")
+            result = proc.wait()
+            rec.done.wait(5)
+            sent = sink.payload(PCMA)
+    finally:
+        rec.line.stop()
+    return result, rec, codes, sent
+
+
+def _exact_run(got: np.ndarray, want: np.ndarray) -> int:
+    """Length of the longest stretch where ``want`` appears sample-for-sample in ``got``
+    (aligned at the first non-silent sample)."""
+    nz = np.flatnonzero(np.abs(want) > 64)
+    first = int(nz[0])
+    cand = np.flatnonzero(got == want[first])
+    best = 0
+    for c in cand[:2000]:
+        off = int(c) - first
+        if off < 0 or off + want.size > got.size:
+            continue
+        eq = got[off:off + want.size] == want
+        best = max(best, int(eq.sum()))
+        if best == want.size:
+            break
+    return best
+
+
+def _snr(ref: np.ndarray, got: np.ndarray) -> float:
+    r, g = ref.astype(float), got.astype(float)
+    size = 1 << int(np.ceil(np.log2(g.size + r.size)))
+    corr = np.fft.irfft(np.fft.rfft(g, size) * np.conj(np.fft.rfft(r, size)), size)[:g.size]
+    pos = int(np.argmax(corr))
+    seg = g[pos:pos + r.size]
+    n = min(seg.size, r.size)
+    return float(10 * np.log10(np.sum(r[:n] ** 2) / max(np.sum((seg[:n] - r[:n]) ** 2), 1e-9)))
+
+
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed", "pyvoip"])
+def test_pcma_in_bit_exact_dtmf_seen_and_prompt_sent_as_alaw(pbx, tmp_path, fixed):
+    speech, prompt = _clip("k009"), _clip("k016")
+    with (disabled() if fixed else disabled("rtp_pcma")):
+        result, rec, codes, sent = _call(pbx, tmp_path, speech, prompt)
+    assert result.ok, result.describe()
+    heard = rec.audio()
+    want = alaw_decode(codes)
+    assert _exact_run(heard, want) == want.size  # every sample, on the timeline
+    assert rec.digits == "5"
+    snr = _snr(prompt, alaw_decode(sent))
+    if fixed:
+        assert snr > 30, snr  # A-law's own limit is ~37 dB
+    else:
+        assert snr < 0, snr  # µ-law bytes read as A-law: noise, not speech
+
+
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed", "pyvoip"])
+def test_an_invite_with_empty_and_compact_headers_is_taken(pbx, tmp_path, fixed):
+    text = UAC_PCMA_DTMF.read_text(encoding="iso-8859-1")
+    head, rest = text.split("Content-Type: application/sdp", 1)
+    head = head.replace("Subject: callguard peers", "Subject: callguard peers\n      Supported:")
+    head = head.replace("      Call-ID: [call_id]\n      CSeq: 1 INVITE",
+                        "      i: [call_id]\n      CSeq: 1 INVITE", 1)
+    scenario = tmp_path / "uac_compact.xml"
+    scenario.write_text(head + "Content-Type: application/sdp" + rest, encoding="iso-8859-1")
+    assert "Supported:\n" in scenario.read_text(encoding="iso-8859-1")
+    with (disabled() if fixed else disabled("headers")):
+        result, _rec, _, _ = _call(pbx, tmp_path, _clip("k038"), _clip("k038"),
+                                  scenario=scenario)
+    if fixed:
+        assert result.ok, result.describe()
+    else:
+        assert not result.ok  # pyVoIP dropped the INVITE: SIPp never got an answer
