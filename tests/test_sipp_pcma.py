@@ -79,9 +79,10 @@ def pbx():
 
 
 def _call(pbx: Kamailio, tmp: Path, speech: np.ndarray, prompt: np.ndarray, *,
-          scenario: Path | None = None):
+          scenario: Path | None = None, media: Path | None = None):
     codes = alaw_encode(speech)
-    media = write_audio_pcap(tmp / "media.pcap", codes, payload_type=PCMA, dtmf="5")
+    if media is None:
+        media = write_audio_pcap(tmp / "media.pcap", codes, payload_type=PCMA, dtmf="5")
     rec = Recorder(pbx, prompt)
     rec.line.start()
     try:
@@ -175,3 +176,47 @@ def test_an_invite_with_empty_and_compact_headers_is_taken(pbx, tmp_path, fixed)
         assert result.ok, result.describe()
     else:
         assert not result.ok  # pyVoIP dropped the INVITE: SIPp never got an answer
+
+
+@pytest.mark.parametrize("fixed", [True, False], ids=["fixed", "pyvoip"])
+def test_a_silence_gap_keeps_its_length_on_the_timeline(pbx, tmp_path, fixed):
+    # The caller sends nothing for 1.5 s between two phrases (silence suppression, RFC 3551
+    # §4.1): the RTP timestamp jumps by 12000 samples. The second phrase must land 1.5 s
+    # after the first on the call timeline, not straight after it.
+    from peers.pcap import ALAW_SILENCE, frames, rtp_stream, write_pcap
+
+    a, b = _clip("k038"), _clip("k025")
+    fa, fb = frames(alaw_encode(a), 160, ALAW_SILENCE), frames(alaw_encode(b), 160, ALAW_SILENCE)
+    gap = 12000
+    first = rtp_stream(fa, payload_type=PCMA, seq=1, timestamp=1000, start=0.0)
+    second = rtp_stream(fb, payload_type=PCMA, seq=1 + len(fa),
+                        timestamp=1000 + 160 * len(fa) + gap, start=0.02 * len(fa) + gap / RATE,
+                        marker_first=True)
+    media = write_pcap(tmp_path / "media.pcap", first + second)
+    with (disabled() if fixed else disabled("rtp_timeline")):
+        result, rec, _, _ = _call(pbx, tmp_path, a, _clip("k038"), media=media)
+    assert result.ok, result.describe()
+    heard = rec.audio()
+    dec_a = alaw_decode(alaw_encode(a))
+    dec_b = alaw_decode(alaw_encode(b))
+    pos_a = _offset(heard, dec_a)
+    pos_b = _offset(heard, dec_b)
+    assert pos_a is not None and pos_b is not None
+    spacing = (pos_b - pos_a) / RATE
+    expected = (160 * len(fa) + gap) / RATE
+    if fixed:
+        assert abs(spacing - expected) < 0.03, (spacing, expected)
+    else:
+        assert spacing < expected - 1.0, (spacing, expected)  # the gap vanished
+
+
+def _offset(got: np.ndarray, want: np.ndarray) -> int | None:
+    """Where ``want`` appears sample-exact in ``got`` (first 800 loud samples), or None."""
+    nz = np.flatnonzero(np.abs(want) > 256)
+    first = int(nz[0])
+    probe = want[first:first + 800]
+    for c in np.flatnonzero(got == want[first]):
+        off = int(c) - first
+        if off >= 0 and np.array_equal(got[off + first:off + first + probe.size], probe):
+            return off
+    return None
