@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, require_shared
-from peers.baresip import Baresip, baresip_binary, read_wav
-from peers.kamailio import Kamailio, kamailio_binary
+from audiocheck import RATE, align, clip, silence
+from conftest import require_shared
+from peers import require_peers
+from peers.baresip import Baresip, read_wav, write_wav
+from peers.kamailio import Kamailio
 
 from callguard.config import Settings
 from callguard.engine.engine import Engine, EngineEvent
@@ -28,9 +29,6 @@ from callguard.store import Store
 from callguard.telephony.sipline import SipConfig, SipLine
 
 pytestmark = pytest.mark.slow
-
-RATE = 8000
-SPEECH = DATA / "speech-ko"
 
 RULES = """\
 format = 1
@@ -82,57 +80,10 @@ terms = ["절대로안할", "절대안할"]
 """
 
 
-def _clip(name: str) -> np.ndarray:
-    """A speech-ko clip at 8 kHz int16 (16 kHz source, 2:1 decimation after low-pass)."""
-    from callguard.audio.resample import downsample_16k_to_8k, float_to_int16
-
-    x, rate = read_wav(SPEECH / f"{name}.wav")
-    assert rate == 16000
-    return float_to_int16(downsample_16k_to_8k(x.astype(np.float64) / 32768.0))
-
-
-def _write(path: Path, pcm: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(np.asarray(pcm, "<i2").tobytes())
-    return path
-
-
-def _silence(s: float) -> np.ndarray:
-    return np.zeros(int(s * RATE), np.int16)
-
-
-def _find(haystack: np.ndarray, needle: np.ndarray) -> tuple[int, float]:
-    """Best alignment of ``needle`` in ``haystack`` and its normalised correlation."""
-    h = haystack.astype(np.float64)
-    n = needle.astype(np.float64)
-    size = 1 << int(np.ceil(np.log2(h.size + n.size)))
-    corr = np.fft.irfft(np.fft.rfft(h, size) * np.conj(np.fft.rfft(n, size)), size)[:h.size]
-    pos = int(np.argmax(corr))
-    seg = h[pos:pos + n.size]
-    if seg.size < n.size:
-        return pos, 0.0
-    return pos, float(np.dot(seg, n) / (np.linalg.norm(seg) * np.linalg.norm(n) + 1e-9))
-
-
-@pytest.fixture(scope="module")
-def peers_available():
-    import os
-
-    missing = [n for n, f in (("kamailio", kamailio_binary), ("baresip", baresip_binary))
-               if f() is None]
-    if missing:
-        msg = f"real SIP peers missing: {missing} (bash installer/install.sh --dev)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    require_shared()
-
-
 @pytest.fixture
-def pbx(peers_available):
+def pbx():
+    require_peers("kamailio", "baresip")
+    require_shared()
     with Kamailio({"agent": "agentpw", "bob": "bobpw"}) as k:
         k.wait_ready()
         yield k
@@ -144,10 +95,10 @@ class Harness:
     def __init__(self, pbx: Kamailio, tmp: Path, rules: str, *, auto_answer: bool,
                  transcriber_factory=None) -> None:
         self.tmp = tmp
-        self.warning = _clip("k016")  # 2.8 s
-        self.final = _clip("k025")  # 2.2 s
-        _write(tmp / "warning.wav", self.warning)
-        _write(tmp / "final.wav", self.final)
+        self.warning = clip("k016")  # 2.8 s
+        self.final = clip("k025")  # 2.2 s
+        write_wav(tmp / "warning.wav", self.warning)
+        write_wav(tmp / "final.wav", self.final)
         (tmp / "rules.toml").write_text(rules, encoding="utf-8")
         self.db = tmp / "calls.db"
         self.events: list[EngineEvent] = []
@@ -194,24 +145,32 @@ def _rules(in_notice="10m", in_final="20m", out_notice="10m", out_final="20m") -
                         out_final=out_final)
 
 
-def test_inbound_abusive_call_is_warned_then_ended_after_the_final_notice(pbx, tmp_path):
-    h = Harness(pbx, tmp_path, _rules(), auto_answer=True)
-    # The caller: "나도 몰라 ..." (→ warning), a pause for the warning to play, "절대로 안 할
-    # 거야" (→ final notice), then talks on over the final notice.
-    caller = np.concatenate([_silence(1.0), _clip("k009"), _silence(5.0), _clip("k031"),
-                             _silence(0.3), _clip("k027"), _silence(20.0)])
-    src = _write(tmp_path / "caller.wav", caller)
+def _inbound(pbx: Kamailio, h: Harness, caller: np.ndarray, within_s: float):
+    """Bob calls the agent (auto-answer) and speaks ``caller`` (int16, 8 kHz); the call
+    must end within ``within_s``. Returns (the engine's ended event, bob's CALL_CLOSED
+    event, what bob heard as int16, its rate)."""
+    src = write_wav(h.tmp / "caller.wav", caller)
     h.engine.start()
     try:
         h.wait_registered()
         with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
             bob.wait_registered()
             bob.dial(pbx.uri("agent"))
-            ended = h.wait("ended", 60)
+            ended = h.wait("ended", within_s)
             closed = bob.wait_event("CALL_CLOSED", 10)
             received, rate = read_wav(bob.received_wav())
     finally:
         h.engine.stop()
+    return ended, closed, received, rate
+
+
+def test_inbound_abusive_call_is_warned_then_ended_after_the_final_notice(pbx, tmp_path):
+    h = Harness(pbx, tmp_path, _rules(), auto_answer=True)
+    # The caller: "나도 몰라 ..." (→ warning), a pause for the warning to play, "절대로 안 할
+    # 거야" (→ final notice), then talks on over the final notice.
+    caller = np.concatenate([silence(1.0), clip("k009"), silence(5.0), clip("k031"),
+                             silence(0.3), clip("k027"), silence(20.0)])
+    ended, closed, received, rate = _inbound(pbx, h, caller, 60)
     assert rate == RATE
     runner = h.engine.finished[0]
     kinds = [e.detail["kind"] for e in runner.session.timeline if e.kind == "verdict"]
@@ -220,8 +179,8 @@ def test_inbound_abusive_call_is_warned_then_ended_after_the_final_notice(pbx, t
     assert runner.control.hangups == 1 and runner.call.end_reason == "local_hangup"
     assert "CALL_CLOSED" in closed["type"]
     # Both prompts reached the caller, whole: found in baresip's recording of what it heard.
-    w_pos, w_corr = _find(received, h.warning)
-    f_pos, f_corr = _find(received, h.final)
+    w_pos, w_corr = align(received, h.warning)
+    f_pos, f_corr = align(received, h.final)
     assert w_corr > 0.9 and f_corr > 0.9, (w_corr, f_corr)
     assert w_pos < f_pos
     # The final notice played to its last sample before the BYE: its whole length is in the
@@ -335,8 +294,8 @@ def test_kill_9_mid_call_keeps_the_recording_and_marks_the_call_interrupted(pbx,
     rules.write_text(_rules(), encoding="utf-8")
     cfg = _agent_config(tmp_path, pbx, rules)
     log = tmp_path / "agent.log"
-    caller = np.concatenate([_clip("k027"), _clip("k016"), _clip("k038"), _silence(30)])
-    src = _write(tmp_path / "caller.wav", caller)
+    caller = np.concatenate([clip("k027"), clip("k016"), clip("k038"), silence(30)])
+    src = write_wav(tmp_path / "caller.wav", caller)
     agent = _start_agent(cfg, log)
     try:
         with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
@@ -367,7 +326,7 @@ def test_kill_9_mid_call_keeps_the_recording_and_marks_the_call_interrupted(pbx,
     assert killed_after - 1.5 <= kept <= killed_after + 0.5, kept
     # What was kept is the caller's speech, aligned: k027 starts the call.
     got = np.frombuffer(pcm, "<i2")
-    pos, corr = _find(got, _clip("k027"))
+    pos, corr = align(got, clip("k027"))
     assert corr > 0.9 and pos < 0.5 * RATE, (pos, corr)
 
 
@@ -388,19 +347,9 @@ def test_a_recognition_crash_mid_call_keeps_the_call_and_the_duration_limit(pbx,
     crashing = _CrashingTranscriber()
     h = Harness(pbx, tmp_path, _rules(in_notice="5s", in_final="10s"), auto_answer=True,
                 transcriber_factory=lambda: crashing)
-    caller = np.concatenate([_silence(0.5), _clip("k009"), _silence(0.5), _clip("k031"),
-                             _silence(30)])
-    src = _write(tmp_path / "caller.wav", caller)
-    h.engine.start()
-    try:
-        h.wait_registered()
-        with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
-            bob.wait_registered()
-            bob.dial(pbx.uri("agent"))
-            h.wait("ended", 40)
-            bob.wait_event("CALL_CLOSED", 10)
-    finally:
-        h.engine.stop()
+    caller = np.concatenate([silence(0.5), clip("k009"), silence(0.5), clip("k031"),
+                             silence(30)])
+    _inbound(pbx, h, caller, 40)
     runner = h.engine.finished[0]
     assert crashing.calls >= 2  # the caller spoke; every recognition failed
     assert runner.session.end_reason == "duration_limit"

@@ -4,14 +4,15 @@ the defect. See callguard/telephony/pyvoip_fixes.py for the list."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
 import numpy as np
 import pytest
-from peers.baresip import Baresip, baresip_binary, read_wav
-from peers.kamailio import Kamailio, kamailio_binary
+from audiocheck import snr_db
+from peers import require_peers
+from peers.baresip import Baresip, read_wav
+from peers.kamailio import Kamailio
 
 from callguard.telephony.base import CallEnd, CallState, LineState
 from callguard.telephony.pyvoip_fixes import disabled
@@ -21,19 +22,9 @@ pytestmark = pytest.mark.slow
 RATE = 8000
 
 
-@pytest.fixture(scope="module")
-def peers():
-    missing = [n for n, f in (("kamailio", kamailio_binary), ("baresip", baresip_binary))
-               if f() is None]
-    if missing:
-        msg = f"real SIP peers missing: {missing} (bash installer/install.sh --dev)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-
-
 @pytest.fixture
-def pbx(peers):
+def pbx():
+    require_peers("kamailio", "baresip")
     with Kamailio({"agent": "agentpw", "bob": "bobpw"}) as k:
         k.wait_ready()
         yield k
@@ -89,6 +80,15 @@ def _ring(pbx, agent, bob) -> float:
     return agent.incoming_at - t0
 
 
+def _answered(pbx, agent, bob) -> SipCall:
+    """Bob calls the agent, which answers; returns the agent's call once established."""
+    agent.answer = True
+    agent.wait_state(LineState.REGISTERED)
+    _ring(pbx, agent, bob)
+    bob.wait_event("CALL_ESTABLISHED", 5)
+    return agent.incoming[0]
+
+
 @pytest.mark.parametrize("fixed", [True, False], ids=["fixed", "pyvoip"])
 def test_inbound_call_is_handed_over_at_once(pbx, fixed):
     with (disabled() if fixed else disabled("no_delay")), Agent(pbx) as agent, \
@@ -122,11 +122,7 @@ def test_cancel_while_ringing_ends_the_call(pbx, fixed):
 def test_our_bye_is_answered(pbx, fixed):
     with (disabled() if fixed else disabled("bye")), Agent(pbx) as agent, \
             Baresip("bob", "bobpw", pbx) as bob:
-        agent.answer = True
-        agent.wait_state(LineState.REGISTERED)
-        _ring(pbx, agent, bob)
-        bob.wait_event("CALL_ESTABLISHED", 5)
-        call = agent.incoming[0]
+        call = _answered(pbx, agent, bob)
         call.hangup()
         time.sleep(1.0)
         ok = agent.line.phone.sip.responses[("BYE", 200)]
@@ -200,19 +196,6 @@ def test_registrar_down_and_back(pbx):
         assert pbx.registered("agent")
 
 
-def _snr_db(ref: np.ndarray, got: np.ndarray) -> float:
-    """SNR of ``got`` against ``ref`` after the best alignment (dB)."""
-    r = ref.astype(np.float64)
-    g = got.astype(np.float64)
-    size = 1 << int(np.ceil(np.log2(g.size + r.size)))
-    corr = np.fft.irfft(np.fft.rfft(g, size) * np.conj(np.fft.rfft(r, size)), size)[:g.size]
-    pos = int(np.argmax(corr))
-    seg = g[pos:pos + r.size]
-    n = min(seg.size, r.size)
-    err = seg[:n] - r[:n]
-    return float(10 * np.log10(np.sum(r[:n] ** 2) / max(np.sum(err ** 2), 1e-9)))
-
-
 @pytest.mark.parametrize("fixed", [True, False], ids=["fixed", "pyvoip"])
 def test_sent_audio_reaches_the_far_end_at_g711_quality(pbx, fixed):
     # A chirp sweeping the telephone band at -30 dBFS (a quiet talker): what baresip hears,
@@ -222,17 +205,13 @@ def test_sent_audio_reaches_the_far_end_at_g711_quality(pbx, fixed):
     chirp = np.rint(1000 * np.sin(2 * np.pi * (300 * t + 800 * t ** 2))).astype(np.int16)
     with (disabled() if fixed else disabled("rtp_pcm16")), Agent(pbx) as agent, \
             Baresip("bob", "bobpw", pbx) as bob:
-        agent.answer = True
-        agent.wait_state(LineState.REGISTERED)
-        _ring(pbx, agent, bob)
-        bob.wait_event("CALL_ESTABLISHED", 5)
-        call = agent.incoming[0]
+        call = _answered(pbx, agent, bob)
         call.write(chirp)
         time.sleep(2.6)
         call.hangup()
         bob.wait_event("CALL_CLOSED", 5)
         heard, _ = read_wav(bob.received_wav())
-    snr = _snr_db(chirp, heard)
+    snr = snr_db(chirp, heard)
     if fixed:
         assert snr > 30, snr  # G.711's own limit is ~37 dB
     else:
@@ -243,10 +222,7 @@ def test_sent_audio_reaches_the_far_end_at_g711_quality(pbx, fixed):
 def test_send_clock_does_not_drift(pbx, fixed):
     with (disabled() if fixed else disabled("rtp_clock")), Agent(pbx) as agent, \
             Baresip("bob", "bobpw", pbx) as bob:
-        agent.answer = True
-        agent.wait_state(LineState.REGISTERED)
-        _ring(pbx, agent, bob)
-        call = agent.incoming[0]
+        call = _answered(pbx, agent, bob)
         rtp = call.fixed.rtp
         time.sleep(10.0)
         elapsed = time.monotonic() - rtp.t0

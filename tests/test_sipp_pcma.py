@@ -11,26 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, require_shared
+from audiocheck import clip, exact_offset, snr_db
+from conftest import require_shared
 from peers import require_peers
-from peers.baresip import read_wav
 from peers.kamailio import Kamailio
 from peers.pcap import PCMA, write_audio_pcap
 from peers.sipp import UAC_PCMA_DTMF, RtpSink, start_call_with_media, start_sipp
 
 from callguard.audio.g711 import alaw_decode, alaw_encode
-from callguard.audio.resample import downsample_16k_to_8k, float_to_int16
 from callguard.telephony.base import LineState
 from callguard.telephony.pyvoip_fixes import disabled
 from callguard.telephony.sipline import SipCall, SipConfig, SipLine
 
 pytestmark = pytest.mark.slow
 RATE = 8000
-
-
-def _clip(name: str) -> np.ndarray:
-    x, _rate = read_wav(DATA / "speech-ko" / f"{name}.wav")
-    return float_to_int16(downsample_16k_to_8k(x.astype(np.float64) / 32768.0))
 
 
 class Recorder:
@@ -114,45 +108,19 @@ def _call(pbx: Kamailio, tmp: Path, speech: np.ndarray, prompt: np.ndarray, *,
     return result, rec, codes, sent
 
 
-def _exact_run(got: np.ndarray, want: np.ndarray) -> int:
-    """Length of the longest stretch where ``want`` appears sample-for-sample in ``got``
-    (aligned at the first non-silent sample)."""
-    nz = np.flatnonzero(np.abs(want) > 64)
-    first = int(nz[0])
-    cand = np.flatnonzero(got == want[first])
-    best = 0
-    for c in cand[:2000]:
-        off = int(c) - first
-        if off < 0 or off + want.size > got.size:
-            continue
-        eq = got[off:off + want.size] == want
-        best = max(best, int(eq.sum()))
-        if best == want.size:
-            break
-    return best
-
-
-def _snr(ref: np.ndarray, got: np.ndarray) -> float:
-    r, g = ref.astype(float), got.astype(float)
-    size = 1 << int(np.ceil(np.log2(g.size + r.size)))
-    corr = np.fft.irfft(np.fft.rfft(g, size) * np.conj(np.fft.rfft(r, size)), size)[:g.size]
-    pos = int(np.argmax(corr))
-    seg = g[pos:pos + r.size]
-    n = min(seg.size, r.size)
-    return float(10 * np.log10(np.sum(r[:n] ** 2) / max(np.sum((seg[:n] - r[:n]) ** 2), 1e-9)))
-
-
 @pytest.mark.parametrize("fixed", [True, False], ids=["fixed", "pyvoip"])
 def test_pcma_in_bit_exact_dtmf_seen_and_prompt_sent_as_alaw(pbx, tmp_path, fixed):
-    speech, prompt = _clip("k009"), _clip("k016")
+    speech, prompt = clip("k009"), clip("k016")
     with (disabled() if fixed else disabled("rtp_pcma")):
         result, rec, codes, sent = _call(pbx, tmp_path, speech, prompt)
     assert result.ok, result.describe()
     heard = rec.audio()
     want = alaw_decode(codes)
-    assert _exact_run(heard, want) == want.size  # every sample, on the timeline
+    off = exact_offset(heard, want)
+    assert off is not None  # every sample, on the timeline:
+    assert np.array_equal(heard[off:off + want.size], want)
     assert rec.digits == "5"
-    snr = _snr(prompt, alaw_decode(sent))
+    snr = snr_db(prompt, alaw_decode(sent))
     if fixed:
         assert snr > 30, snr  # A-law's own limit is ~37 dB
     else:
@@ -170,7 +138,7 @@ def test_an_invite_with_empty_and_compact_headers_is_taken(pbx, tmp_path, fixed)
     scenario.write_text(head + "Content-Type: application/sdp" + rest, encoding="iso-8859-1")
     assert "Supported:\n" in scenario.read_text(encoding="iso-8859-1")
     with (disabled() if fixed else disabled("headers")):
-        result, _rec, _, _ = _call(pbx, tmp_path, _clip("k038"), _clip("k038"),
+        result, _rec, _, _ = _call(pbx, tmp_path, clip("k038"), clip("k038"),
                                   scenario=scenario)
     if fixed:
         assert result.ok, result.describe()
@@ -185,7 +153,7 @@ def test_a_silence_gap_keeps_its_length_on_the_timeline(pbx, tmp_path, fixed):
     # after the first on the call timeline, not straight after it.
     from peers.pcap import ALAW_SILENCE, frames, rtp_stream, write_pcap
 
-    a, b = _clip("k038"), _clip("k025")
+    a, b = clip("k038"), clip("k025")
     fa, fb = frames(alaw_encode(a), 160, ALAW_SILENCE), frames(alaw_encode(b), 160, ALAW_SILENCE)
     gap = 12000
     first = rtp_stream(fa, payload_type=PCMA, seq=1, timestamp=1000, start=0.0)
@@ -194,13 +162,13 @@ def test_a_silence_gap_keeps_its_length_on_the_timeline(pbx, tmp_path, fixed):
                         marker_first=True)
     media = write_pcap(tmp_path / "media.pcap", first + second)
     with (disabled() if fixed else disabled("rtp_timeline")):
-        result, rec, _, _ = _call(pbx, tmp_path, a, _clip("k038"), media=media)
+        result, rec, _, _ = _call(pbx, tmp_path, a, clip("k038"), media=media)
     assert result.ok, result.describe()
     heard = rec.audio()
     dec_a = alaw_decode(alaw_encode(a))
     dec_b = alaw_decode(alaw_encode(b))
-    pos_a = _offset(heard, dec_a)
-    pos_b = _offset(heard, dec_b)
+    pos_a = exact_offset(heard, dec_a)
+    pos_b = exact_offset(heard, dec_b)
     assert pos_a is not None and pos_b is not None
     spacing = (pos_b - pos_a) / RATE
     expected = (160 * len(fa) + gap) / RATE
@@ -208,15 +176,3 @@ def test_a_silence_gap_keeps_its_length_on_the_timeline(pbx, tmp_path, fixed):
         assert abs(spacing - expected) < 0.03, (spacing, expected)
     else:
         assert spacing < expected - 1.0, (spacing, expected)  # the gap vanished
-
-
-def _offset(got: np.ndarray, want: np.ndarray) -> int | None:
-    """Where ``want`` appears sample-exact in ``got`` (first 800 loud samples), or None."""
-    nz = np.flatnonzero(np.abs(want) > 256)
-    first = int(nz[0])
-    probe = want[first:first + 800]
-    for c in np.flatnonzero(got == want[first]):
-        off = int(c) - first
-        if off >= 0 and np.array_equal(got[off + first:off + first + probe.size], probe):
-            return off
-    return None

@@ -1,5 +1,6 @@
-"""Prompt audio for live calls: the rules' WAV files at 8 kHz, queued and mixed into the
-outgoing audio sample by sample, so the session knows exactly when the last sample left.
+"""Prompt audio for live calls: the rules' WAV files at 8 kHz. The engine queues them
+(:class:`~callguard.audio.samplequeue.SampleQueue`) and mixes them into the outgoing audio
+sample by sample, so it knows exactly when the last sample left.
 
 A prompt without a recording plays a placeholder (three soft chimes) and says so in the
 log: announcements are recorded by each call centre; the rules file points at them.
@@ -8,8 +9,6 @@ log: announcements are recorded by each call centre; the rules file points at th
 from __future__ import annotations
 
 import logging
-import threading
-from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -49,42 +48,3 @@ class PromptLibrary:
                     log.error("cannot read prompt %s (%s); playing the placeholder", key, exc)
                     return placeholder()
         return self._cache[key]
-
-
-class PromptPlayer:
-    """Queue of prompt audio for one call. ``take(n)`` returns the next ``n`` samples
-    (zeros after the end); ``busy`` while anything is left."""
-
-    def __init__(self) -> None:
-        self._q: deque[np.ndarray] = deque()
-        self._lock = threading.Lock()
-        self.queued = 0  # samples not yet taken
-        self.taken = 0  # samples taken so far (prompt audio only)
-
-    def add(self, pcm: np.ndarray) -> float:
-        """Queue ``pcm``; returns its length in seconds."""
-        with self._lock:
-            self._q.append(np.asarray(pcm, np.int16))
-            self.queued += pcm.size
-        return pcm.size / RATE
-
-    @property
-    def busy(self) -> bool:
-        return self.queued > 0
-
-    def take(self, n: int) -> np.ndarray:
-        out = np.zeros(n, np.int16)
-        got = 0
-        with self._lock:
-            while got < n and self._q:
-                head = self._q[0]
-                k = min(n - got, head.size)
-                out[got:got + k] = head[:k]
-                got += k
-                if k == head.size:
-                    self._q.popleft()
-                else:
-                    self._q[0] = head[k:]
-            self.queued -= got
-            self.taken += got
-        return out

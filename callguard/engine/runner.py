@@ -17,8 +17,9 @@ import time
 
 import numpy as np
 
+from callguard.audio.samplequeue import SampleQueue
 from callguard.engine.audio_device import AudioDevice
-from callguard.engine.prompts import PromptLibrary, PromptPlayer
+from callguard.engine.prompts import PromptLibrary
 from callguard.rules.model import Prompt
 from callguard.session.call import CallSession
 from callguard.session.clock import RealClock
@@ -44,13 +45,15 @@ class LiveCallControl:
     def __init__(self, call: Call, prompts: PromptLibrary) -> None:
         self.call = call
         self.library = prompts
-        self.player = PromptPlayer()
+        self.player = SampleQueue()  # prompt audio not yet mixed into the call
         self.hangups = 0
         self.bye_sent_at: float | None = None  # monotonic
         self.decided_at: float | None = None
 
     async def start_prompt(self, key: str, prompt: Prompt) -> float:
-        return self.player.add(self.library.audio(prompt))
+        pcm = self.library.audio(prompt)
+        self.player.add(pcm)
+        return pcm.size / RATE
 
     async def drained(self) -> bool:
         """Wait (at most ``DRAIN_TIMEOUT_S``) until every queued prompt sample has been

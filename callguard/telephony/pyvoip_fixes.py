@@ -37,6 +37,7 @@ from pyVoIP import RTP, SIP
 from pyVoIP.VoIP import VoIP
 
 from callguard.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from callguard.audio.samplequeue import SampleQueue
 from callguard.telephony import sipmsg
 from callguard.telephony.base import FRAME, RATE, CallEnd, LineState, LineStatus
 from callguard.telephony.pacer import SendSchedule
@@ -279,7 +280,7 @@ class FixedSIPClient(SIP.SIPClient):
             return
         if not enabled("register"):
             return self._register_pyvoip()
-        if self.status.state not in (LineState.REGISTERED,):
+        if self.status.state is not LineState.REGISTERED:
             self._set_status(LineStatus(LineState.REGISTERING))
         self._reg_timer_gen += 1
         self._reg_pending = {"authed": False, "gen": self._reg_timer_gen}
@@ -362,8 +363,6 @@ class FixedSIPClient(SIP.SIPClient):
                     if part.strip().startswith("expires=") and part.split("=")[1].isdigit():
                         expires = int(part.split("=")[1])
             self._set_status(LineStatus(LineState.REGISTERED, f"{self.server}:{self.port}"))
-            if pending.get("pyvoip"):
-                self._reg_failures = 0
             gen = self._reg_timer_gen
             self.later(max(5.0, expires * 0.8), lambda: gen == self._reg_timer_gen
                        and self._register())
@@ -383,15 +382,14 @@ class FixedSIPClient(SIP.SIPClient):
         text = sipmsg.build_bye(dialog, self.myIP, self.myPort, USER_AGENT, cseq,
                                 sipmsg.new_branch())
         key = (dialog.call_id, cseq)
-        tx = {"text": text, "interval": T1, "deadline": time.monotonic() + 64 * T1,
-              "done": threading.Event()}
+        tx = {"text": text, "interval": T1, "deadline": time.monotonic() + 64 * T1}
         self._byes[key] = tx
         self._send(text)
         self.later(T1, lambda: self._retransmit_bye(key))
 
     def _retransmit_bye(self, key: tuple[str, int]) -> None:
-        tx = self._byes.get(key)
-        if tx is None or tx["done"].is_set() or not self.NSD:
+        tx = self._byes.get(key)  # gone once answered
+        if tx is None or not self.NSD:
             return
         if time.monotonic() > tx["deadline"]:
             log.warning("BYE got no answer within 32 s")
@@ -405,9 +403,7 @@ class FixedSIPClient(SIP.SIPClient):
         if int(msg.status) < 200:
             return
         key = (msg.headers.get("Call-ID"), int(msg.headers["CSeq"]["check"]))
-        tx = self._byes.pop(key, None)  # type: ignore[arg-type]
-        if tx is not None:
-            tx["done"].set()
+        self._byes.pop(key, None)  # type: ignore[arg-type]
 
     def bye_answered(self, call_id: str) -> bool:
         """True when no BYE of ours for ``call_id`` is still waiting for its answer."""
@@ -447,10 +443,7 @@ class FixedRTPClient(RTP.RTPClient):
         self.timeline = ReceiveTimeline(rate=RATE)
         self._fifo: deque[np.ndarray] = deque()  # pyVoIP-style receive (fix rtp_timeline off)
         self._rlock = threading.Lock()
-        self._out: deque[np.ndarray] = deque()
-        self._olock = threading.Lock()
-        self._queued = 0
-        self.sent_samples = 0
+        self._out = SampleQueue()  # what write_pcm queued and the sender has not sent
         self.packets_in = 0
         self.packets_out = 0
         self.last_rx: float | None = None
@@ -460,7 +453,11 @@ class FixedRTPClient(RTP.RTPClient):
 
     @property
     def queued_samples(self) -> int:
-        return self._queued
+        return self._out.queued
+
+    @property
+    def sent_samples(self) -> int:
+        return self._out.taken
 
     def start(self) -> None:
         if self.t0 is not None:
@@ -542,29 +539,7 @@ class FixedRTPClient(RTP.RTPClient):
     # -- send
 
     def write_pcm(self, pcm: np.ndarray) -> None:
-        pcm = np.asarray(pcm, dtype=np.int16)
-        if pcm.size == 0:
-            return
-        with self._olock:
-            self._out.append(pcm.copy())
-            self._queued += pcm.size
-
-    def _take(self, n: int) -> np.ndarray:
-        frame = np.zeros(n, np.int16)
-        got = 0
-        with self._olock:
-            while got < n and self._out:
-                head = self._out[0]
-                k = min(n - got, head.size)
-                frame[got:got + k] = head[:k]
-                got += k
-                if k == head.size:
-                    self._out.popleft()
-                else:
-                    self._out[0] = head[k:]
-            self._queued -= got
-            self.sent_samples += got
-        return frame
+        self._out.add(pcm)
 
     def _encode(self, frame: np.ndarray) -> bytes:
         if not enabled("rtp_pcm16"):
@@ -588,14 +563,14 @@ class FixedRTPClient(RTP.RTPClient):
             for _ in range(sched.due(time.monotonic())):
                 if not self.NSD:
                     return
-                self._sendto(self._packet(sched.packet_index, self._take(FRAME)))
+                self._sendto(self._packet(sched.packet_index, self._out.take(FRAME)))
                 sched.sent()
 
     def _send_loop_pyvoip(self) -> None:
         index = 0
         while self.NSD:
             last = time.monotonic()
-            self._sendto(self._packet(index, self._take(FRAME)))
+            self._sendto(self._packet(index, self._out.take(FRAME)))
             index += 1
             time.sleep(max(0.0, FRAME / RATE - (time.monotonic() - last)))
 
@@ -882,7 +857,9 @@ class FixedPhone(VoIP.VoIPPhone):
             return
         if code >= 300:
             if inv is not None:
-                self.sip._send(self._ack_non2xx(inv["text"], msg))
+                to = msg.headers["To"]
+                to_line = to["raw"] + (f";tag={to['tag']}" if to["tag"] else "")
+                self.sip._send(sipmsg.build_ack_non2xx(inv["text"], to_line))
             if code in (401, 407) and inv is not None and not inv["auth"] and call is not None:
                 return self._invite_with_auth(inv, msg, code)
             if call is not None:
@@ -912,22 +889,6 @@ class FixedPhone(VoIP.VoIPPhone):
             call.answered(msg)
             call.answered_at = time.monotonic()
             self._answered(call)
-
-    def _ack_non2xx(self, invite: str, resp: SIP.SIPMessage) -> str:
-        """ACK for a non-2xx final response: same branch and Request-URI as the INVITE,
-        To with the response's tag (RFC 3261 §17.1.1.3)."""
-        head = invite.split("\r\n\r\n", 1)[0].split("\r\n")
-        ruri = head[0].split(" ")[1]
-        vals = {}
-        for line in head[1:]:
-            n, _, v = line.partition(":")
-            vals.setdefault(n, v.strip())
-        to = resp.headers["To"]
-        to_line = to["raw"] + (f";tag={to['tag']}" if to["tag"] else "")
-        number = vals["CSeq"].split()[0]
-        return (f"ACK {ruri} SIP/2.0\r\nVia: {vals['Via']}\r\nMax-Forwards: 70\r\n"
-                + f"From: {vals['From']}\r\nTo: {to_line}\r\nCall-ID: {vals['Call-ID']}\r\n"
-                + f"CSeq: {number} ACK\r\nContent-Length: 0\r\n\r\n")
 
     def _invite_with_auth(self, inv: dict[str, Any], msg: SIP.SIPMessage, code: int) -> None:
         name = "WWW-Authenticate" if code == 401 else "Proxy-Authenticate"

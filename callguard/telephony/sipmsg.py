@@ -175,20 +175,32 @@ def build_bye(d: Dialog, my_ip: str, my_port: int, user_agent: str, cseq: int,
             + f"User-Agent: {user_agent}\r\nContent-Length: 0\r\n\r\n")
 
 
-def build_cancel(invite: str) -> str:
-    """CANCEL for our own INVITE text: same Request-URI, top Via, From, To (no tag),
-    Call-ID and CSeq number (RFC 3261 §9.1)."""
+def _invite_transaction(invite: str, method: str, to: str | None) -> str:
+    """A request in the transaction of our own INVITE text (CANCEL, or the ACK for a
+    non-2xx answer): same Request-URI, top Via (so the same branch), From, Call-ID and CSeq
+    number; To as in the INVITE unless ``to`` (with the answer's tag) is given."""
     head = invite.split("\r\n\r\n", 1)[0].split("\r\n")
     ruri = head[0].split(" ")[1]
-    keep = {}
+    keep: dict[str, str] = {}
     for line in head[1:]:
         name, _, value = line.partition(":")
-        if name in ("Via", "From", "To", "Call-ID", "CSeq", "Route") and name not in keep:
-            keep[name] = value.strip()
+        if name in ("Via", "From", "To", "Call-ID", "CSeq"):
+            keep.setdefault(name, value.strip())
     number = keep["CSeq"].split()[0]
-    return (f"CANCEL {ruri} SIP/2.0\r\nVia: {keep['Via']}\r\nMax-Forwards: 70\r\n"
-            + f"From: {keep['From']}\r\nTo: {keep['To']}\r\nCall-ID: {keep['Call-ID']}\r\n"
-            + f"CSeq: {number} CANCEL\r\nContent-Length: 0\r\n\r\n")
+    return (f"{method} {ruri} SIP/2.0\r\nVia: {keep['Via']}\r\nMax-Forwards: 70\r\n"
+            + f"From: {keep['From']}\r\nTo: {to or keep['To']}\r\nCall-ID: {keep['Call-ID']}\r\n"
+            + f"CSeq: {number} {method}\r\nContent-Length: 0\r\n\r\n")
+
+
+def build_cancel(invite: str) -> str:
+    """CANCEL for our own INVITE text (RFC 3261 §9.1)."""
+    return _invite_transaction(invite, "CANCEL", None)
+
+
+def build_ack_non2xx(invite: str, to: str) -> str:
+    """ACK for a non-2xx final answer to our INVITE: the INVITE's branch and Request-URI,
+    ``to`` = the answer's To with its tag (RFC 3261 §17.1.1.3)."""
+    return _invite_transaction(invite, "ACK", to)
 
 
 def build_response(request_head: str, code: int, reason: str, to_tag: str | None,
