@@ -84,7 +84,7 @@ terms = ["절대로안할", "절대안할"]
 def pbx():
     require_peers("kamailio", "baresip")
     require_shared()
-    with Kamailio({"agent": "agentpw", "bob": "bobpw"}) as k:
+    with Kamailio({"agent": "agentpw", "bob": "bobpw", "carol": "carolpw"}) as k:
         k.wait_ready()
         yield k
 
@@ -93,7 +93,7 @@ class Harness:
     """The engine on a SipLine registered as ``agent``; events collected."""
 
     def __init__(self, pbx: Kamailio, tmp: Path, rules: str, *, auto_answer: bool,
-                 transcriber_factory=None) -> None:
+                 transcriber_factory=None, **engine_kw) -> None:
         self.tmp = tmp
         self.warning = clip("k016")  # 2.8 s
         self.final = clip("k025")  # 2.2 s
@@ -109,7 +109,7 @@ class Harness:
         self.engine = Engine(line=self.line, rules_path=tmp / "rules.toml", store_path=self.db,
                              transcriber_factory=transcriber_factory
                              or whisper_factory(Settings()),
-                             auto_answer=auto_answer, on_event=self._on_event)
+                             auto_answer=auto_answer, on_event=self._on_event, **engine_kw)
 
     def _on_event(self, ev: EngineEvent) -> None:
         with self.cv:
@@ -364,3 +364,115 @@ def test_a_recognition_crash_mid_call_keeps_the_call_and_the_duration_limit(pbx,
             return await store.read_audio(rec.id, "caller")
     kept = len(asyncio.run(audio())) / 2 / RATE
     assert kept >= bye_at - 0.5, (kept, bye_at)
+
+
+def _is_prompt(key: str):
+    return lambda ev: (ev.kind == "timeline" and ev.data.kind == "action"
+                       and ev.data.detail["kind"] == "play_prompt"
+                       and ev.data.detail["detail"].split()[0] == key)
+
+
+def test_the_caller_hangs_up_during_the_warning(pbx, tmp_path):
+    h = Harness(pbx, tmp_path, _rules(), auto_answer=True)
+    caller = np.concatenate([silence(1.0), clip("k009"), silence(30.0)])
+    src = write_wav(tmp_path / "caller.wav", caller)
+    h.engine.start()
+    try:
+        h.wait_registered()
+        with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
+            bob.wait_registered()
+            bob.dial(pbx.uri("agent"))
+            h.wait("timeline", 40, _is_prompt("warning"))
+            time.sleep(1.0)  # the warning (2.8 s) is playing: bob hangs up in the middle
+            bob.hangup()
+            ended = h.wait("ended", 10)
+    finally:
+        h.engine.stop()
+    runner = h.engine.finished[0]
+    assert ended.data["reason"] == "caller_hangup"
+    assert runner.call.end_reason == "remote_hangup"
+    assert runner.control.hangups == 0 and runner.faults == 0  # nothing of ours fired
+    rec = h.stored()
+    assert rec.end_reason == "caller_hangup" and rec.hung_up_by == "remote"
+    assert [a.kind for a in rec.actions] == ["play_prompt"]  # the warning; no hangup of ours
+    assert rec.actions[0].ok
+    # The recording holds the call up to the hangup, the warning's start in the counselor
+    # leg, and it was sealed at close.
+    async def audio():
+        async with Store.open(h.db) as store:
+            return (await store.read_audio(rec.id, "counselor"),
+                    await store.check_recording(rec.id))
+    counselor, (sealed, current) = asyncio.run(audio())
+    leg = np.frombuffer(counselor, "<i2")
+    pos, corr = align(leg, h.warning[: RATE // 2])
+    assert corr > 0.9, corr
+    assert leg.size / RATE < pos / RATE + h.warning.size / RATE  # cut short by the hangup
+    assert sealed == current == rec.recording_sha256
+
+
+def test_the_pre_call_notice_plays_before_the_counselor_is_connected(pbx, tmp_path):
+    from callguard.engine.audio_device import FileDevice
+
+    notice = clip("k038")
+    write_wav(tmp_path / "notice.wav", notice)
+    rules = _rules() + '\n[prompts.pre_call]\nfile = "notice.wav"\ntext = "녹음 안내"\n'
+    t = np.arange(RATE * 20) / RATE
+    mic = write_wav(tmp_path / "mic.wav", np.rint(8000 * np.sin(2 * np.pi * 1000 * t)).astype(
+        np.int16))
+    speaker = tmp_path / "speaker.wav"
+    h = Harness(pbx, tmp_path, rules, auto_answer=True,
+                device_factory=lambda call: FileDevice(mic, speaker))
+    # The caller talks from the first moment; the counselor must not hear it until the
+    # notice is over, and the caller must hear the notice before the counselor's voice.
+    caller = np.concatenate([clip("k009"), silence(8.0)])
+    ended, _closed, received, _ = _inbound(pbx, h, caller, 40)
+    assert ended.data["reason"] == "caller_hangup"
+    n_pos, n_corr = align(received, notice)
+    assert n_corr > 0.9 and n_pos / RATE < 0.5, (n_pos, n_corr)
+    notice_end = n_pos + notice.size
+
+    def tone_level(x: np.ndarray) -> float:
+        if x.size < 400:
+            return 0.0
+        spec = np.abs(np.fft.rfft(x.astype(float) * np.hanning(x.size)))
+        return float(spec[int(1000 * x.size / RATE)] / x.size)
+
+    before = received[: notice_end - RATE // 10]
+    after = received[notice_end + RATE // 5 : notice_end + RATE * 2]
+    assert tone_level(after) > 100 * max(tone_level(before), 1e-3), (
+        tone_level(before), tone_level(after))
+    # The counselor's speaker got the caller only after the notice: its file is shorter
+    # than the call by about the notice's length.
+    heard, _ = read_wav(speaker)
+    call_len = h.engine.finished[0].rpos
+    assert abs((call_len - heard.size) - notice.size) < RATE // 2, (call_len, heard.size)
+
+
+def test_a_second_call_while_busy_gets_486_and_the_first_goes_on(pbx, tmp_path):
+    from callguard.asr.fake import ScriptedTranscriber
+
+    h = Harness(pbx, tmp_path, _rules(), auto_answer=True,
+                transcriber_factory=lambda: ScriptedTranscriber([]))
+    src = write_wav(tmp_path / "caller.wav", silence(12.0))
+    h.engine.start()
+    try:
+        h.wait_registered()
+        with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob, \
+                Baresip("carol", "carolpw", pbx) as carol:
+            bob.wait_registered()
+            carol.wait_registered()
+            bob.dial(pbx.uri("agent"))
+            h.wait("answered", 10)
+            carol.dial(pbx.uri("agent"))
+            declined = h.wait("declined", 10)
+            carol_closed = carol.wait_event("CALL_CLOSED", 10)
+            assert h.engine.runners, "the first call must go on"
+            bob_closed = bob.wait_event("CALL_CLOSED", 20)
+            h.wait("ended", 10)
+    finally:
+        h.engine.stop()
+    assert declined.data == "busy"
+    assert "486" in carol_closed.get("param", ""), carol_closed
+    assert "end of file" in bob_closed.get("param", "").lower(), bob_closed
+    assert len(h.engine.finished) == 1
+    assert h.engine.finished[0].session.end_reason == "caller_hangup"

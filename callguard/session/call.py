@@ -76,7 +76,8 @@ class CallStore(Protocol):
 
     async def ensure_ruleset(self, version: str, path: str | None, text: str) -> None: ...
     async def create_call(self, direction: str, remote: str | None, source: str,
-                          started_at: float, rules_version: str, sample_rate: int) -> int: ...
+                          started_at: float, rules_version: str, sample_rate: int,
+                          counselor: str = "") -> int: ...
     async def append_audio(self, call_id: int, leg: str, start_sample: int,
                            pcm: bytes) -> None: ...
     async def add_utterance(self, call_id: int, leg: str, start_s: float, end_s: float,
@@ -90,7 +91,7 @@ class CallStore(Protocol):
     async def update_call(self, call_id: int, flagged: bool | None = None,
                           stage: str | None = None) -> None: ...
     async def end_call(self, call_id: int, ended_at: float, duration_s: float,
-                       end_reason: str) -> None: ...
+                       end_reason: str, hung_up_by: str | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,13 @@ def _hit_row(h: Hit) -> tuple:
     return (h.rule_id, str(h.category), h.severity, h.term, h.start, h.end, h.matched)
 
 
+def hung_up_by(end_reason: str) -> str | None:
+    """Who ended the call, from its end reason: ``agent`` (callguard), ``remote`` (the other
+    party), ``counselor``; ``None`` when nobody hung up (interrupted, end of audio)."""
+    return {"final_notice": "agent", "duration_limit": "agent", "caller_hangup": "remote",
+            "remote_hangup": "remote", "counselor_hangup": "counselor"}.get(end_reason)
+
+
 class CallSession:
     """Runs one call. ``await start()``, then ``feed``/``advance`` until ``ended``, then
     ``await finish(reason)`` (idempotent; also after a hangup)."""
@@ -163,6 +171,7 @@ class CallSession:
                  control: CallControl, clock: CallClock, store: CallStore | None = None,
                  direction: str = "inbound", remote: str | None = None,
                  source: str = "simulate", config: SessionConfig | None = None,
+                 counselor: str = "",
                  on_event: Callable[[TimelineEvent], None] | None = None,
                  wall_clock: Callable[[], float] = time.monotonic) -> None:
         self.ruleset = ruleset
@@ -174,6 +183,7 @@ class CallSession:
         self.direction = direction
         self.remote = remote
         self.source = source
+        self.counselor = counselor
         self.config = cfg = config or SessionConfig()
         self._emit_cb = on_event
         self._wall = wall_clock
@@ -217,7 +227,7 @@ class CallSession:
             self.call_id = await self._safe(self.store.create_call(
                 self.direction, self.remote or "", self.source,
                 time.time() if started_at is None else started_at, rs.version,
-                self.config.sample_rate))
+                self.config.sample_rate, counselor=self.counselor))
         self._emit(TimelineEvent(0.0, "call", detail={"direction": self.direction,
                                                       "rules": rs.version[:12]}))
         if self.config.play_pre_call and "pre_call" in rs.prompts:
@@ -288,7 +298,8 @@ class CallSession:
             await self._safe(self.store.update_call(self.call_id, flagged=self._flagged,
                                                     stage=self._stage))
             await self._safe(self.store.end_call(self.call_id, time.time(), duration,
-                                                 self.end_reason))
+                                                 self.end_reason,
+                                                 hung_up_by(self.end_reason)))
 
     # --- audio → recognition --------------------------------------------------------------
 

@@ -11,16 +11,24 @@ Public API::
     await store.end_call(call_id, ended_at, duration_s, "caller_hangup")
     await store.list_calls() -> [CallSummary]; await store.get_call(id) -> CallRecord
     await store.read_audio(id, "caller") -> bytes; await store.export_wav(id, path)
+    await store.wav_bytes(id); await store.check_recording(id)   # sealed SHA-256 vs now
+    await store.add_review(id, reviewer, "abuse_confirmed", note); await store.reviews(id)
+    await store.audit(actor, role, kind, detail); await store.audit_log()
+    await store.set_password(name, role, pw); await store.check_password(name, pw)
+    await store.save_rules(path, text, saved_by); await store.rules_history()
 
 The store does not import the rules or policy packages: it takes plain values.
 """
 
 from callguard.store.records import (
     ActionRecord,
+    AuditRecord,
     CallNotFoundError,
     CallRecord,
     CallSummary,
     HitRecord,
+    ReviewRecord,
+    RulesVersion,
     StoreError,
     UtteranceRecord,
     VerdictRecord,
@@ -32,11 +40,14 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "ActionRecord",
+    "AuditRecord",
     "CallNotFoundError",
     "CallRecord",
     "CallSummary",
     "HitRecord",
     "HitRow",
+    "ReviewRecord",
+    "RulesVersion",
     "Store",
     "StoreError",
     "UtteranceRecord",

@@ -110,6 +110,10 @@ class CallSummary:
     flagged: bool
     stage: str
     remote: str = field(repr=False)  # phone number / SIP URI: personal data
+    counselor: str = ""  # the line's account (user name or extension)
+    hung_up_by: str | None = None  # remote, counselor, agent; None if unknown
+    recording_sha256: str | None = None  # SHA-256 hex of the stereo WAV, stored at close
+    reviewed: bool = False  # a supervisor has recorded a verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,3 +132,41 @@ class CallRecord(CallSummary):
     utterances: tuple[UtteranceRecord, ...] = ()
     verdicts: tuple[VerdictRecord, ...] = ()
     actions: tuple[ActionRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRecord:
+    """One supervisor verdict on a call (append-only). ``at`` is unix epoch seconds;
+    ``verdict`` is ``abuse_confirmed``, ``wrongful_cutoff`` or ``note``."""
+
+    id: int
+    call_id: int
+    at: float
+    reviewer: str
+    verdict: str
+    note: str = field(repr=False)  # the reviewer's words: may name people
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One audit log entry (append-only). ``at`` is unix epoch seconds; ``detail`` never
+    holds a transcript or a phone number."""
+
+    id: int
+    at: float
+    actor: str
+    role: str
+    kind: str
+    call_id: int | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class RulesVersion:
+    """One saved rules file: ``version`` is the SHA-256 hex of its UTF-8 text."""
+
+    id: int
+    version: str
+    saved_at: float
+    saved_by: str
+    note: str

@@ -41,7 +41,10 @@ VERDICT_KINDS = ("notice", "warn", "final", "alert", "duration_notice", "duratio
 # end_reason and actions.kind are open sets; these are the values the agent writes today.
 END_REASONS = ("caller_hangup", "counselor_hangup", "final_notice", "duration_limit",
                "interrupted", "end_of_audio")
-ACTION_KINDS = ("play_prompt", "hangup", "alert")
+ACTION_KINDS = ("play_prompt", "hangup", "alert", "fault")
+HUNG_UP_BY = ("remote", "counselor", "agent")
+REVIEW_VERDICTS = ("abuse_confirmed", "wrongful_cutoff", "note")
+ROLES = ("counselor", "supervisor", "admin")
 
 _V1 = """
 CREATE TABLE rulesets (
@@ -128,7 +131,61 @@ CREATE TABLE actions (
 CREATE INDEX actions_call ON actions (call_id, t_s);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# Version 2: evidence and review. The recording's hash at close, who hung up and which
+# counselor took the call; the supervisors' verdicts (append-only), an audit log
+# (append-only), the app's users (passwords hashed), and the history of saved rules files.
+_V2 = """
+ALTER TABLE calls ADD COLUMN recording_sha256 TEXT;  -- SHA-256 hex of the stereo WAV at close
+ALTER TABLE calls ADD COLUMN hung_up_by TEXT;        -- remote, counselor, agent; NULL if unknown
+ALTER TABLE calls ADD COLUMN counselor TEXT NOT NULL DEFAULT '';  -- the line's account name
+CREATE INDEX calls_counselor ON calls (counselor, started_at);
+
+CREATE TABLE reviews (
+    id       INTEGER PRIMARY KEY,
+    call_id  INTEGER NOT NULL REFERENCES calls (id),
+    at       REAL NOT NULL,           -- unix epoch seconds
+    reviewer TEXT NOT NULL,           -- user name
+    verdict  TEXT NOT NULL CHECK (verdict IN ('abuse_confirmed', 'wrongful_cutoff', 'note')),
+    note     TEXT NOT NULL DEFAULT '' -- the reviewer's words: may name people
+);
+CREATE INDEX reviews_call ON reviews (call_id, at);
+CREATE TRIGGER reviews_append_only_u BEFORE UPDATE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews are an audit trail: they cannot be changed'); END;
+CREATE TRIGGER reviews_append_only_d BEFORE DELETE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews are an audit trail: they cannot be deleted'); END;
+
+CREATE TABLE audit_log (
+    id      INTEGER PRIMARY KEY,
+    at      REAL NOT NULL,            -- unix epoch seconds
+    actor   TEXT NOT NULL,            -- user name, or 'agent'
+    role    TEXT NOT NULL,            -- counselor, supervisor, admin, agent
+    kind    TEXT NOT NULL,            -- rules_saved, rules_pushed, rest_started, export, ...
+    call_id INTEGER,                  -- the call concerned, if any
+    detail  TEXT NOT NULL DEFAULT ''  -- never a transcript or a phone number
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+CREATE TRIGGER audit_log_append_only_u BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log cannot be changed'); END;
+CREATE TRIGGER audit_log_append_only_d BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log cannot be deleted'); END;
+
+CREATE TABLE users (
+    name       TEXT PRIMARY KEY,
+    role       TEXT NOT NULL CHECK (role IN ('supervisor', 'admin')),
+    pw_hash    TEXT NOT NULL,         -- scrypt$n$r$p$salt_hex$hash_hex
+    created_at REAL NOT NULL          -- unix epoch seconds
+);
+
+CREATE TABLE rules_history (
+    id       INTEGER PRIMARY KEY,
+    version  TEXT NOT NULL REFERENCES rulesets (version),
+    saved_at REAL NOT NULL,           -- unix epoch seconds
+    saved_by TEXT NOT NULL,
+    note     TEXT NOT NULL DEFAULT ''
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

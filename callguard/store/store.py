@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
+import io
 import logging
 import os
 import sqlite3
@@ -37,17 +39,23 @@ import aiosqlite
 
 from callguard.store.records import (
     ActionRecord,
+    AuditRecord,
     CallNotFoundError,
     CallRecord,
     CallSummary,
     HitRecord,
+    ReviewRecord,
+    RulesVersion,
     StoreError,
     UtteranceRecord,
     VerdictRecord,
 )
 from callguard.store.schema import (
     DIRECTIONS,
+    HUNG_UP_BY,
     LEGS,
+    REVIEW_VERDICTS,
+    ROLES,
     SOURCES,
     STAGES,
     UTTERANCE_STATUSES,
@@ -66,7 +74,12 @@ BYTES_PER_SAMPLE = 2  # PCM16
 HitRow = tuple[str, str, int, str, int, int, str]
 
 _SUMMARY_COLUMNS = ("id, direction, source, started_at, duration_s, end_reason, flagged, "
-                    "stage, remote")
+                    "stage, remote, counselor, hung_up_by, recording_sha256, "
+                    "EXISTS (SELECT 1 FROM reviews r WHERE r.call_id = calls.id) AS reviewed")
+
+# Password hashing for the app's supervisor and admin accounts: scrypt (RFC 7914) from the
+# standard library, parameters kept in the stored string so they can be raised later.
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 
 
 class _Params(tuple):
@@ -256,12 +269,14 @@ class Store:
                              " VALUES (?, ?, ?, ?)", version, str(path), text, when)
 
     async def create_call(self, direction: str, remote: str, source: str, started_at: float,
-                          rules_version: str | None, sample_rate: int = 8000) -> int:
+                          rules_version: str | None, sample_rate: int = 8000,
+                          counselor: str = "") -> int:
         """Record a new call and return its id.
 
         ``started_at`` is unix epoch seconds; ``remote`` the other party's number or SIP
         URI; ``rules_version`` must already be stored (:meth:`ensure_ruleset`) or ``None``;
-        ``sample_rate`` (Hz) applies to both audio legs.
+        ``sample_rate`` (Hz) applies to both audio legs; ``counselor`` names the line's
+        account (who took the call).
         """
         _one_of("direction", direction, DIRECTIONS)
         _one_of("source", source, SOURCES)
@@ -270,8 +285,8 @@ class Store:
         async with self._transaction("create_call"):
             call_id = await self._insert(
                 "INSERT INTO calls (direction, remote, source, started_at, rules_version,"
-                " sample_rate) VALUES (?, ?, ?, ?, ?, ?)",
-                direction, remote, source, started_at, rules_version, sample_rate)
+                " sample_rate, counselor) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                direction, remote, source, started_at, rules_version, sample_rate, counselor)
         log.debug("call %d created", call_id)
         return call_id
 
@@ -366,20 +381,35 @@ class Store:
                 await self._exec("UPDATE calls SET note = ? WHERE id = ?", note, call_id)
 
     async def end_call(self, call_id: int, ended_at: float, duration_s: float,
-                       end_reason: str) -> None:
-        """Close a call: ``ended_at`` unix epoch seconds, ``duration_s`` seconds from answer.
+                       end_reason: str, hung_up_by: str | None = None) -> str:
+        """Close a call: ``ended_at`` unix epoch seconds, ``duration_s`` seconds from answer,
+        ``hung_up_by`` one of remote, counselor, agent (or ``None`` if nobody did).
 
+        Then the recording is sealed: the SHA-256 of its stereo WAV (:meth:`wav_bytes`) is
+        stored with the call and returned, so an exported WAV can be checked against it.
         A call ends once; ending it again raises :class:`StoreError`.
         """
         if duration_s < 0:
             raise ValueError(f"duration_s must be >= 0, not {duration_s}")
+        if hung_up_by is not None:
+            _one_of("hung_up_by", hung_up_by, HUNG_UP_BY)
         async with self._transaction(f"end_call(call {call_id})"):
             row = await self._require_call(call_id)
             if row["ended_at"] is not None:
                 raise StoreError(f"call {call_id} has already ended ({row['end_reason']})")
-            await self._exec("UPDATE calls SET ended_at = ?, duration_s = ?, end_reason = ?"
-                             " WHERE id = ?", ended_at, duration_s, end_reason, call_id)
+            await self._exec("UPDATE calls SET ended_at = ?, duration_s = ?, end_reason = ?,"
+                             " hung_up_by = ? WHERE id = ?",
+                             ended_at, duration_s, end_reason, hung_up_by, call_id)
         log.debug("call %d ended: %s", call_id, end_reason)
+        return await self._seal(call_id)
+
+    async def _seal(self, call_id: int) -> str:
+        """Hash the call's recording and store the hash (the call has ended)."""
+        digest = hashlib.sha256(await self.wav_bytes(call_id)).hexdigest()
+        async with self._transaction(f"seal(call {call_id})"):
+            await self._exec("UPDATE calls SET recording_sha256 = ? WHERE id = ?",
+                             digest, call_id)
+        return digest
 
     async def recover_interrupted(self, now: float) -> list[int]:
         """Close the calls a crash left open (``ended_at`` NULL) as ``interrupted``.
@@ -403,24 +433,92 @@ class Store:
                                  " end_reason = 'interrupted' WHERE id = ?",
                                  ended_at, duration, row["id"])
         ids = [row["id"] for row in rows]
+        # Ended calls whose hash a crash kept from being stored (and the ones just closed).
+        async with self._transaction("recover_interrupted: unsealed", write=False):
+            unsealed = await self._all("SELECT id FROM calls WHERE ended_at IS NOT NULL"
+                                       " AND recording_sha256 IS NULL ORDER BY id")
+        for row in unsealed:
+            await self._seal(row["id"])
         if ids:
             log.warning("%d call(s) left open by a crash closed as interrupted", len(ids))
             log.debug("interrupted calls: %s", ids)
         return ids
 
     # -- reads -----------------------------------------------------------------------------
-    async def list_calls(self, flagged_only: bool = False, limit: int = 100) -> list[CallSummary]:
-        """The latest ``limit`` calls (or flagged calls), newest first."""
-        where = "WHERE flagged = 1" if flagged_only else ""  # matches the partial index
+    async def list_calls(self, flagged_only: bool = False, limit: int = 100, *,
+                         since: float | None = None, until: float | None = None,
+                         counselor: str | None = None, direction: str | None = None,
+                         category: str | None = None, action: str | None = None,
+                         reviewed: bool | None = None) -> list[CallSummary]:
+        """The latest ``limit`` calls matching every filter given, newest first.
+
+        ``since``/``until``: unix epoch seconds, on ``started_at`` (``until`` exclusive).
+        ``category``: a rule category with at least one hit in the call. ``action``: the
+        escalation the agent took — ``warned`` (a warning or final prompt played),
+        ``cut_off`` (the agent hung up), ``none`` (neither) — or an ``actions.kind``.
+        ``reviewed``: whether a supervisor has recorded a verdict.
+        """
+        where: list[str] = []
+        params: list[Any] = []
+        if flagged_only:
+            where.append("flagged = 1")  # matches the partial index
+        if since is not None:
+            where.append("started_at >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("started_at < ?")
+            params.append(until)
+        if counselor is not None:
+            where.append("counselor = ?")
+            params.append(counselor)
+        if direction is not None:
+            _one_of("direction", direction, DIRECTIONS)
+            where.append("direction = ?")
+            params.append(direction)
+        if category is not None:
+            where.append("EXISTS (SELECT 1 FROM hits h JOIN utterances u"
+                         " ON u.id = h.utterance_id WHERE u.call_id = calls.id"
+                         " AND h.category = ?)")
+            params.append(category)
+        if action == "cut_off":
+            where.append("hung_up_by = 'agent'")
+        elif action == "warned":
+            where.append("stage IN ('warned', 'final')")
+        elif action == "none":
+            where.append("stage IN ('none', 'notice') AND COALESCE(hung_up_by, '') != 'agent'")
+        elif action is not None:
+            where.append("EXISTS (SELECT 1 FROM actions a WHERE a.call_id = calls.id"
+                         " AND a.kind = ?)")
+            params.append(action)
+        if reviewed is not None:
+            where.append(("" if reviewed else "NOT ")
+                         + "EXISTS (SELECT 1 FROM reviews r WHERE r.call_id = calls.id)")
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
         async with self._transaction("list_calls", write=False):
-            rows = await self._all(f"SELECT {_SUMMARY_COLUMNS} FROM calls {where}"
-                                   " ORDER BY started_at DESC, id DESC LIMIT ?", limit)
+            rows = await self._all(f"SELECT {_SUMMARY_COLUMNS} FROM calls {clause}"
+                                   " ORDER BY started_at DESC, id DESC LIMIT ?", *params, limit)
         return [_summary(row) for row in rows]
+
+    async def counselors(self) -> list[str]:
+        """Every counselor name that has calls, sorted."""
+        async with self._transaction("counselors", write=False):
+            rows = await self._all("SELECT DISTINCT counselor FROM calls ORDER BY counselor")
+        return [r[0] for r in rows]
+
+    async def categories(self) -> list[str]:
+        """Every rule category with a stored hit, sorted."""
+        async with self._transaction("categories", write=False):
+            rows = await self._all("SELECT DISTINCT category FROM hits ORDER BY category")
+        return [r[0] for r in rows]
 
     async def get_call(self, call_id: int) -> CallRecord:
         """Everything recorded about one call (not its audio: see :meth:`read_audio`)."""
         async with self._transaction(f"get_call({call_id})", write=False):
-            call = await self._require_call(call_id)
+            call = (await self._all(f"SELECT {_SUMMARY_COLUMNS}, ended_at, sample_rate,"
+                                    " rules_version, note FROM calls WHERE id = ?", call_id)
+                    or [None])[0]
+            if call is None:
+                raise CallNotFoundError(call_id)
             utterances = await self._all(
                 "SELECT * FROM utterances WHERE call_id = ? ORDER BY start_s, id", call_id)
             hits = await self._all(
@@ -439,7 +537,8 @@ class Store:
         return CallRecord(
             summary.id, summary.direction, summary.source, summary.started_at,
             summary.duration_s, summary.end_reason, summary.flagged, summary.stage,
-            summary.remote,
+            summary.remote, summary.counselor, summary.hung_up_by, summary.recording_sha256,
+            summary.reviewed,
             ended_at=call["ended_at"], sample_rate=call["sample_rate"],
             rules_version=call["rules_version"], note=call["note"],
             utterances=tuple(UtteranceRecord(
@@ -469,11 +568,39 @@ class Store:
     async def export_wav(self, call_id: int, path: str | os.PathLike[str]) -> int:
         """Write the call as a stereo WAV: caller left, counselor right; return its frames.
 
-        PCM16 at the call's sample rate; the shorter leg is padded with silence. The file is
-        written next to ``path`` and renamed into place, so it is never seen half written.
+        The bytes are exactly :meth:`wav_bytes`, so the file's SHA-256 equals the hash stored
+        at close. Written next to ``path`` and renamed into place, never seen half written.
         """
+        data = await self.wav_bytes(call_id)
+        return await asyncio.to_thread(_write_file, Path(path), data)
+
+    async def wav_bytes(self, call_id: int) -> bytes:
+        """The call's recording as one canonical stereo WAV file (PCM16 LE at the call's
+        rate; caller left, counselor right; the shorter leg padded with silence)."""
         sample_rate, (caller, counselor) = await self._audio(call_id, ("caller", "counselor"))
-        return await asyncio.to_thread(_write_wav, Path(path), sample_rate, caller, counselor)
+        return await asyncio.to_thread(_wav_bytes, sample_rate, caller, counselor)
+
+    async def check_recording(self, call_id: int) -> tuple[str | None, str]:
+        """``(stored, current)``: the SHA-256 sealed at close (``None`` if the call has not
+        ended) and the hash of the recording as it is now. They differ if it was altered."""
+        async with self._transaction(f"check_recording({call_id})", write=False):
+            row = await self._require_call(call_id)
+        current = hashlib.sha256(await self.wav_bytes(call_id)).hexdigest()
+        return row["recording_sha256"], current
+
+    async def delete_recording(self, call_id: int, actor: str, role: str,
+                               at: float | None = None) -> None:
+        """Delete a call's audio (its rows and transcript stay), logged in the audit log.
+        Counselors may not: :class:`PermissionError`."""
+        _one_of("role", role, ROLES)
+        if role == "counselor":
+            raise PermissionError("a counselor cannot delete recordings")
+        async with self._transaction(f"delete_recording({call_id})"):
+            await self._require_call(call_id)
+            await self._exec("DELETE FROM audio_chunks WHERE call_id = ?", call_id)
+            await self._exec("INSERT INTO audit_log (at, actor, role, kind, call_id, detail)"
+                             " VALUES (?, ?, ?, 'recording_deleted', ?, '')",
+                             time.time() if at is None else at, actor, role, call_id)
 
     async def _audio(self, call_id: int, legs: Sequence[str],
                      ) -> tuple[int, list[list[tuple[int, bytes]]]]:
@@ -487,6 +614,105 @@ class Store:
                                        call_id, leg)
                 chunks.append([(r[0], r[1]) for r in rows])
         return call["sample_rate"], chunks
+
+    # -- review, audit, users, rules history -----------------------------------------------
+    async def add_review(self, call_id: int, reviewer: str, verdict: str, note: str = "",
+                         at: float | None = None) -> int:
+        """Append a supervisor's verdict (``abuse_confirmed``, ``wrongful_cutoff`` or
+        ``note``) to the call's audit trail; ``at`` unix epoch seconds. Never changed."""
+        _one_of("verdict", verdict, REVIEW_VERDICTS)
+        if not reviewer:
+            raise ValueError("a review needs the reviewer's name")
+        async with self._transaction(f"add_review(call {call_id})"):
+            await self._require_call(call_id)
+            return await self._insert(
+                "INSERT INTO reviews (call_id, at, reviewer, verdict, note)"
+                " VALUES (?, ?, ?, ?, ?)",
+                call_id, time.time() if at is None else at, reviewer, verdict, note)
+
+    async def reviews(self, call_id: int) -> list[ReviewRecord]:
+        """The call's verdicts, oldest first (the last one is the current verdict)."""
+        async with self._transaction(f"reviews({call_id})", write=False):
+            rows = await self._all("SELECT * FROM reviews WHERE call_id = ? ORDER BY at, id",
+                                   call_id)
+        return [ReviewRecord(r["id"], r["call_id"], r["at"], r["reviewer"], r["verdict"],
+                             r["note"]) for r in rows]
+
+    async def audit(self, actor: str, role: str, kind: str, detail: str = "",
+                    call_id: int | None = None, at: float | None = None) -> int:
+        """Append to the audit log. ``detail`` must not hold transcripts or numbers."""
+        _one_of("role", role, (*ROLES, "agent"))
+        async with self._transaction(f"audit({kind})"):
+            return await self._insert(
+                "INSERT INTO audit_log (at, actor, role, kind, call_id, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                time.time() if at is None else at, actor, role, kind, call_id, detail)
+
+    async def audit_log(self, kind: str | None = None, call_id: int | None = None,
+                        limit: int = 1000) -> list[AuditRecord]:
+        """The latest audit entries (optionally of one kind or call), oldest first."""
+        where, params = [], []
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        if call_id is not None:
+            where.append("call_id = ?")
+            params.append(call_id)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        async with self._transaction("audit_log", write=False):
+            rows = await self._all(f"SELECT * FROM (SELECT * FROM audit_log {clause}"
+                                   " ORDER BY at DESC, id DESC LIMIT ?) ORDER BY at, id",
+                                   *params, limit)
+        return [AuditRecord(r["id"], r["at"], r["actor"], r["role"], r["kind"], r["call_id"],
+                            r["detail"]) for r in rows]
+
+    async def set_password(self, name: str, role: str, password: str) -> None:
+        """Create or replace a supervisor/admin account; only a scrypt hash is stored."""
+        _one_of("role", role, ROLES[1:])
+        if not name or len(password) < 8:
+            raise ValueError("a user name and a password of at least 8 characters are needed")
+        pw_hash = await asyncio.to_thread(hash_password, password)
+        async with self._transaction("set_password"):
+            await self._exec("INSERT INTO users (name, role, pw_hash, created_at)"
+                             " VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE"
+                             " SET role = excluded.role, pw_hash = excluded.pw_hash",
+                             name, role, pw_hash, time.time())
+        await self.audit(name, role, "password_set")
+
+    async def check_password(self, name: str, password: str) -> str | None:
+        """The user's role if the password is right, else ``None``."""
+        async with self._transaction("check_password", write=False):
+            rows = await self._all("SELECT role, pw_hash FROM users WHERE name = ?", name)
+        if not rows:
+            await asyncio.to_thread(hash_password, password)  # same time as a wrong password
+            return None
+        ok = await asyncio.to_thread(verify_password, password, rows[0]["pw_hash"])
+        return rows[0]["role"] if ok else None
+
+    async def users(self) -> list[tuple[str, str]]:
+        """``(name, role)`` of every account, by name."""
+        async with self._transaction("users", write=False):
+            rows = await self._all("SELECT name, role FROM users ORDER BY name")
+        return [(r[0], r[1]) for r in rows]
+
+    async def save_rules(self, path: str, text: str, saved_by: str, note: str = "",
+                         at: float | None = None) -> str:
+        """Keep a saved rules file in the version history; return its version (SHA-256)."""
+        version = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        when = time.time() if at is None else at
+        await self.ensure_ruleset(version, path, text, when)
+        async with self._transaction("save_rules"):
+            await self._insert("INSERT INTO rules_history (version, saved_at, saved_by, note)"
+                               " VALUES (?, ?, ?, ?)", version, when, saved_by, note)
+        return version
+
+    async def rules_history(self, limit: int = 100) -> list[RulesVersion]:
+        """Saved rules versions, newest first."""
+        async with self._transaction("rules_history", write=False):
+            rows = await self._all("SELECT * FROM rules_history ORDER BY saved_at DESC,"
+                                   " id DESC LIMIT ?", limit)
+        return [RulesVersion(r["id"], r["version"], r["saved_at"], r["saved_by"], r["note"])
+                for r in rows]
 
     async def ruleset(self, version: str) -> tuple[str, str]:
         """The ``(path, text)`` of a stored rules file; StoreError if unknown or altered."""
@@ -531,7 +757,8 @@ async def _enable_wal(conn: aiosqlite.Connection, path: Path, tries: int = 50) -
 def _summary(row: sqlite3.Row) -> CallSummary:
     return CallSummary(row["id"], row["direction"], row["source"], row["started_at"],
                        row["duration_s"], row["end_reason"], bool(row["flagged"]), row["stage"],
-                       row["remote"])
+                       row["remote"], row["counselor"], row["hung_up_by"],
+                       row["recording_sha256"], bool(row["reviewed"]))
 
 
 def _assemble(chunks: Sequence[tuple[int, bytes]]) -> bytes:
@@ -546,9 +773,9 @@ def _assemble(chunks: Sequence[tuple[int, bytes]]) -> bytes:
     return bytes(out)
 
 
-def _write_wav(path: Path, sample_rate: int, left_chunks: Sequence[tuple[int, bytes]],
-               right_chunks: Sequence[tuple[int, bytes]]) -> int:
-    """Interleave two PCM16 LE mono legs into a stereo WAV at ``path``; return frames."""
+def _wav_bytes(sample_rate: int, left_chunks: Sequence[tuple[int, bytes]],
+               right_chunks: Sequence[tuple[int, bytes]]) -> bytes:
+    """Interleave two PCM16 LE mono legs into one stereo WAV file's bytes."""
     if sys.byteorder == "big":  # wave assumes native-order samples and would swap ours
         raise StoreError("WAV export is only supported on little-endian machines")
     left, right = _assemble(left_chunks), _assemble(right_chunks)
@@ -558,16 +785,44 @@ def _write_wav(path: Path, sample_rate: int, left_chunks: Sequence[tuple[int, by
     # Frame layout: L lo, L hi, R lo, R hi. Extended slices copy in C, no per-sample loop.
     frames[0::4], frames[1::4] = left[0::2], left[1::2]
     frames[2::4], frames[3::4] = right[0::2], right[1::2]
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(BYTES_PER_SAMPLE)
+        w.setframerate(sample_rate)
+        w.writeframes(bytes(frames))
+    return out.getvalue()
+
+
+def _write_file(path: Path, data: bytes) -> int:
+    """Write a WAV's bytes atomically (temporary file, then rename); return its frames."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
     try:
-        with wave.open(str(tmp), "wb") as w:
-            w.setnchannels(2)
-            w.setsampwidth(BYTES_PER_SAMPLE)
-            w.setframerate(sample_rate)
-            w.writeframes(bytes(frames))
+        tmp.write_bytes(data)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return n // BYTES_PER_SAMPLE
+    return (len(data) - 44) // (2 * BYTES_PER_SAMPLE)
+
+
+def hash_password(password: str) -> str:
+    """``scrypt$n$r$p$salt$hash`` (hex) for a password: slow on purpose (~50 ms)."""
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R,
+                            p=_SCRYPT_P, dklen=32)
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether ``password`` matches a :func:`hash_password` string (constant time)."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        got = hashlib.scrypt(password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n),
+                             r=int(r), p=int(p), dklen=len(digest) // 2)
+    except ValueError:
+        return False
+    return hmac.compare_digest(got.hex(), digest)
