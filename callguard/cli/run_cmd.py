@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
                     store_path=args.store or settings.store_path,
                     transcriber_factory=whisper_factory(settings),
                     device_factory=_device_factory(args),
-                    auto_answer=args.auto_answer or sip.auto_answer, on_event=on_event)
+                    auto_answer=args.auto_answer or sip.auto_answer, on_event=on_event,
+                    counselor=sip.user)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     try:

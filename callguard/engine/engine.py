@@ -34,9 +34,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EngineEvent:
-    """``kind``: status | ringing | answered | ended | declined | timeline. ``call_id`` is
-    the SIP Call-ID (not personal data); ``data`` holds the details (for ``timeline`` the
-    :class:`TimelineEvent`, which may carry transcript text: show it, never log it)."""
+    """``kind``: status | ringing | answered | ended | declined | timeline | call_status |
+    rules. ``call_id`` is the SIP Call-ID (not personal data); ``data`` holds the details:
+    for ``timeline`` the :class:`TimelineEvent` (may carry transcript text: show it, never
+    log it); for ``call_status`` (once a second) :meth:`CallSession.status` plus ``muted``
+    and ``store_id``; for ``rules`` the :class:`ReloadResult` of a push."""
 
     kind: str
     call_id: str | None = None
@@ -49,7 +51,8 @@ class Engine:
                  transcriber_factory: Callable[[], Transcriber],
                  device_factory: Callable[[Call], AudioDevice] = lambda call: NullDevice(),
                  session_config: SessionConfig | None = None, auto_answer: bool = False,
-                 on_event: Callable[[EngineEvent], None] | None = None) -> None:
+                 on_event: Callable[[EngineEvent], None] | None = None,
+                 counselor: str = "") -> None:
         self.line = line
         self.rules_path = rules_path
         self.store_path = store_path
@@ -58,6 +61,7 @@ class Engine:
         self.session_config = session_config or SessionConfig()
         self.auto_answer = auto_answer
         self.on_event = on_event
+        self.counselor = counselor  # stored with each call: who took it
         self.loop: asyncio.AbstractEventLoop | None = None
         self.store: Store | None = None
         self.worker: RecognitionWorker | None = None
@@ -107,6 +111,17 @@ class Engine:
 
     def answer(self, call_id: str) -> concurrent.futures.Future[None]:
         return self.submit(self._answer(call_id))
+
+    def decline(self, call_id: str) -> concurrent.futures.Future[None]:
+        return self.submit(self._decline(call_id))
+
+    def set_muted(self, muted: bool, call_id: str | None = None) -> concurrent.futures.Future[None]:
+        return self.submit(self._set_muted(muted, call_id))
+
+    def push_rules(self, path: Path | None = None) -> concurrent.futures.Future[Any]:
+        """Load the rules file (default: the engine's) for calls from now on; a bad file is
+        refused and the rules in force stay. Resolves to the ReloadResult."""
+        return self.submit(self._push_rules(path))
 
     # --- engine thread ----------------------------------------------------------------
 
@@ -192,8 +207,12 @@ class Engine:
             ruleset=rules.ruleset, matcher=rules.matcher, recogniser=self.worker,
             control=control, clock=clock, store=self.store, direction=call.direction,
             remote=call.remote, source="sip", config=self.session_config,
+            counselor=self.counselor,
             on_event=lambda ev, cid=call.call_id: self._emit("timeline", cid, ev))
-        runner = CallRunner(call, session, control, self.device_factory(call), clock)
+        runner = CallRunner(
+            call, session, control, self.device_factory(call), clock,
+            on_status=lambda st, cid=call.call_id, s=session: self._emit(
+                "call_status", cid, {**st, "store_id": s.call_id}))
         self.runners[call.call_id] = runner
         self._emit("answered", call.call_id, {"direction": call.direction})
         task = asyncio.get_running_loop().create_task(self._run_call(runner))
@@ -208,7 +227,7 @@ class Engine:
             self.finished.append(runner)
             runner.device.close()
             self._emit("ended", runner.call.call_id, {
-                "reason": runner.session.end_reason,
+                "reason": runner.session.end_reason, "store_id": runner.session.call_id,
                 "line": str(runner.call.end_reason) if runner.call.end_reason else None})
 
     def _ended(self, call: Call) -> None:
@@ -245,3 +264,26 @@ class Engine:
         call = self._ringing.get(call_id)
         if call is not None and call.state is CallState.RINGING:
             call.answer()
+
+    async def _decline(self, call_id: str) -> None:
+        call = self._ringing.get(call_id)
+        if call is not None and call.state is CallState.RINGING:
+            call.decline()
+
+    async def _set_muted(self, muted: bool, call_id: str | None) -> None:
+        runner = self._current(call_id)
+        if runner is not None:
+            runner.muted = muted
+
+    async def _push_rules(self, path: Path | None) -> Any:
+        assert self.rules is not None
+        # Loading builds a matcher (Kiwi): seconds of CPU, so off the engine loop.
+        result = await asyncio.to_thread(self.rules.reload, path)
+        if result.ok and path is not None:
+            self.rules_path = path
+        self._emit("rules", None, result)
+        if result.ok:
+            log.info("rules pushed: version %s", result.version[:12])
+        else:
+            log.warning("rules push refused; the rules in force stay: %s", result.message)
+        return result

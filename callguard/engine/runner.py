@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -78,7 +79,8 @@ class CallRunner:
     """Pumps one call until it ends; then finishes the session (stores the end)."""
 
     def __init__(self, call: Call, session: CallSession, control: LiveCallControl,
-                 device: AudioDevice, clock: RealClock) -> None:
+                 device: AudioDevice, clock: RealClock,
+                 on_status: Callable[[dict], None] | None = None) -> None:
         self.call = call
         self.session = session
         self.control = control
@@ -87,7 +89,10 @@ class CallRunner:
         self.rpos = 0  # caller leg: next sample to read
         self.wpos = 0  # counselor leg: next sample to write
         self.connected = False  # the counselor is on (after the pre-call notice)
+        self.muted = False  # the counselor's microphone is not sent (prompts still are)
         self.faults = 0
+        self.on_status = on_status  # once a second: session.status() plus "muted"
+        self.step_s: list[float] = []  # wall time of each 20 ms step (for the benchmark)
 
     async def run(self) -> None:
         s = self.session
@@ -97,12 +102,21 @@ class CallRunner:
             tick = 0
             t0 = time.monotonic()
             while not s.ended and self.call.state is not CallState.ENDED:
+                began = time.perf_counter()
                 try:
                     await self._step()
-                except Exception:  # fail open: the call and its recording go on
+                except Exception as exc:  # fail open: the call and its recording go on
                     self.faults += 1
                     log.exception("call step failed; the call goes on")
+                    if self.faults <= 3:  # stored with the call, but never a flood of rows
+                        await s.note_fault(f"call step: {type(exc).__name__}")
+                self.step_s.append(time.perf_counter() - began)
                 tick += 1
+                if tick % 50 == 0 and self.on_status is not None:
+                    try:
+                        self.on_status({**s.status(), "muted": self.muted})
+                    except Exception:
+                        log.exception("status listener failed")
                 # Absolute schedule: never accumulate sleep error.
                 await asyncio.sleep(max(0.0, t0 + tick * TICK_S - time.monotonic()))
             await self._drain_remaining()
@@ -126,6 +140,8 @@ class CallRunner:
         if want > self.wpos:
             n = want - self.wpos
             mic = self.device.read(n) if self.connected else np.zeros(n, np.int16)
+            if self.muted:
+                mic = np.zeros(n, np.int16)
             prompt = self.control.player.take(n)
             out = _mix(mic, prompt)
             self.call.write(out)

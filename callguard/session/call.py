@@ -258,6 +258,22 @@ class CallSession:
         """The counselor asked for protection: final notice, then hangup."""
         await self._apply(ProtectRequested(), self.clock.now())
 
+    def status(self, now: float | None = None) -> dict[str, Any]:
+        """Where the call stands at call time ``now`` (seconds), for the counselor's screen:
+        ``t``; ``next`` (the verdict the next strikes lead to, or None once ended),
+        ``strikes`` counted toward it and ``needed``; the duration limits ``notice_s`` and
+        ``limit_s`` (None if off) and the highest ``stage`` reached."""
+        now = self.clock.now() if now is None else now
+        st = self.policy.stage(self.state, now)
+        dur = self.policy.duration
+        return {"t": round(now, 2), "next": None if st.next is None else str(st.next),
+                "strikes": st.strikes, "needed": st.needed, "notice_s": dur.notice_at,
+                "limit_s": dur.final_at, "stage": self._stage, "ended": self.ended}
+
+    async def note_fault(self, detail: str) -> None:
+        """Record a fault of the call's machinery (the call goes on) with the call."""
+        await self._action(self.clock.now(), "fault", detail, ok=False, error=detail)
+
     async def wait_inflight(self) -> None:
         """Wait (wall time) until every submitted recognition has finished. A virtual-clock
         driver calls this before advancing, so that due times are known."""

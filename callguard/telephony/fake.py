@@ -126,7 +126,7 @@ class FakeCall:
     def far_play(self, pcm: np.ndarray, at_s: float | None = None) -> float:
         """The far end sends ``pcm`` (int16, 8 kHz) starting at call time ``at_s`` seconds
         (default: now). Returns the call time at which it ends."""
-        start = int(round((self.now_s() if at_s is None else at_s) * RATE))
+        start = round((self.now_s() if at_s is None else at_s) * RATE)
         pcm = np.asarray(pcm, np.int16)
         with self._lock:
             if self._far.size < start + pcm.size:
