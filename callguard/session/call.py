@@ -430,6 +430,8 @@ class CallSession:
         self._emit(TimelineEvent(t, kind, p.leg, rec.text, detail={
             "start": round(utt.start_s, 2), "end": round(utt.end_s, 2), "status": rec.status,
             "reason": rec.reason, "hits": [h.rule_id for h in hits],
+            # Character spans into ``text`` (NFC), end exclusive: for highlighting.
+            "spans": [[h.start, h.end, h.rule_id, str(h.category)] for h in hits],
             "lag_s": None if lag is None else round(lag, 3), "asr_s": round(rec.asr_s, 3),
             **detail_extra}))
         # One row per utterance: an early look that found hits is stored at once (it is
