@@ -47,9 +47,13 @@ class LiveCallControl:
         self.call = call
         self.library = prompts
         self.player = SampleQueue()  # prompt audio not yet mixed into the call
+        # Samples written to the line up to and including the last prompt sample so far.
+        self.prompt_mark = 0
         self.hangups = 0
-        self.bye_sent_at: float | None = None  # monotonic
+        # Monotonic times of the last hangup: asked for, prompt drained, BYE sent.
         self.decided_at: float | None = None
+        self.drained_at: float | None = None
+        self.bye_sent_at: float | None = None
 
     async def start_prompt(self, key: str, prompt: Prompt) -> float:
         pcm = self.library.audio(prompt)
@@ -57,13 +61,14 @@ class LiveCallControl:
         return pcm.size / RATE
 
     async def drained(self) -> bool:
-        """Wait (at most ``DRAIN_TIMEOUT_S``) until every queued prompt sample has been
-        handed to the line and sent."""
+        """Wait (at most ``DRAIN_TIMEOUT_S``) until the last prompt sample handed to the line
+        (``prompt_mark``, in samples written) has been sent. Microphone audio queued after
+        it is not waited for: the BYE follows the prompt, not the lead."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while self.player.busy or self.call.queued_samples > 0:
+        while self.player.busy or self.call.sent_samples < self.prompt_mark:
             if time.monotonic() > deadline or self.call.state is CallState.ENDED:
                 return False
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.002)
         return True
 
     async def hangup(self) -> None:
@@ -71,8 +76,10 @@ class LiveCallControl:
         self.hangups += 1
         if not await self.drained():
             log.warning("prompt did not finish sending before hangup")
+        self.drained_at = time.monotonic()
         self.call.hangup()
-        self.bye_sent_at = time.monotonic()
+        # The line knows when the BYE left; the fake line and others: now.
+        self.bye_sent_at = getattr(self.call, "bye_sent_at", None) or time.monotonic()
 
 
 class CallRunner:
@@ -87,7 +94,7 @@ class CallRunner:
         self.device = device
         self.clock = clock
         self.rpos = 0  # caller leg: next sample to read
-        self.wpos = 0  # counselor leg: next sample to write
+        self.wpos = 0  # counselor leg: next sample to write (= samples written to the line)
         self.connected = False  # the counselor is on (after the pre-call notice)
         self.muted = False  # the counselor's microphone is not sent (prompts still are)
         self.faults = 0
@@ -142,9 +149,12 @@ class CallRunner:
             mic = self.device.read(n) if self.connected else np.zeros(n, np.int16)
             if self.muted:
                 mic = np.zeros(n, np.int16)
+            k = min(n, self.control.player.queued)  # prompt samples in this chunk (its head)
             prompt = self.control.player.take(n)
             out = _mix(mic, prompt)
             self.call.write(out)
+            if k:  # everything written so far counts as sent by the line: wpos is the count
+                self.control.prompt_mark = self.wpos + k
             self.wpos = want
             await self.session.feed("counselor", out)
             if not self.connected and not self.control.player.busy:

@@ -596,6 +596,7 @@ class FixedCall(VoIP.VoIPCall):
         self.end_reason: CallEnd | None = None
         self.end_detail = ""
         self.ended_event = threading.Event()
+        self.bye_sent_at: float | None = None  # time.monotonic() when our BYE left
         self.answered_at: float | None = None
         self.ringing_tag: str | None = None
         self._end_lock = threading.Lock()
@@ -648,12 +649,13 @@ class FixedCall(VoIP.VoIPCall):
             if inv is not None:
                 self.phone.sip._send(sipmsg.build_cancel(inv["text"]))
             return self.end(CallEnd.CANCELLED, "cancelled by us")
-        for x in self.RTPClients:
-            x.stop()
+        # BYE first: stopping RTP joins its threads (~100 ms), and the caller must not hear
+        # silence in between. end() stops media right after.
         if enabled("bye") and self.dialog is not None:
             self.phone.sip.send_bye(self.dialog)
         else:
             self.sip.bye(self.request)  # pyVoIP: wrong Via, sent once
+        self.bye_sent_at = time.monotonic()
         self.end(CallEnd.LOCAL_HANGUP, "BYE sent")
 
     def bye(self) -> None:

@@ -110,6 +110,11 @@ class SipCall:
         return rtp.queued_samples if rtp is not None else 0
 
     @property
+    def bye_sent_at(self) -> float | None:
+        """``time.monotonic()`` when our BYE left the socket (None if we sent none)."""
+        return self._c.bye_sent_at
+
+    @property
     def media_start(self) -> float | None:
         """Monotonic time of sample 0 of the call timeline (RTP started), or None."""
         rtp = self._c.rtp
