@@ -1,16 +1,20 @@
-"""``callguard rules check|test|eval|bench``: the admin's rule tools."""
+"""``callguard rules check|test|eval|bench|dryrun``: the admin's rule tools."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
 
+from callguard.rules.dryrun import CallReplay, DryRunReport, dry_run
 from callguard.rules.evaluation import PRESETS, DatasetError, evaluate, read_dataset
 from callguard.rules.loader import load_rules
 from callguard.rules.matcher import Matcher, MatchResult
 from callguard.rules.problems import RulesError
+from callguard.store import Store, StoreError
+from callguard.store.records import CallRecord
 
 DEFAULT_RULES = Path(__file__).resolve().parents[2] / "rules" / "default.toml"
 
@@ -56,6 +60,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="text file (pipe format) to draw sentences from; default: "
                             "generated Korean call-center sentences")
     bench.set_defaults(func=cmd_bench)
+
+    dry = rsub.add_parser("dryrun", help="replay stored calls under a rules file: which would "
+                          "it warn or cut off, and what changes")
+    dry.add_argument("file", type=Path)
+    dry.add_argument("--store", type=Path, required=True, metavar="STORE",
+                     help="the call store (SQLite file) whose calls to replay")
+    dry.add_argument("--limit", type=int, default=100, metavar="N",
+                     help="replay the latest N calls (default 100); calls still going on "
+                          "are left out")
+    dry.add_argument("--json", action="store_true", help="print the report as JSON")
+    dry.set_defaults(func=cmd_dryrun)
 
 
 def _load(path: Path):
@@ -201,4 +216,59 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from callguard.bench.rules_match import run
 
     print(json.dumps(run(args.file, args.sentences, args.dataset), ensure_ascii=False))
+    return 0
+
+
+async def _finished_calls(path: Path, limit: int) -> tuple[list[CallRecord], int]:
+    """The latest ``limit`` calls that have ended, and how many still going on were left
+    out (they have no outcome to compare with yet)."""
+    async with Store.open(path) as store:
+        summaries = await store.list_calls(limit=limit)
+        ended = [s for s in summaries if s.duration_s is not None]
+        return [await store.get_call(s.id) for s in ended], len(summaries) - len(ended)
+
+
+def _replay_line(row: CallReplay) -> str:
+    actual = row.actual_stage + (f" ({row.actual_end_reason})" if row.actual_end_reason else "")
+    replay = row.outcome
+    if row.cut_off:
+        replay += f", cut off: {row.cut_reason} at {row.cut_at:.1f} s"
+    rules = f" [{', '.join(row.rules)}]" if row.rules else ""
+    return (f"call {row.call_id} {row.direction}: recorded {actual} → replay {replay}; "
+            f"{row.hits} hit(s){rules}" + ("  CHANGED" if row.changed else ""))
+
+
+def _print_report(report: DryRunReport, args: argparse.Namespace, skipped: int) -> None:
+    print(f"rules {args.file} (version {report.rules_version[:12]}) on {report.calls} call(s) "
+          f"of {args.store}")
+    for row in report.rows:
+        print(_replay_line(row))
+    if skipped:
+        print(f"{skipped} call(s) still going on left out")
+    print(f"{report.calls} call(s): {report.warned} warned, {report.cut_off} cut off, "
+          f"{report.changed} changed")
+
+
+def cmd_dryrun(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        print("callguard rules dryrun: --limit must be at least 1", file=sys.stderr)
+        return 2
+    # Opening a store creates a missing file: a mistyped path must not become an empty store.
+    if not args.store.is_file():
+        print(f"callguard rules dryrun: no call store at {args.store}", file=sys.stderr)
+        return 2
+    loaded = _load(args.file)
+    if loaded is None:
+        return 1
+    try:
+        records, skipped = asyncio.run(_finished_calls(args.store, args.limit))
+    except StoreError as exc:
+        print(f"callguard rules dryrun: {exc}", file=sys.stderr)
+        return 2
+    report = dry_run(records, loaded.ruleset, Matcher(loaded.ruleset))
+    if args.json:
+        print(json.dumps({**report.as_dict(), "skipped_ongoing": skipped}, ensure_ascii=False,
+                         indent=2))
+    else:
+        _print_report(report, args, skipped)
     return 0

@@ -1,0 +1,358 @@
+"""Dry-run of rules on stored calls: which calls would they have warned or cut off?
+
+An admin who has edited the rules wants to know, before saving, what the edit would have
+done to past calls. :func:`dry_run` replays each stored call's caller utterances through
+the rules' :class:`~callguard.rules.matcher.Matcher` and the real escalation and duration
+policy (:class:`~callguard.policy.escalation.PolicyEvaluator`), and compares the outcome
+with what the store recorded under the rules that were in force.
+
+Pure and synchronous: call records in, a report out; no store, no event loop, no Qt. The
+only I/O is :func:`prompt_lengths` reading prompt WAV headers, and only for prompts a call
+never played.
+
+How the replay follows :class:`callguard.session.call.CallSession` (all times are seconds
+of call time, 0 = the call was answered):
+
+- Only caller utterances with status ``ok`` count; the counselor's speech never escalates.
+- An utterance's hits are observed at its ``end_s``. The live agent knew a little later
+  (end of speech + the early-look pause + recognition; ``lag_s`` in the store), so right at
+  a boundary (a cooldown's end, the window's edge) a replay can differ from the recording.
+- Stored rows that overlap in time are one utterance (an early look stored because it had
+  hits, then the whole utterance recognised again at its end): as live, a rule counts once
+  per utterance. Speech still open when the line closed (``end_s`` at the call's end) was
+  recognised after the call and never escalated live, so it is not replayed either.
+- The clock ticks once per whole second up to the stored ``duration_s``, so duration limits
+  fire with no speech.
+- Prompts play one after another: the pre-call announcement from 0 s, then each verdict's
+  prompt after whatever is playing. A warning counts as heard when its prompt ends
+  (:meth:`PolicyEvaluator.warning_heard_at`), so abuse spoken over it counts for nothing.
+  Prompt lengths are those the call recorded playing (its ``play_prompt`` actions), else
+  the rules' (:func:`prompt_lengths`), unless the caller gives them.
+- The counselor's *protect* presses recorded in the call are replayed at their time: they
+  are the counselor's decision, not the rules'.
+- The replay stops at the first verdict that hangs up. What a caller said after a recorded
+  cut-off was never heard, so for rules that would have let such a call go on the replay
+  shows only what was recorded up to the cut-off.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from callguard.policy.escalation import (
+    CALLER,
+    CallState,
+    ClockTick,
+    Event,
+    HitsObserved,
+    PolicyEvaluator,
+    ProtectRequested,
+    Verdict,
+    VerdictKind,
+)
+from callguard.rules.loader import parse_rules
+from callguard.rules.matcher import Hit, Matcher
+from callguard.rules.model import RuleSet
+from callguard.rules.problems import Problem, RulesError
+from callguard.session.control import prompt_seconds
+from callguard.store.records import CallRecord, UtteranceRecord
+from callguard.store.schema import STAGES
+from callguard.text.analyzer import Analyzer
+
+log = logging.getLogger(__name__)
+
+#: The stage each verdict raises a call to (as CallSession records it); others leave it.
+_STAGE_OF = {VerdictKind.NOTICE: "notice", VerdictKind.WARN: "warned",
+             VerdictKind.FINAL: "final", VerdictKind.DURATION_FINAL: "final"}
+#: ``calls.end_reason`` of a call the agent hung up after a hangup verdict.
+_CUT_REASON = {VerdictKind.FINAL: "final_notice", VerdictKind.DURATION_FINAL: "duration_limit"}
+CUT_REASONS = tuple(_CUT_REASON.values())
+#: The reason PolicyEvaluator gives the FINAL verdict of a *protect* press; the store keeps
+#: it with the verdict, and it is how a recorded press is told from a rules decision.
+PROTECT_REASON = "counselor pressed protect"
+# CallSession records a played prompt as "<key> (<seconds, 1 decimal> s)".
+_PLAYED = re.compile(r"^(\w+) \((\d+(?:\.\d+)?) s\)$")
+# Float slack when comparing call times computed from sample counts.
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class CompiledRules:
+    """Rules ready to replay: the rule set, its compiled matcher, and the loader's warnings."""
+
+    ruleset: RuleSet
+    matcher: Matcher
+    warnings: tuple[Problem, ...] = ()
+
+
+def compile_rules(text: str | bytes, *, name: str = "<edited rules>",
+                  base_dir: Path | None = None,
+                  analyzer: Analyzer | None = None) -> CompiledRules:
+    """Validate and compile rules given as TOML text (an editor's unsaved buffer).
+
+    Raises :class:`~callguard.rules.problems.RulesError` with every problem (file ``name``,
+    line, rule), exactly as ``callguard rules check`` reports them. ``base_dir`` is the
+    directory of the file the text will be saved as: prompt files are found (and their
+    lengths read) relative to it. Kiwi is the shared instance for the rules' ``[dictionary]``
+    (:func:`callguard.text.analyzer.kiwi_analyzer`) unless ``analyzer`` is given: editing
+    ``[dictionary]`` loads another Kiwi, other edits reuse the one already loaded.
+    """
+    result = parse_rules(text, name=name, base_dir=base_dir, analyzer=analyzer)
+    try:
+        matcher = Matcher(result.ruleset, analyzer)
+    except Exception as exc:  # as RulesEngine: a compile failure is a problem with the rules
+        raise RulesError([Problem(name, 0, f"could not compile the rules: {exc}")]) from exc
+    return CompiledRules(result.ruleset, matcher, tuple(result.warnings))
+
+
+def prompt_lengths(ruleset: RuleSet) -> dict[str, float]:
+    """Seconds each of the rules' prompts plays for: its WAV's length, or an estimate from
+    its text (as the simulator's call control plays them). Reads the WAV headers."""
+    return {key: prompt_seconds(prompt) for key, prompt in ruleset.prompts.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class CallReplay:
+    """What the rules would have done to one stored call, beside what it recorded.
+
+    ``outcome`` is the highest stage reached (``none``, ``notice``, ``warned``, ``final``)
+    and ``warnings`` how many warning prompts were given. ``cut_reason`` is
+    ``final_notice`` or ``duration_limit`` when the call would have been cut off, by the
+    verdict at call time ``cut_at`` (seconds; the line is hung up once the final prompt has
+    played); ``reason`` is that verdict's reason, which never quotes the caller. ``hits``
+    counts the hits the policy saw (a rule once per utterance) up to the cut-off, by the
+    rules in ``rules`` (sorted ids).
+
+    ``actual_*`` is what the store recorded: ``calls.stage``, ``calls.end_reason`` and the
+    cut-off the recorded verdicts decided (``None`` if none; it differs from the end reason
+    when the line went down while the final prompt played). ``changed`` is true when the
+    stage or the cut-off decision differs from the recording.
+    """
+
+    call_id: int
+    direction: str
+    outcome: str
+    warnings: int
+    cut_reason: str | None
+    cut_at: float | None
+    reason: str | None
+    hits: int
+    rules: tuple[str, ...]
+    actual_stage: str
+    actual_end_reason: str | None
+    actual_cut_reason: str | None
+    actual_rules_version: str | None
+    changed: bool
+
+    @property
+    def cut_off(self) -> bool:
+        return self.cut_reason is not None
+
+    def as_dict(self) -> dict:
+        return {
+            "call_id": self.call_id,
+            "direction": self.direction,
+            "outcome": self.outcome,
+            "warnings": self.warnings,
+            "cut_off": self.cut_off,
+            "cut_reason": self.cut_reason,
+            "cut_at": None if self.cut_at is None else round(self.cut_at, 3),
+            "reason": self.reason,
+            "hits": self.hits,
+            "rules": list(self.rules),
+            "actual": {"stage": self.actual_stage, "end_reason": self.actual_end_reason,
+                       "cut_reason": self.actual_cut_reason,
+                       "rules_version": self.actual_rules_version},
+            "changed": self.changed,
+        }
+
+
+@dataclass(frozen=True)
+class DryRunReport:
+    """Replays of many calls under one rule set (``rules_version`` is its SHA-256)."""
+
+    rules_version: str
+    rules_name: str
+    rows: tuple[CallReplay, ...]
+
+    @property
+    def calls(self) -> int:
+        return len(self.rows)
+
+    @property
+    def warned(self) -> int:
+        """Calls in which at least one warning prompt would have been played."""
+        return sum(1 for r in self.rows if r.warnings)
+
+    @property
+    def cut_off(self) -> int:
+        """Calls the rules would have cut off (final notice or duration limit)."""
+        return sum(1 for r in self.rows if r.cut_off)
+
+    @property
+    def changed(self) -> int:
+        """Calls whose stage or cut-off decision differs from the recording."""
+        return sum(1 for r in self.rows if r.changed)
+
+    def as_dict(self) -> dict:
+        return {
+            "rules_version": self.rules_version,
+            "rules_name": self.rules_name,
+            "calls": self.calls,
+            "warned": self.warned,
+            "cut_off": self.cut_off,
+            "changed": self.changed,
+            "rows": [r.as_dict() for r in self.rows],
+        }
+
+
+def dry_run(records: Iterable[CallRecord], ruleset: RuleSet, matcher: Matcher, *,
+            prompt_s: Mapping[str, float] | None = None,
+            play_pre_call: bool = True) -> DryRunReport:
+    """Replay every record under ``ruleset`` (compiled as ``matcher``); see
+    :func:`replay_call` for the options and the module docstring for how."""
+    # Read the rules' prompt files once, not once per call.
+    fallback = prompt_lengths(ruleset) if prompt_s is None else {}
+    rows = tuple(_replay(r, ruleset, matcher, prompt_s, fallback, play_pre_call)
+                 for r in records)
+    report = DryRunReport(ruleset.version, ruleset.name, rows)
+    log.debug("dry run of rules %s: %d call(s), %d warned, %d cut off, %d changed",
+              ruleset.version[:12], report.calls, report.warned, report.cut_off,
+              report.changed)
+    return report
+
+
+def replay_call(record: CallRecord, ruleset: RuleSet, matcher: Matcher, *,
+                prompt_s: Mapping[str, float] | None = None,
+                play_pre_call: bool = True) -> CallReplay:
+    """Replay one stored call under ``ruleset`` (compiled as ``matcher``).
+
+    ``prompt_s`` gives each prompt's length in seconds, for every call alike; by default a
+    call's own recorded lengths are used, and :func:`prompt_lengths` for prompts it never
+    played. ``play_pre_call`` mirrors :class:`~callguard.session.call.SessionConfig`.
+    """
+    fallback = prompt_lengths(ruleset) if prompt_s is None else {}
+    return _replay(record, ruleset, matcher, prompt_s, fallback, play_pre_call)
+
+
+def _replay(record: CallRecord, ruleset: RuleSet, matcher: Matcher,
+            prompt_s: Mapping[str, float] | None, fallback: Mapping[str, float],
+            play_pre_call: bool) -> CallReplay:
+    lengths = dict(prompt_s) if prompt_s is not None else {**fallback,
+                                                           **_played_lengths(record)}
+    # A call still going on has no end yet: replay everything heard so far.
+    ongoing = record.duration_s is None
+    end = (max((u.end_s for u in record.utterances), default=0.0) if ongoing
+           else record.duration_s)
+
+    events: list[tuple[float, int, Event]] = []  # (call time, order at equal times, event)
+    for t, hits in _caller_hits(record, matcher):
+        if ongoing or t < end - _EPS:
+            events.append((t, 0, HitsObserved(hits, CALLER)))
+    for v in record.verdicts:
+        if v.kind == VerdictKind.FINAL and v.reason == PROTECT_REASON:
+            events.append((v.t_s, 1, ProtectRequested()))
+    # At equal times the session delivers the results due before it ticks the clock.
+    events.extend((float(k), 2, ClockTick()) for k in range(1, math.floor(end + _EPS) + 1))
+    events.sort(key=lambda e: (e[0], e[1]))
+
+    policy = PolicyEvaluator.for_call(ruleset, record.direction)
+    state = CallState(record.direction)
+    playing_until = 0.0
+    if play_pre_call and "pre_call" in ruleset.prompts:
+        playing_until = lengths.get("pre_call", 0.0)
+    stage, warnings, hit_count = "none", 0, 0
+    rule_ids: set[str] = set()
+    cut: Verdict | None = None
+    for t, _, event in events:
+        if isinstance(event, HitsObserved):
+            hit_count += len(event.hits)
+            rule_ids.update(h.rule_id for h in event.hits)
+        state, verdicts = policy.step(state, event, t)
+        for v in verdicts:
+            stage = max(stage, _STAGE_OF.get(v.kind, "none"), key=STAGES.index)
+            ends_at = v.at
+            if v.prompt is not None and v.prompt in ruleset.prompts:
+                ends_at = playing_until = max(v.at, playing_until) + lengths.get(v.prompt, 0.0)
+            if v.kind is VerdictKind.WARN:
+                warnings += 1
+                state = policy.warning_heard_at(state, ends_at)
+            if v.hangup and cut is None:
+                cut = v
+        if cut is not None:
+            break
+
+    cut_reason = _CUT_REASON[cut.kind] if cut is not None else None
+    actual_cut = _recorded_cut(record)
+    return CallReplay(
+        call_id=record.id, direction=record.direction, outcome=stage, warnings=warnings,
+        cut_reason=cut_reason, cut_at=cut.at if cut is not None else None,
+        reason=cut.reason if cut is not None else None, hits=hit_count,
+        rules=tuple(sorted(rule_ids)), actual_stage=record.stage,
+        actual_end_reason=record.end_reason, actual_cut_reason=actual_cut,
+        actual_rules_version=record.rules_version,
+        changed=stage != record.stage or cut_reason != actual_cut)
+
+
+def _caller_hits(record: CallRecord,
+                 matcher: Matcher) -> Iterator[tuple[float, tuple[Hit, ...]]]:
+    """``(call time, hits)`` of each stored caller result, each rule once per utterance."""
+    groups = _utterances(u for u in record.utterances
+                         if u.leg == CALLER and u.status == "ok" and u.text)
+    rows = [u for g in groups for u in g]
+    results = iter(matcher.match_many([u.text for u in rows]))  # one Kiwi batch per call
+    for group in groups:
+        seen: set[str] = set()
+        for u in group:
+            new = tuple(h for h in next(results).hits if h.rule_id not in seen)
+            seen.update(h.rule_id for h in new)
+            if new:
+                yield u.end_s, new
+
+
+def _utterances(rows: Iterable[UtteranceRecord]) -> list[list[UtteranceRecord]]:
+    """Rows grouped into utterances, each group in the order its results arrived.
+
+    One leg's utterances never overlap (a forced cut starts the next one at this one's end),
+    but an early look lies inside the whole utterance recognised after it.
+    """
+    groups: list[list[UtteranceRecord]] = []
+    group_end = -math.inf
+    for u in sorted(rows, key=lambda u: (u.start_s, u.end_s, u.id)):
+        if groups and u.start_s < group_end - _EPS:
+            groups[-1].append(u)
+            group_end = max(group_end, u.end_s)
+        else:
+            groups.append([u])
+            group_end = u.end_s
+    return [sorted(g, key=lambda u: (u.end_s, u.id)) for g in groups]
+
+
+def _played_lengths(record: CallRecord) -> dict[str, float]:
+    """Seconds each prompt played for in this call, from its ``play_prompt`` actions (a
+    prompt that failed to play took no time). Live calls play the recorded announcement or
+    a short chime, the simulator an estimate: the call's own record is the truth."""
+    out: dict[str, float] = {}
+    for a in record.actions:
+        if a.kind != "play_prompt":
+            continue
+        m = _PLAYED.match(a.detail)
+        if a.ok and m:
+            out[m.group(1)] = float(m.group(2))
+        elif not a.ok:
+            out[a.detail] = 0.0
+    return out
+
+
+def _recorded_cut(record: CallRecord) -> str | None:
+    """The cut-off the recorded verdicts decided, else the one the end reason names."""
+    for v in record.verdicts:
+        if v.hangup and v.kind in _CUT_REASON:
+            return _CUT_REASON[VerdictKind(v.kind)]
+    return record.end_reason if record.end_reason in CUT_REASONS else None
+
