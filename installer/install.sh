@@ -24,17 +24,29 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
 fi
 
 # Tests talk to real SIP peers on 127.0.0.1: kamailio (the PBX), baresip (a softphone) and
-# SIPp, from Debian. Installed with --dev only, when missing.
-if [ -n "$extras" ] && ! { command -v kamailio && command -v baresip && command -v sipp; } \
-    >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    $sudo apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
-      kamailio baresip-core sip-tester
-  else
-    echo "warning: install kamailio, baresip and sipp for the telephony tests" >&2
+# SIPp, from Debian. The GUI tests need Qt's runtime libraries, Xvfb for the screenshots and
+# a Korean font. Installed with --dev only, and only what is missing.
+DEV_DEBS="kamailio baresip-core sip-tester xvfb xauth fonts-nanum libegl1 libgl1 \
+  libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0 libxcb-cursor0 \
+  libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 \
+  libxcb-randr0 libxcb-xinerama0 libxcb-xkb1"
+if [ -n "$extras" ]; then
+  missing=""
+  for deb in $DEV_DEBS; do
+    dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed" \
+      || missing="$missing $deb"
+  done
+  if [ -n "$missing" ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+      sudo=""
+      [ "$(id -u)" -ne 0 ] && sudo="sudo"
+      $sudo apt-get update -q
+      # shellcheck disable=SC2086  # a list of package names
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
+        $missing
+    else
+      echo "warning: install$missing for the telephony and GUI tests" >&2
+    fi
   fi
 fi
 

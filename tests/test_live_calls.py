@@ -476,3 +476,40 @@ def test_a_second_call_while_busy_gets_486_and_the_first_goes_on(pbx, tmp_path):
     assert "end of file" in bob_closed.get("param", "").lower(), bob_closed
     assert len(h.engine.finished) == 1
     assert h.engine.finished[0].session.end_reason == "caller_hangup"
+
+
+def test_protect_from_the_headless_agent_plays_the_final_notice_then_hangs_up(pbx, tmp_path):
+    import signal
+
+    rules = tmp_path / "rules.toml"
+    write_wav(tmp_path / "warning.wav", clip("k016"))
+    final = clip("k025")
+    write_wav(tmp_path / "final.wav", final)
+    rules.write_text(_rules(), encoding="utf-8")
+    cfg = _agent_config(tmp_path, pbx, rules)
+    log = tmp_path / "agent.log"
+    src = write_wav(tmp_path / "caller.wav", silence(40))
+    agent = _start_agent(cfg, log)
+    try:
+        with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
+            bob.wait_registered()
+            bob.dial(pbx.uri("agent"))
+            bob.wait_event("CALL_ESTABLISHED", 10)
+            time.sleep(2.0)
+            agent.send_signal(signal.SIGUSR1)  # the counselor's protect key
+            closed = bob.wait_event("CALL_CLOSED", 15)
+            received, _ = read_wav(bob.received_wav())
+    finally:
+        agent.terminate()
+        agent.wait(15)
+    assert "CALL_CLOSED" in closed["type"]
+    pos, corr = align(received, final)
+    assert corr > 0.9 and pos + final.size <= received.size, (pos, corr)
+
+    async def read():
+        async with Store.open(tmp_path / "calls.db") as store:
+            (summary,) = await store.list_calls()
+            return await store.get_call(summary.id)
+    rec = asyncio.run(read())
+    assert rec.end_reason == "final_notice" and rec.hung_up_by == "agent"
+    assert any("protect" in v.reason for v in rec.verdicts), [v.reason for v in rec.verdicts]

@@ -23,11 +23,19 @@ def build_parser() -> argparse.ArgumentParser:
     rules_cmd.register(sub)
     call_cmd.register(sub)
     run_cmd.register(sub)
+    # Handled in main() before parsing (own options); listed here for --help.
+    sub.add_parser("gui", help="the desktop app: counselor, review, rules (callguard gui -h)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["gui"]:
+        # The desktop app (its own options). Imported by name: the CLI package itself stays
+        # free of Qt (an import-linter contract), and headless commands never load it.
+        import importlib
+
+        return int(importlib.import_module("callguard.gui.app").main(args_list[1:]))
     if args_list[:2] == ["bench", "cer"]:
         # `callguard bench cer`: recognition accuracy on the test speech (its own options).
         from callguard.bench.speech_cer import main as cer_main

@@ -2,7 +2,9 @@
 
 Prints the line status and each call's events (verdicts, prompts, hangups; transcripts only
 with ``--show-text``) until Ctrl-C or SIGTERM. ``--dial NUMBER`` places one outbound call
-once registered; ``--mic``/``--speaker`` use WAV files instead of a headset.
+once registered; ``--mic``/``--speaker`` use WAV files instead of a headset. On a terminal,
+keys control the call (p protect, h hang up, a answer, d NUMBER dial, q quit); SIGUSR1
+protects and SIGUSR2 hangs up (for a hotkey daemon or a script).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
                              sip_port=sip.sip_port, rtp_low=sip.rtp_low, rtp_high=sip.rtp_high))
     done = threading.Event()
     dialled = threading.Event()
+    ringing: list[str] = []  # the Call-ID of the last call that rang
 
     def on_event(ev: EngineEvent) -> None:
         if ev.kind == "status":
@@ -87,7 +90,13 @@ def run(args: argparse.Namespace) -> int:
                       flush=True)
             elif te.kind in ("verdict", "action", "call"):
                 print(f"{te.t:7.2f}s {te.kind}: {te.detail}", flush=True)
+        elif ev.kind == "call_status":
+            return  # once a second: for the GUI's clock, too chatty for a terminal
+        elif ev.kind == "rules":
+            print(f"rules: {ev.data.message}", flush=True)
         else:
+            if ev.kind == "ringing":
+                ringing[:] = [ev.call_id]
             print(f"call {ev.kind}: {ev.data if ev.kind != 'ringing' else ''}", flush=True)
             if ev.kind == "ended" and args.exit_after_call:
                 done.set()
@@ -100,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
                     counselor=sip.user)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
+    # Protect and hang up from outside (a hotkey daemon, a script): SIGUSR1, SIGUSR2.
+    signal.signal(signal.SIGUSR1, lambda *_: engine.protect())
+    signal.signal(signal.SIGUSR2, lambda *_: engine.hangup())
     try:
         engine.start()
     except Exception as exc:
@@ -109,6 +121,33 @@ def run(args: argparse.Namespace) -> int:
         print(f"recovered {len(engine.recovered)} call(s) interrupted by a crash", flush=True)
     print(f"callguard is running on {line.local_ip}:{line.sip_port}; Ctrl-C to stop",
           flush=True)
+    if sys.stdin is not None and sys.stdin.isatty():
+        print(COMMANDS_HELP, flush=True)
+        threading.Thread(target=_commands, args=(engine, ringing, done), name="stdin",
+                         daemon=True).start()
     done.wait()
     engine.stop()
     return 0
+
+
+COMMANDS_HELP = ("keys: p = protect (final notice, then hang up), h = hang up, a = answer, "
+                 "d NUMBER = dial, q = quit")
+
+
+def _commands(engine: Engine, ringing: list[str], done: threading.Event) -> None:
+    """Terminal commands, one per line (the counselor's controls without the GUI)."""
+    for raw in sys.stdin:
+        cmd, _, arg = raw.strip().partition(" ")
+        if cmd == "p":
+            engine.protect()
+        elif cmd == "h":
+            engine.hangup()
+        elif cmd == "a" and ringing:
+            engine.answer(ringing[-1])
+        elif cmd == "d" and arg:
+            engine.dial(arg.strip())
+        elif cmd == "q":
+            break
+        elif cmd:
+            print(COMMANDS_HELP, flush=True)
+    done.set()

@@ -1,0 +1,168 @@
+"""``callguard gui``: the desktop app.
+
+The counselor's window opens at once (no login: counselors answer calls); the supervisor's
+review and the admin's rules editor open from its menu after a password (set at first run,
+stored hashed). The engine (model, line, store) starts on its own thread while the window
+is already up, so a slow model load never freezes the screen.
+
+    callguard gui [--config FILE] [--rules FILE] [--store FILE] [--lang ko|en]
+    callguard gui --fake-line     # no PBX: an in-memory line (demos, trying the screens)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from callguard.config import ConfigError, Settings, load_settings
+from callguard.engine.engine import Engine
+from callguard.gui.bridge import EngineBridge, StoreClient
+from callguard.gui.i18n import set_language, texts
+
+log = logging.getLogger(__name__)
+
+T = texts({
+    "app.menu.supervisor": ("관리자", "Supervisor"),
+    "app.menu.review": ("통화 검토…", "Review calls…"),
+    "app.menu.rules": ("규칙 편집…", "Edit rules…"),
+    "app.start_failed": ("callguard를 시작하지 못했습니다", "callguard could not start"),
+    "app.no_line": ("전화 회선이 설정되지 않았습니다: 설정 파일의 [sip]에 server, user, "
+                    "password를 넣으세요.",
+                    "No phone line is configured: set server, user and password under [sip] "
+                    "in the settings file."),
+})
+
+
+class _Started(QObject):
+    done = Signal(object)  # None, or the exception that stopped the engine from starting
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="callguard gui", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", type=Path, help="settings file")
+    ap.add_argument("--rules", type=Path, help="rules file (default: from the settings)")
+    ap.add_argument("--store", type=Path, help="call store (default: from the settings)")
+    ap.add_argument("--lang", choices=("ko", "en"), help="interface language (default: ko)")
+    ap.add_argument("--fake-line", action="store_true",
+                    help="an in-memory line instead of the PBX (demos; no real calls)")
+    return ap
+
+
+def _line(settings: Settings, fake: bool):
+    if fake:
+        from callguard.telephony.fake import FakeLine
+
+        return FakeLine(settings.sip.user or "counselor", answer_after_s=2.0)
+    sip = settings.sip
+    if not sip.server or not sip.user:
+        return None
+    from callguard.telephony.sipline import SipConfig, SipLine
+
+    return SipLine(SipConfig(server=sip.server, port=sip.port, user=sip.user,
+                             password=sip.password, local_ip=sip.local_ip,
+                             sip_port=sip.sip_port, rtp_low=sip.rtp_low, rtp_high=sip.rtp_high))
+
+
+def _devices():
+    from callguard.engine.audio_device import NullDevice
+
+    def make(call):
+        try:
+            from callguard.engine.audio_device import SoundDevice
+
+            return SoundDevice()
+        except Exception as exc:  # no sound card or no PortAudio: the call still works
+            log.warning("no headset (%s): the counselor hears nothing", exc)
+            return NullDevice()
+    return make
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.lang:
+        set_language(args.lang)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        QMessageBox.critical(None, T("app.start_failed"), str(exc))
+        return 2
+    line = _line(settings, args.fake_line)
+    if line is None:
+        QMessageBox.critical(None, T("app.start_failed"), T("app.no_line"))
+        return 2
+    from callguard.sim.runner import whisper_factory
+
+    rules_path = args.rules or settings.rules_path
+    store_path = args.store or settings.store_path
+    engine = Engine(line=line, rules_path=rules_path, store_path=store_path,
+                    transcriber_factory=whisper_factory(settings), device_factory=_devices(),
+                    auto_answer=settings.sip.auto_answer, counselor=settings.sip.user or "")
+    bridge = EngineBridge(engine)
+    store = StoreClient(store_path)
+    window = build_windows(bridge, store, rules_path, settings.sip.user or "")
+    window.show()
+
+    started = _Started()
+    started.done.connect(lambda err: err is not None and QMessageBox.critical(
+        window, T("app.start_failed"), str(err)))
+
+    def start() -> None:  # off the GUI thread: loading the model takes seconds
+        try:
+            engine.start()
+        except Exception as exc:
+            started.done.emit(exc)
+            return
+        started.done.emit(None)
+
+    threading.Thread(target=start, name="engine-start", daemon=True).start()
+    try:
+        return app.exec()
+    finally:
+        engine.stop()
+        store.close()
+
+
+def build_windows(bridge: EngineBridge, store: StoreClient, rules_path: Path, counselor: str):
+    """The counselor's window with the supervisor/admin menu wired to the login."""
+    from callguard.gui.counselor import CounselorWindow
+    from callguard.gui.login import request_role
+
+    window = CounselorWindow(bridge, store, counselor)
+    menu = window.menuBar().addMenu(T("app.menu.supervisor"))
+    opened: list[object] = []  # keep the windows alive
+
+    def open_review() -> None:
+        def go(user: str | None) -> None:
+            if user:
+                from callguard.gui.review import ReviewWindow
+
+                w = ReviewWindow(store, user, "supervisor")
+                opened.append(w)
+                w.show()
+        request_role(store, "supervisor", window, go)
+
+    def open_rules() -> None:
+        def go(user: str | None) -> None:
+            if user:
+                from callguard.gui.rules_editor import RulesEditorWindow
+
+                w = RulesEditorWindow(store, rules_path, user, bridge)
+                opened.append(w)
+                w.show()
+        request_role(store, "admin", window, go)
+
+    for key, slot in (("app.menu.review", open_review), ("app.menu.rules", open_rules)):
+        action = QAction(T(key), window)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+    window._opened = opened  # type: ignore[attr-defined]
+    return window
