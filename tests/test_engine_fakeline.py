@@ -209,3 +209,41 @@ def test_pushing_bad_rules_is_refused_and_the_rules_in_force_stay(rig, tmp_path)
     assert result.ok and r.engine.rules.version != before
     r.line.ring()
     assert r.wait("call_status", 5).data["limit_s"] == 20.0  # the next call uses them
+
+
+def test_an_outbound_call_is_reported_while_dialing_and_can_be_cancelled(rig):
+    r = rig()
+    call = r.engine.dial("1002").result(5)
+    assert r.wait("dialing").data == {"remote": "1002"}
+    r.engine.hangup().result(5)
+    ended = r.wait("ended")
+    assert call.state is CallState.ENDED and ended.data["line"] == "cancelled"
+    assert ended.data["store_id"] is None  # never answered: nothing recorded
+
+
+def test_a_refused_outbound_call_ends_with_the_reason(rig):
+    r = rig()
+    call = r.engine.dial("1003").result(5)
+    r.wait("dialing")
+    call.far_reject("486 Busy Here")
+    ended = r.wait("ended")
+    assert ended.data["line"] == "rejected" and "486" in ended.data["detail"]
+
+
+def test_while_resting_inbound_calls_are_declined(rig):
+    r = rig()
+    r.engine.set_available(False).result(5)
+    call = r.line.ring()
+    assert r.wait("declined").data == "unavailable"
+    assert call.end_reason.value == "declined"
+    r.engine.set_available(True).result(5)
+    r.line.ring()
+    r.wait("answered")
+
+
+def test_the_ended_event_says_when_the_counselor_pressed_protect(rig):
+    r = rig()
+    r.line.ring()
+    r.wait("answered")
+    r.engine.protect().result(5)
+    assert r.wait("ended", 10).data["protected"] is True

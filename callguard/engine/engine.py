@@ -34,11 +34,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EngineEvent:
-    """``kind``: status | ringing | answered | ended | declined | timeline | call_status |
-    rules. ``call_id`` is the SIP Call-ID (not personal data); ``data`` holds the details:
-    for ``timeline`` the :class:`TimelineEvent` (may carry transcript text: show it, never
-    log it); for ``call_status`` (once a second) :meth:`CallSession.status` plus ``muted``
-    and ``store_id``; for ``rules`` the :class:`ReloadResult` of a push."""
+    """``kind``: status | ringing | dialing | answered | ended | declined | timeline |
+    call_status | rules. ``call_id`` is the SIP Call-ID (not personal data). ``data``: for
+    ``timeline`` the :class:`TimelineEvent` (may carry transcript text: show it, never log
+    it); for ``call_status`` (once a second) :meth:`CallSession.status` plus ``muted`` and
+    ``store_id``; for ``ended`` the reason, ``store_id`` (None if never answered) and
+    ``protected``; for ``rules`` the :class:`ReloadResult` of a push."""
 
     kind: str
     call_id: str | None = None
@@ -62,6 +63,7 @@ class Engine:
         self.auto_answer = auto_answer
         self.on_event = on_event
         self.counselor = counselor  # stored with each call: who took it
+        self.available = True  # False: the counselor is resting; inbound calls get 486
         self.loop: asyncio.AbstractEventLoop | None = None
         self.store: Store | None = None
         self.worker: RecognitionWorker | None = None
@@ -118,6 +120,11 @@ class Engine:
     def set_muted(self, muted: bool, call_id: str | None = None) -> concurrent.futures.Future[None]:
         return self.submit(self._set_muted(muted, call_id))
 
+    def set_available(self, available: bool) -> concurrent.futures.Future[None]:
+        """While unavailable (resting after an incident), inbound calls are declined with
+        486 so the call distributor routes them to someone else."""
+        return self.submit(self._set_available(available))
+
     def push_rules(self, path: Path | None = None) -> concurrent.futures.Future[Any]:
         """Load the rules file (default: the engine's) for calls from now on; a bad file is
         refused and the rules in force stay. Resolves to the ReloadResult."""
@@ -139,6 +146,7 @@ class Engine:
     async def _main(self) -> None:
         self._stop = asyncio.Event()
         self._ringing: dict[str, Call] = {}
+        self._dialing: dict[str, Call] = {}
         if self.store_path is not None:
             self.store = await Store.open(self.store_path, recover=False)
             self.recovered = await self.store.recover_interrupted(time.time())
@@ -184,10 +192,11 @@ class Engine:
         self._emit("status", None, status)
 
     def _incoming(self, call: Call) -> None:
-        if self.runners or self._ringing:
-            log.info("second call while busy: declined with 486")
+        if self.runners or self._ringing or self._dialing or not self.available:
+            why = "busy" if self.available else "unavailable"
+            log.info("inbound call while %s: declined with 486", why)
             call.decline()
-            self._emit("declined", call.call_id, "busy")
+            self._emit("declined", call.call_id, why)
             return
         self._ringing[call.call_id] = call
         self._emit("ringing", call.call_id, {"remote": call.remote})
@@ -196,6 +205,7 @@ class Engine:
 
     def _answered(self, call: Call) -> None:
         self._ringing.pop(call.call_id, None)
+        self._dialing.pop(call.call_id, None)
         if call.call_id in self.runners:
             return
         assert self.rules is not None and self.worker is not None
@@ -228,18 +238,27 @@ class Engine:
             runner.device.close()
             self._emit("ended", runner.call.call_id, {
                 "reason": runner.session.end_reason, "store_id": runner.session.call_id,
+                "protected": runner.session.protected,
                 "line": str(runner.call.end_reason) if runner.call.end_reason else None})
 
     def _ended(self, call: Call) -> None:
-        if self._ringing.pop(call.call_id, None) is not None:
+        if (self._ringing.pop(call.call_id, None) is not None
+                or self._dialing.pop(call.call_id, None) is not None):
+            # Never answered: no session, no recording; say how it ended.
             self._emit("ended", call.call_id, {"reason": str(call.end_reason),
-                                                "line": str(call.end_reason)})
+                                                "line": str(call.end_reason),
+                                                "detail": call.end_detail, "store_id": None,
+                                                "protected": False})
         # An active call's runner sees the state change on its next tick.
 
     async def _dial(self, number: str) -> Call:
-        if self.runners:
+        if self.runners or self._dialing:
             raise RuntimeError("a call is already active")
-        return self.line.dial(number)
+        call = self.line.dial(number)
+        if call.state is CallState.DIALING:
+            self._dialing[call.call_id] = call
+            self._emit("dialing", call.call_id, {"remote": call.remote})
+        return call
 
     def _current(self, call_id: str | None) -> CallRunner | None:
         if call_id is not None:
@@ -259,6 +278,9 @@ class Engine:
         for call in list(self._ringing.values()):
             if call_id in (None, call.call_id):
                 call.decline()
+        for call in list(self._dialing.values()):
+            if call_id in (None, call.call_id):
+                call.hangup()  # CANCEL
 
     async def _answer(self, call_id: str) -> None:
         call = self._ringing.get(call_id)
@@ -269,6 +291,9 @@ class Engine:
         call = self._ringing.get(call_id)
         if call is not None and call.state is CallState.RINGING:
             call.decline()
+
+    async def _set_available(self, available: bool) -> None:
+        self.available = available
 
     async def _set_muted(self, muted: bool, call_id: str | None) -> None:
         runner = self._current(call_id)

@@ -215,6 +215,7 @@ class CallSession:
         self._flagged = False
         self._finished = False
         self._hung_up_at: float | None = None
+        self.protected = False  # the counselor pressed protect during the call
 
     # --- driver API -----------------------------------------------------------------------
 
@@ -256,6 +257,7 @@ class CallSession:
 
     async def protect(self) -> None:
         """The counselor asked for protection: final notice, then hangup."""
+        self.protected = True
         await self._apply(ProtectRequested(), self.clock.now())
 
     def status(self, now: float | None = None) -> dict[str, Any]:

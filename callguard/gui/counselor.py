@@ -1,0 +1,990 @@
+"""The counselor's window: the line, the dial pad, the live call with its transcript, and
+the **Protect** button.
+
+Everything the engine does arrives as :class:`~callguard.engine.engine.EngineEvent` through
+:class:`~callguard.gui.bridge.EngineBridge` on the GUI thread; every button sends a command
+that returns at once. The call time shown runs on a local 10 Hz timer from the last
+``call_status`` (once a second), so the display keeps moving and the window keeps painting
+even while the engine is busy or stuck.
+
+The remote number and the transcript are personal data: they are shown here and never
+logged (this module logs only states, reasons and ids).
+
+Screenshot of "a call with a highlighted hit" (no running engine needed)::
+
+    QT_QPA_PLATFORM=offscreen python - <<'EOF'
+    from pathlib import Path
+    from PySide6.QtWidgets import QApplication
+    from callguard.asr.fake import ToneTranscriber
+    from callguard.engine.engine import Engine
+    from callguard.gui.bridge import EngineBridge
+    from callguard.gui.counselor import CounselorWindow, stage_demo_call
+    from callguard.telephony.fake import FakeLine
+    app = QApplication([])
+    engine = Engine(line=FakeLine("kim"), rules_path=Path("rules/default.toml"),
+                    store_path=None, transcriber_factory=lambda: ToneTranscriber({}))
+    window = CounselorWindow(EngineBridge(engine), counselor="kim")  # engine never started
+    window.resize(1100, 760)
+    window.show()
+    stage_demo_call(window)        # ringing → answered → transcript, hit, warning playing
+    app.processEvents()
+    window.grab().save("counselor.png")
+    EOF
+
+(Under Xvfb drop ``QT_QPA_PLATFORM``; for English call ``set_language("en")`` first.)
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QRectF, QRegularExpression, Qt, QTimer, Slot
+from PySide6.QtGui import (
+    QCloseEvent,
+    QColor,
+    QFont,
+    QPainter,
+    QPaintEvent,
+    QRegularExpressionValidator,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QPushButton,
+    QSizePolicy,
+    QStyle,
+    QSystemTrayIcon,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from callguard.engine.engine import EngineEvent
+from callguard.gui.bridge import EngineBridge, StoreClient
+from callguard.gui.i18n import texts
+from callguard.gui.rest import REST_S, RestDialog
+from callguard.session.events import TimelineEvent
+from callguard.telephony.base import CallEnd, CallState, LineState, LineStatus
+
+log = logging.getLogger(__name__)
+
+TICK_MS = 100  # local refresh of the call time (10 Hz): smooth, and cheap
+HIGHLIGHT = "#ff8a8a"  # background of rule-hit spans in the transcript
+# End reasons after which the counselor is offered a rest (callguard ended the call for
+# abuse). "duration_limit" is not abuse; a normal hangup is not either.
+ABUSE_ENDS = frozenset({"final_notice"})
+
+T = texts({
+    "counselor.title": ("callguard 상담사", "callguard counselor"),
+    "counselor.title_ringing": ("📞 전화 수신 중 — callguard", "📞 Incoming call — callguard"),
+    # line registration
+    "counselor.line.registered": ("● 회선 연결됨", "● Line registered"),
+    "counselor.line.registering": ("● 회선 연결 중…", "● Registering…"),
+    "counselor.line.retrying": ("● 회선 재연결 중: {detail}", "● Reconnecting: {detail}"),
+    "counselor.line.retry_in": ("{s}초 후 재시도", "retry in {s} s"),
+    "counselor.line.failed": ("● 회선 연결 실패: {detail} — 관리자에게 문의하세요",
+                              "● Registration failed: {detail} — call your administrator"),
+    "counselor.line.offline": ("● 회선 꺼짐", "● Line offline"),
+    # dial pad and call controls
+    "counselor.dialpad": ("다이얼", "Dial pad"),
+    "counselor.number": ("전화번호", "Phone number"),
+    "counselor.backspace": ("⌫", "⌫"),
+    "counselor.call": ("전화 걸기", "Call"),
+    "counselor.controls": ("통화 제어", "Call controls"),
+    "counselor.answer": ("받기", "Answer"),
+    "counselor.decline": ("거절", "Decline"),
+    "counselor.hangup": ("끊기", "Hang up"),
+    "counselor.mute": ("음소거", "Mute"),
+    "counselor.unmute": ("음소거 해제", "Unmute"),
+    "counselor.protect": ("보호", "Protect"),
+    "counselor.protect_hint": ("종료 안내를 재생하고 바로 통화를 끊습니다",
+                               "Plays the final notice and ends the call at once"),
+    # the call
+    "counselor.state.idle": ("대기 중", "Idle"),
+    "counselor.state.ringing": ("전화 수신 중", "Incoming call"),
+    "counselor.state.dialing": ("발신 중", "Calling"),
+    "counselor.state.active": ("통화 중", "In call"),
+    "counselor.dir.inbound": ("수신 전화", "Inbound call"),
+    "counselor.dir.outbound": ("발신 전화", "Outbound call"),
+    "counselor.elapsed": ("통화 시간 {elapsed} / 한도 {limit}",
+                          "Call time {elapsed} / limit {limit}"),
+    "counselor.elapsed_nolimit": ("통화 시간 {elapsed}", "Call time {elapsed}"),
+    "counselor.next": ("다음 단계: {stage} ({strikes}/{needed})",
+                       "Next step: {stage} ({strikes}/{needed})"),
+    "counselor.next_none": ("다음 단계: 없음 (종료 단계)", "Next step: none (final stage)"),
+    "counselor.hits": ("감지된 폭언: {n}건", "Abusive utterances: {n}"),
+    "counselor.stage.notice": ("주의 안내", "Notice"),
+    "counselor.stage.warn": ("경고", "Warning"),
+    "counselor.stage.final": ("종료 안내", "Final notice"),
+    "counselor.transcript": ("실시간 대화", "Live transcript"),
+    "counselor.leg.caller": ("고객", "Caller"),
+    "counselor.leg.counselor": ("상담사", "Counselor"),
+    # what callguard is doing
+    "counselor.say.notice": ("주의: 폭언이 감지되었습니다", "Notice: abuse detected"),
+    "counselor.say.warn": ("⚠ 경고 안내를 고객에게 재생하고 있습니다",
+                           "⚠ Playing the warning to the caller"),
+    "counselor.say.warn_done": ("⚠ 경고 안내를 재생했습니다", "⚠ The warning was played"),
+    "counselor.say.final": ("⛔ 종료 안내를 재생하고 있습니다 — 곧 통화가 끊깁니다",
+                            "⛔ Playing the final notice — the call will end"),
+    "counselor.say.duration_notice": ("통화 시간 안내를 재생하고 있습니다",
+                                      "Playing the call time notice"),
+    "counselor.say.duration_final": ("⛔ 통화 시간 한도 — 종료 안내 후 통화가 끊깁니다",
+                                     "⛔ Call time limit — final notice, then the call ends"),
+    "counselor.say.alert": ("관리자에게 알림을 보냈습니다", "Your supervisor was alerted"),
+    "counselor.say.protect": ("보호 요청됨: 종료 안내 후 통화를 끊습니다",
+                              "Protection requested: final notice, then hang up"),
+    "counselor.say.prompt_failed": ("안내 재생 실패: {detail}", "Prompt failed: {detail}"),
+    "counselor.say.ended": ("통화가 종료되었습니다", "The call ended"),
+    "counselor.say.ended_abuse": ("폭언으로 통화가 종료되었습니다", "The call was ended for abuse"),
+    "counselor.say.ended_limit": ("통화 시간 한도로 통화가 종료되었습니다",
+                                  "The call reached its time limit and ended"),
+    "counselor.say.missed": ("받지 않은 전화가 끊겼습니다",
+                             "The caller hung up before you answered"),
+    "counselor.say.declined": ("전화를 거절했습니다", "Call declined"),
+    "counselor.say.busy": ("통화 중에 걸려온 전화를 거절했습니다 (통화 중 신호)",
+                           "A second call was refused (busy)"),
+    "counselor.say.not_connected": ("연결되지 않았습니다: {detail}", "Not connected: {detail}"),
+    "counselor.say.cancelled": ("발신을 취소했습니다", "Call cancelled"),
+    "counselor.say.failed": ("{what} 실패: {error}", "{what} failed: {error}"),
+    "counselor.say.resting": ("휴식 중입니다", "You are resting"),
+    "counselor.say.rest_over": ("휴식이 끝났습니다", "Your rest is over"),
+    "counselor.rules_ok": ("새 규칙이 적용되었습니다 ({version})",
+                           "New rules in force ({version})"),
+    "counselor.rules_refused": ("새 규칙을 적용하지 못했습니다: 기존 규칙이 유지됩니다",
+                                "The new rules were refused; the rules in force stay"),
+    "counselor.tray.ringing": ("전화가 왔습니다", "Incoming call"),
+    "counselor.tray.abuse": ("폭언으로 통화가 종료되었습니다. 잠시 쉬어 가세요.",
+                             "The call was ended for abuse. Take a break."),
+})
+
+_LINE_STYLE = {  # (text colour, background) per registration state
+    LineState.REGISTERED: ("#1b5e20", "#c8e6c9"),
+    LineState.REGISTERING: ("#6d4c00", "#ffe082"),
+    LineState.RETRYING: ("#6d4c00", "#ffe082"),
+    LineState.FAILED: ("#ffffff", "#c62828"),
+    LineState.OFFLINE: ("#424242", "#e0e0e0"),
+}
+_SAY_STYLE = {  # prompt/status line: (text colour, background) per level
+    "info": ("#263238", "#eceff1"),
+    "warn": ("#4e3400", "#ffd54f"),
+    "danger": ("#ffffff", "#c62828"),
+}
+_SECONDS = re.compile(r"\(([\d.]+) s\)")  # "warning (1.0 s)" in a play_prompt action
+
+
+def mmss(seconds: float) -> str:
+    """``seconds`` (call time, ≥ 0) as ``mm:ss`` (``h:mm:ss`` from an hour), rounded down."""
+    whole = max(0, int(seconds))
+    h, rest = divmod(whole, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def _merge(spans: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """Overlapping or touching ``[start, end)`` character spans merged, clipped to ``size``."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted((max(0, a), min(size, b)) for a, b in spans):
+        if b <= a:
+            continue
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def marked_html(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` as HTML with each span (character offsets, end exclusive) on a red ground."""
+    parts, pos = [], 0
+    for a, b in _merge(spans, len(text)):
+        parts.append(html.escape(text[pos:a]))
+        parts.append(f'<span style="background-color:{HIGHLIGHT}; color:#000000;'
+                     f' font-weight:bold">{html.escape(text[a:b])}</span>')
+        pos = b
+    parts.append(html.escape(text[pos:]))
+    return "".join(parts)
+
+
+@dataclass
+class _Utterance:
+    """One line of the transcript. ``t``/``start``: call time in seconds."""
+
+    leg: str
+    start: float
+    text: str
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    provisional: bool = False  # an early look; the final transcript replaces it
+
+
+class CallTimeBar(QWidget):
+    """Call time against the duration limit, drawn with sub-pixel precision.
+
+    A QProgressBar skips repaints smaller than a pixel, so a 10-minute bar would move in
+    visible jumps; this one paints the exact fraction (and the notice mark) on every
+    change. Times are seconds of call time; ``limit_s`` ``None`` means no limit.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.elapsed_s = 0.0
+        self.limit_s: float | None = None
+        self.notice_s: float | None = None
+        self.setMinimumHeight(14)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def set_time(self, elapsed_s: float, limit_s: float | None,
+                 notice_s: float | None = None) -> None:
+        if (elapsed_s, limit_s, notice_s) != (self.elapsed_s, self.limit_s, self.notice_s):
+            self.elapsed_s, self.limit_s, self.notice_s = elapsed_s, limit_s, notice_s
+            self.update()
+
+    def fraction(self) -> float:
+        if not self.limit_s:
+            return 0.0
+        return min(1.0, max(0.0, self.elapsed_s / self.limit_s))
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        r = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
+        p.setPen(QColor("#90a4ae"))
+        p.setBrush(QColor("#eceff1"))
+        p.drawRoundedRect(r, 4, 4)
+        f = self.fraction()
+        if f > 0:
+            late = self.notice_s is not None and self.elapsed_s >= self.notice_s
+            colour = "#c62828" if f >= 0.9 else "#f9a825" if late else "#43a047"
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(colour))
+            p.drawRoundedRect(QRectF(r.x(), r.y(), r.width() * f, r.height()), 4, 4)
+        if self.limit_s and self.notice_s:
+            x = r.x() + r.width() * min(1.0, self.notice_s / self.limit_s)
+            p.setPen(QColor("#37474f"))
+            p.drawLine(int(x), int(r.top()), int(x), int(r.bottom()))
+        p.end()
+
+
+class CounselorWindow(QMainWindow):
+    """The counselor's softphone window (Korean by default; see :mod:`callguard.gui.i18n`).
+
+    ``store`` (optional) is only used to log rests to the audit log; ``counselor`` is the
+    name written there. ``rest_s`` (attribute, seconds, default 600) is the rest offered
+    after a call ended for abuse; ``notify_default`` whether "notify supervisor" starts
+    ticked.
+
+    For tests and scripts: :attr:`call_state` (``idle``/``ringing``/``dialing``/``active``),
+    :attr:`call_id`, :meth:`elapsed_s`, :meth:`transcript_text`, :meth:`highlighted_texts`,
+    :attr:`rest_dialog`, :attr:`notices` (alerts raised: ``(title, message)``) and the
+    widgets as attributes (``answer_button``, ``protect_button``, ``elapsed_bar``, ...).
+    """
+
+    def __init__(self, bridge: EngineBridge, store: StoreClient | None = None,
+                 counselor: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self.store = store
+        # The name written to the audit log; the engine knows it when the caller does not.
+        self.counselor = counselor or str(getattr(bridge.engine, "counselor", "") or "")
+        self.rest_s = REST_S
+        self.notify_default = True
+        self.rest_dialog: RestDialog | None = None
+        self.notices: list[tuple[str, str]] = []
+
+        # The call (one at a time, as in the engine).
+        self.call_state = "idle"
+        self.call_id: str | None = None
+        self._remote = ""
+        self._direction = ""
+        self._dial_call: Any = None  # the outbound Call while it is being set up
+        self._store_id: int | None = None
+        self._protected = False  # Protect was pressed for this call
+        self._final = False  # the final notice is under way: protecting again is moot
+        self._answering = False
+        self._mute_pending = 0  # set_muted commands not yet done: ignore stale status
+        # Call time: the last call_status ``t`` (seconds) and time.monotonic() when it came.
+        self._t_base = 0.0
+        self._mono_base = time.monotonic()
+        self._shown_s = 0.0  # never show time running backwards
+        self._frozen_s: float | None = None  # call time at the end
+        self._limit_s: float | None = None
+        self._notice_s: float | None = None
+        self._next: str | None = None
+        self._strikes = 0
+        self._needed = 0
+        self._prompt_until: float | None = None  # call time the playing warning ends
+        self._utterances: dict[tuple[str, float], _Utterance] = {}
+        self._ticks = 0
+        self._line = LineStatus(LineState.OFFLINE)
+
+        self._title = T("counselor.title") + (f" — {self.counselor}" if self.counselor else "")
+        self.setWindowTitle(self._title)
+        self._build()
+        self.tray = self._make_tray()
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(TICK_MS)
+        self._timer.timeout.connect(self._tick)
+
+        bridge.event.connect(self.on_engine_event)
+        # The line may have registered before this window existed: read its last status
+        # (a plain attribute, no waiting) rather than show "offline" until the next change.
+        status = getattr(getattr(bridge.engine, "line", None), "status", None)
+        if isinstance(status, LineStatus):
+            self._show_line(status)
+        self._refresh()
+
+    # --- building -------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.line_label = QLabel()
+        self.line_label.setMargin(4)
+        who = QLabel(self.counselor)
+        top = QHBoxLayout()
+        top.addWidget(self.line_label, 1)
+        top.addWidget(who)
+
+        # Dial pad.
+        self.number_edit = QLineEdit()
+        self.number_edit.setPlaceholderText(T("counselor.number"))
+        self.number_edit.setValidator(QRegularExpressionValidator(
+            QRegularExpression(r"[0-9*#+\- ]{0,32}"), self.number_edit))
+        self.number_edit.textChanged.connect(self._refresh)
+        self.number_edit.returnPressed.connect(self.dial)
+        back = QPushButton(T("counselor.backspace"))
+        back.clicked.connect(self.number_edit.backspace)
+        self.backspace_button = back
+        number_row = QHBoxLayout()
+        number_row.addWidget(self.number_edit, 1)
+        number_row.addWidget(back)
+        grid = QGridLayout()
+        self.digit_buttons: dict[str, QPushButton] = {}
+        for i, key in enumerate("123456789*0#"):
+            b = QPushButton(key)
+            b.setMinimumHeight(36)
+            b.clicked.connect(lambda _=False, k=key: self.number_edit.insert(k))
+            grid.addWidget(b, i // 3, i % 3)
+            self.digit_buttons[key] = b
+        self.call_button = QPushButton(T("counselor.call"))
+        self.call_button.setMinimumHeight(36)
+        self.call_button.clicked.connect(self.dial)
+        pad = QGroupBox(T("counselor.dialpad"))
+        pad_layout = QVBoxLayout(pad)
+        pad_layout.addLayout(number_row)
+        pad_layout.addLayout(grid)
+        pad_layout.addWidget(self.call_button)
+
+        # Call controls.
+        self.answer_button = QPushButton(T("counselor.answer"))
+        self.answer_button.setStyleSheet("QPushButton:enabled { background:#43a047;"
+                                         " color:white; font-weight:bold }")
+        self.decline_button = QPushButton(T("counselor.decline"))
+        self.hangup_button = QPushButton(T("counselor.hangup"))
+        self.mute_button = QPushButton(T("counselor.mute"))
+        self.mute_button.setCheckable(True)
+        for b in (self.answer_button, self.decline_button, self.hangup_button,
+                  self.mute_button):
+            b.setMinimumHeight(36)
+        self.answer_button.clicked.connect(self.answer)
+        self.decline_button.clicked.connect(self.decline)
+        self.hangup_button.clicked.connect(self.hangup)
+        self.mute_button.toggled.connect(self.set_muted)
+        controls = QGroupBox(T("counselor.controls"))
+        c = QGridLayout(controls)
+        c.addWidget(self.answer_button, 0, 0)
+        c.addWidget(self.decline_button, 0, 1)
+        c.addWidget(self.hangup_button, 1, 0)
+        c.addWidget(self.mute_button, 1, 1)
+
+        left = QVBoxLayout()
+        left.addWidget(pad)
+        left.addWidget(controls)
+        left.addStretch(1)
+
+        # The call.
+        self.state_label = QLabel()
+        big = QFont(self.state_label.font())
+        big.setPointSizeF(big.pointSizeF() * 1.6)
+        big.setBold(True)
+        self.state_label.setFont(big)
+        self.remote_label = QLabel()
+        self.remote_label.setFont(big)
+        self.remote_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.direction_label = QLabel()
+        head = QHBoxLayout()
+        head.addWidget(self.state_label)
+        head.addStretch(1)
+        head.addWidget(self.direction_label)
+        head.addWidget(self.remote_label)
+        self.elapsed_label = QLabel()
+        self.elapsed_bar = CallTimeBar()
+        self.stage_label = QLabel()
+        self.hits_label = QLabel()
+        stage_row = QHBoxLayout()
+        stage_row.addWidget(self.stage_label, 1)
+        stage_row.addWidget(self.hits_label)
+        self.prompt_label = QLabel()
+        self.prompt_label.setWordWrap(True)
+        self.prompt_label.setMargin(6)
+        self.prompt_label.setMinimumHeight(32)
+        self.transcript = QTextBrowser()
+        self.transcript.setOpenLinks(False)
+        self.transcript.setPlaceholderText(T("counselor.transcript"))
+        tf = QFont(self.transcript.font())
+        tf.setPointSizeF(tf.pointSizeF() * 1.2)  # read at a glance, mid-call
+        self.transcript.setFont(tf)
+
+        self.protect_button = QPushButton(T("counselor.protect"))
+        self.protect_button.setToolTip(T("counselor.protect_hint"))
+        self.protect_button.setMinimumHeight(90)
+        pf = QFont(self.protect_button.font())
+        pf.setPointSizeF(pf.pointSizeF() * 2.2)
+        pf.setBold(True)
+        self.protect_button.setFont(pf)
+        self.protect_button.setStyleSheet(
+            "QPushButton:enabled { background:#c62828; color:white; border-radius:8px }"
+            "QPushButton:enabled:hover { background:#b71c1c }"
+            "QPushButton:disabled { background:#e0e0e0; color:#9e9e9e; border-radius:8px }")
+        self.protect_button.clicked.connect(self.protect)
+        protect_hint = QLabel(T("counselor.protect_hint"))
+        protect_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+
+        right = QVBoxLayout()
+        right.addLayout(head)
+        right.addWidget(self.elapsed_label)
+        right.addWidget(self.elapsed_bar)
+        right.addLayout(stage_row)
+        right.addWidget(self.prompt_label)
+        right.addWidget(QLabel(T("counselor.transcript")))
+        right.addWidget(self.transcript, 1)
+        right.addWidget(self.protect_button)
+        right.addWidget(protect_hint)
+
+        body = QHBoxLayout()
+        body.addLayout(left)
+        body.addLayout(right, 1)
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        outer.addLayout(top)
+        outer.addLayout(body, 1)
+        self.setCentralWidget(central)
+        self.resize(980, 700)
+        self._say("", "info")
+
+    def _make_tray(self) -> QSystemTrayIcon | None:
+        # No tray on the offscreen platform or on some desktops: alerts still reach the
+        # window title, the taskbar flash and ``notices``.
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            return None
+        tray = QSystemTrayIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_ComputerIcon),
+                               self)
+        tray.setToolTip(T("counselor.title"))
+        tray.activated.connect(lambda _reason: (self.showNormal(), self.raise_(),
+                                                self.activateWindow()))
+        tray.show()
+        return tray
+
+    # --- commands (return at once; outcomes come back as callbacks or events) -------------
+
+    @Slot()
+    def dial(self) -> None:
+        number = self.number_edit.text().strip()
+        if self.call_state != "idle" or not number or \
+                self._line.state is not LineState.REGISTERED:
+            return
+        self._new_call(direction="outbound", remote=number)
+        self._set_state("dialing")
+        log.info("dialling (number not logged)")
+        self.bridge.dial(number, self._dialled)
+
+    def _dialled(self, call: Any, error: BaseException | None) -> None:
+        if error is not None:
+            if self.call_state == "dialing":
+                self._set_state("idle")
+            self._failed("counselor.call", error)
+            return
+        if self.call_state == "dialing" and self.call_id is None:
+            self._dial_call = call
+            self.call_id = call.call_id
+            self._refresh()
+
+    @Slot()
+    def answer(self) -> None:
+        if self.call_state != "ringing" or self.call_id is None:
+            return
+        self._answering = True  # no second click while the answer is on its way
+        self._refresh()
+        self.bridge.answer(self.call_id, self._done("counselor.answer"))
+
+    @Slot()
+    def decline(self) -> None:
+        if self.call_state != "ringing" or self.call_id is None:
+            return
+        self._answering = True
+        self._refresh()
+        self.bridge.decline(self.call_id, self._done("counselor.decline"))
+
+    @Slot()
+    def hangup(self) -> None:
+        if self.call_state == "dialing" and self._dial_call is not None:
+            # The engine tracks a call only once it is answered: cancel the set-up on the
+            # engine loop (the line's methods belong to that thread).
+            call = self._dial_call
+
+            async def cancel() -> None:
+                call.hangup()
+
+            self.bridge.run(self.bridge.engine.submit(cancel()), self._done("counselor.hangup"))
+        elif self.call_state == "active":
+            self.bridge.hangup(self.call_id, self._done("counselor.hangup"))
+
+    @Slot()
+    def protect(self) -> None:
+        """Final notice, then hang up: at once, no confirmation (the counselor is under
+        stress and the engine plays the notice to its last sample anyway)."""
+        if self.call_state != "active" or self._protected:
+            return
+        self._protected = True
+        log.info("counselor pressed protect on %s", self.call_id)
+        self._say(T("counselor.say.protect"), "danger")
+        self._refresh()
+        self.bridge.protect(self.call_id, self._done("counselor.protect"))
+
+    @Slot(bool)
+    def set_muted(self, muted: bool) -> None:
+        self.mute_button.setText(T("counselor.unmute" if muted else "counselor.mute"))
+        if self.call_state != "active":
+            return
+        self._mute_pending += 1
+
+        def done(_result: object, error: BaseException | None) -> None:
+            self._mute_pending -= 1
+            if error is not None:
+                self._failed("counselor.mute", error)
+
+        self.bridge.set_muted(muted, done)
+
+    def _done(self, what: str) -> Any:
+        def done(_result: object, error: BaseException | None) -> None:
+            if error is not None:
+                if what in ("counselor.answer", "counselor.decline"):
+                    self._answering = False
+                if what == "counselor.protect":
+                    self._protected = False
+                self._failed(what, error)
+                self._refresh()
+        return done
+
+    def _failed(self, what: str, error: BaseException) -> None:
+        # A line's error text may carry the dialled URI: its type only above DEBUG.
+        log.warning("%s failed: %s", what, type(error).__name__)
+        log.debug("%s failed: %s", what, error)
+        self._say(T("counselor.say.failed", what=T(what), error=error), "danger")
+
+    # --- engine events --------------------------------------------------------------------
+
+    @Slot(object)
+    def on_engine_event(self, ev: EngineEvent) -> None:
+        """Everything from the engine, on the GUI thread."""
+        handler = {"status": self._on_status, "ringing": self._on_ringing,
+                   "answered": self._on_answered, "ended": self._on_ended,
+                   "declined": self._on_declined, "call_status": self._on_call_status,
+                   "timeline": self._on_timeline, "rules": self._on_rules}.get(ev.kind)
+        if handler is not None:
+            handler(ev)
+
+    def _mine(self, ev: EngineEvent) -> bool:
+        return ev.call_id is not None and ev.call_id == self.call_id
+
+    def _on_status(self, ev: EngineEvent) -> None:
+        if isinstance(ev.data, LineStatus):
+            self._show_line(ev.data)
+
+    def _on_ringing(self, ev: EngineEvent) -> None:
+        if self.call_state != "idle":
+            return  # the engine refuses a second call itself
+        self._new_call(direction="inbound", remote=str((ev.data or {}).get("remote", "")))
+        self.call_id = ev.call_id
+        self._set_state("ringing")
+        log.info("incoming call %s", ev.call_id)
+        self._alert(T("counselor.tray.ringing"), T("counselor.state.ringing"))
+        QApplication.alert(self)  # flashes the taskbar entry until the window is active
+
+    def _on_answered(self, ev: EngineEvent) -> None:
+        if self.call_state == "active" and not self._mine(ev):
+            return
+        if self.call_state == "idle":  # answered elsewhere (auto-answer) or before we knew
+            self._new_call(direction=str((ev.data or {}).get("direction", "")), remote="")
+        self.call_id = ev.call_id
+        self._direction = str((ev.data or {}).get("direction", self._direction))
+        self._dial_call = None
+        self._sync_time(0.0)
+        self._set_state("active")
+        log.info("call %s active", ev.call_id)
+
+    def _on_declined(self, ev: EngineEvent) -> None:
+        if ev.data == "busy":
+            self.statusBar().showMessage(T("counselor.say.busy"), 10_000)
+
+    def _on_rules(self, ev: EngineEvent) -> None:
+        result = ev.data
+        if getattr(result, "ok", False):
+            version = str(getattr(result, "version", ""))[:12]
+            self.statusBar().showMessage(T("counselor.rules_ok", version=version), 10_000)
+        else:
+            self.statusBar().showMessage(T("counselor.rules_refused"), 10_000)
+
+    def _on_ended(self, ev: EngineEvent) -> None:
+        if not self._mine(ev):
+            return
+        data = ev.data or {}
+        reason = str(data.get("reason") or "")
+        store_id = data.get("store_id", self._store_id)
+        was = self.call_state
+        log.info("call %s ended: %s", ev.call_id, reason)
+        abuse = was == "active" and (reason in ABUSE_ENDS or self._protected)
+        if was == "active":
+            self._frozen_s = self.elapsed_s()
+        self._set_state("idle")
+        if was == "ringing":
+            self._say(T("counselor.say.declined" if reason == str(CallEnd.DECLINED)
+                        else "counselor.say.missed"), "info")
+        elif abuse:
+            self._say(T("counselor.say.ended_abuse"), "danger")
+            self._alert(T("counselor.say.ended_abuse"), T("counselor.tray.abuse"))
+            self.offer_rest(store_id if isinstance(store_id, int) else None)
+        elif reason == "duration_limit":
+            self._say(T("counselor.say.ended_limit"), "info")
+        else:
+            self._say(T("counselor.say.ended"), "info")
+
+    def _on_call_status(self, ev: EngineEvent) -> None:
+        if not self._mine(ev) or self.call_state != "active":
+            return
+        st = ev.data or {}
+        self._sync_time(float(st.get("t", 0.0)))
+        self._limit_s = st.get("limit_s")
+        self._notice_s = st.get("notice_s")
+        self._next = st.get("next")
+        self._strikes = int(st.get("strikes") or 0)
+        self._needed = int(st.get("needed") or 0)
+        if st.get("store_id") is not None:
+            self._store_id = st["store_id"]
+        if self._mute_pending == 0 and bool(st.get("muted")) != self.mute_button.isChecked():
+            self.mute_button.blockSignals(True)  # the engine's state, not a new command
+            self.mute_button.setChecked(bool(st.get("muted")))
+            self.mute_button.setText(T("counselor.unmute" if st.get("muted")
+                                       else "counselor.mute"))
+            self.mute_button.blockSignals(False)
+        self._show_stage()
+        self._show_time()
+
+    def _on_timeline(self, ev: EngineEvent) -> None:
+        if not self._mine(ev) or not isinstance(ev.data, TimelineEvent):
+            return
+        te: TimelineEvent = ev.data
+        if te.kind in ("speech", "early"):
+            self._add_speech(te)
+        elif te.kind == "verdict":
+            self._verdict(te)
+        elif te.kind == "action":
+            self._action(te)
+
+    def _verdict(self, te: TimelineEvent) -> None:
+        kind = str(te.detail.get("kind", ""))
+        if kind in ("final", "duration_final"):
+            self._final = True
+            self._prompt_until = None
+            self._say(T(f"counselor.say.{kind}"), "danger")
+        elif kind == "warn":
+            self._say(T("counselor.say.warn"), "warn")
+        elif (kind in ("notice", "duration_notice", "alert")
+              and self._prompt_until is None and not self._final):
+            # A notice is only news when nothing more pressing is on the line.
+            self._say(T(f"counselor.say.{kind}"), "warn" if kind == "notice" else "info")
+        self._refresh()
+
+    def _action(self, te: TimelineEvent) -> None:
+        d = te.detail
+        if d.get("kind") != "play_prompt":
+            return
+        what = str(d.get("detail", ""))
+        if not d.get("ok", True):
+            self._say(T("counselor.say.prompt_failed", detail=what), "danger")
+            return
+        m = _SECONDS.search(what)
+        if what.startswith("warning") and m:
+            self._prompt_until = te.t + float(m.group(1))
+
+    # --- the transcript -------------------------------------------------------------------
+
+    def _add_speech(self, te: TimelineEvent) -> None:
+        if not te.text.strip() or te.leg not in ("caller", "counselor"):
+            return
+        start = float(te.detail.get("start", te.t))
+        spans = [(int(s[0]), int(s[1])) for s in te.detail.get("spans", [])
+                 if te.leg == "caller"]  # only the caller's words count as abuse
+        key = (te.leg, round(start, 1))
+        if te.kind == "speech":
+            # The final transcript of an utterance replaces its early look: same leg, and
+            # the same start give or take the segmenter's frame rounding.
+            for k, u in list(self._utterances.items()):
+                if u.provisional and u.leg == te.leg and abs(u.start - start) < 0.5:
+                    del self._utterances[k]
+        self._utterances[key] = _Utterance(te.leg, start, te.text.strip(), spans,
+                                           provisional=te.kind == "early")
+        self._render_transcript()
+        self.hits_label.setText(T("counselor.hits", n=sum(
+            1 for u in self._utterances.values() if u.spans)))
+
+    def _render_transcript(self) -> None:
+        bar = self.transcript.verticalScrollBar()
+        at_end = bar.value() >= bar.maximum() - 4
+        lines = []
+        for u in sorted(self._utterances.values(), key=lambda u: (u.start, u.leg)):
+            caller = u.leg == "caller"
+            who = T("counselor.leg.caller" if caller else "counselor.leg.counselor")
+            colour = "#b71c1c" if caller else "#0d47a1"
+            body = marked_html(u.text, u.spans)
+            if u.provisional:
+                body = f'<span style="color:#757575"><i>{body} …</i></span>'
+            lines.append(f'<p style="margin:3px 0"><span style="color:#78909c">'
+                         f'[{mmss(u.start)}]</span> <b style="color:{colour}">{who}</b> '
+                         f'{body}</p>')
+        self.transcript.setHtml("".join(lines))
+        if at_end:
+            bar.setValue(bar.maximum())
+
+    def transcript_text(self) -> str:
+        """The transcript as shown (plain text, one utterance a line)."""
+        return self.transcript.toPlainText()
+
+    def highlighted_texts(self) -> list[str]:
+        """The fragments of the shown transcript on the rule-hit background, in order."""
+        want = QColor(HIGHLIGHT).name()
+        found: list[str] = []
+        block = self.transcript.document().begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                frag = it.fragment()
+                brush = frag.charFormat().background()
+                if frag.isValid() and brush.style() != Qt.BrushStyle.NoBrush \
+                        and brush.color().name() == want:
+                    found.append(frag.text())
+                it += 1
+            block = block.next()
+        return found
+
+    # --- time, state, display -------------------------------------------------------------
+
+    def elapsed_s(self) -> float:
+        """Call time shown, in seconds: the last ``call_status`` time plus the local
+        monotonic time since it arrived; frozen when the call ends; 0 with no call."""
+        if self._frozen_s is not None:
+            return self._frozen_s
+        if self.call_state != "active":
+            return 0.0
+        return max(self._shown_s, self._t_base + time.monotonic() - self._mono_base)
+
+    def _sync_time(self, t: float) -> None:
+        self._t_base, self._mono_base = t, time.monotonic()
+
+    def _tick(self) -> None:
+        """10 Hz while a call rings or runs: advance the time, blink the title."""
+        self._ticks += 1
+        if self.call_state == "ringing":
+            # Blink the title twice a second: visible in the taskbar of a busy desktop.
+            blink = (self._ticks // 5) % 2 == 0
+            self.setWindowTitle(T("counselor.title_ringing") if blink else self._title)
+        elif self.call_state == "dialing" and self._dial_call is not None:
+            # The engine reports an outbound call only once answered; a refused or
+            # cancelled set-up shows on the call object (a plain attribute read).
+            call = self._dial_call
+            if call.state is CallState.ENDED:
+                self._set_state("idle")
+                if call.end_reason is CallEnd.CANCELLED:
+                    self._say(T("counselor.say.cancelled"), "info")
+                else:
+                    self._say(T("counselor.say.not_connected", detail=call.end_detail), "info")
+        elif self.call_state == "active":
+            self._show_time()
+            if self._prompt_until is not None and self.elapsed_s() >= self._prompt_until:
+                self._prompt_until = None
+                if not self._final and not self._protected:
+                    self._say(T("counselor.say.warn_done"), "warn")
+
+    def _show_time(self) -> None:
+        now = self.elapsed_s()
+        self._shown_s = now if self.call_state == "active" else self._shown_s
+        if self._limit_s:
+            self.elapsed_label.setText(T("counselor.elapsed", elapsed=mmss(now),
+                                         limit=mmss(self._limit_s)))
+        else:
+            self.elapsed_label.setText(T("counselor.elapsed_nolimit", elapsed=mmss(now)))
+        self.elapsed_bar.set_time(now, self._limit_s, self._notice_s)
+
+    def _show_stage(self) -> None:
+        if self.call_state != "active" and self._next is None:
+            self.stage_label.setText("")
+        elif self._next is None:
+            self.stage_label.setText(T("counselor.next_none"))
+        else:
+            self.stage_label.setText(T("counselor.next", stage=T(f"counselor.stage.{self._next}"),
+                                       strikes=self._strikes, needed=self._needed))
+
+    def _show_line(self, status: LineStatus) -> None:
+        self._line = status
+        detail = status.detail or str(status.state)
+        if status.retry_in_s is not None:
+            detail += f" ({T('counselor.line.retry_in', s=round(status.retry_in_s))})"
+        key = f"counselor.line.{status.state}"
+        text = T(key, detail=detail) if status.state in (LineState.RETRYING,
+                                                          LineState.FAILED) else T(key)
+        fg, bg = _LINE_STYLE.get(status.state, _LINE_STYLE[LineState.OFFLINE])
+        self.line_label.setText(text)
+        self.line_label.setStyleSheet(f"QLabel {{ color:{fg}; background:{bg};"
+                                      " border-radius:4px; font-weight:bold }")
+        self._refresh()
+
+    def _say(self, text: str, level: str) -> None:
+        """The status line under the call time: what callguard is doing on this call."""
+        fg, bg = _SAY_STYLE[level]
+        self.prompt_label.setText(text)
+        self.prompt_label.setStyleSheet(
+            f"QLabel {{ color:{fg}; background:{bg}; border-radius:4px; font-weight:bold }}"
+            if text else "")
+
+    def _alert(self, title: str, message: str) -> None:
+        """A desktop notification (tray, when there is one). Never carries the number:
+        notification centres keep a history."""
+        self.notices.append((title, message))
+        if self.tray is not None:
+            self.tray.showMessage(title, message, QSystemTrayIcon.MessageIcon.Warning, 10_000)
+
+    def _new_call(self, direction: str, remote: str) -> None:
+        self._remote, self._direction = remote, direction
+        self.call_id = None
+        self._dial_call = None
+        self._store_id = None
+        self._protected = self._final = self._answering = False
+        self._mute_pending = 0
+        self._t_base, self._mono_base, self._shown_s = 0.0, time.monotonic(), 0.0
+        self._frozen_s = None
+        self._limit_s = self._notice_s = None
+        self._next, self._strikes, self._needed = None, 0, 0
+        self._prompt_until = None
+        self._utterances.clear()
+        self.transcript.clear()
+        self.hits_label.setText("")
+        self.mute_button.blockSignals(True)
+        self.mute_button.setChecked(False)
+        self.mute_button.setText(T("counselor.mute"))
+        self.mute_button.blockSignals(False)
+        self._say("", "info")
+
+    def _set_state(self, state: str) -> None:
+        self.call_state = state
+        if state == "idle":
+            self._timer.stop()
+            self.call_id = None
+            self._dial_call = None
+            self._remote = ""  # personal data: not left on screen after the call
+            self._prompt_until = None
+            self._next = None
+        elif not self._timer.isActive():
+            self._timer.start()
+        if state != "ringing":
+            self.setWindowTitle(self._title)  # stop the ringing blink
+        self._refresh()
+
+    @Slot()
+    def _refresh(self) -> None:
+        """Labels and which buttons make sense now."""
+        s = self.call_state
+        idle, ringing, active = s == "idle", s == "ringing", s == "active"
+        registered = self._line.state is LineState.REGISTERED
+        self.call_button.setEnabled(idle and registered and bool(self.number_edit.text().strip()))
+        self.number_edit.setEnabled(idle)
+        self.backspace_button.setEnabled(idle)
+        for b in self.digit_buttons.values():
+            b.setEnabled(idle)
+        self.answer_button.setEnabled(ringing and not self._answering)
+        self.decline_button.setEnabled(ringing and not self._answering)
+        self.hangup_button.setEnabled(active or (s == "dialing" and self._dial_call is not None))
+        self.mute_button.setEnabled(active)
+        self.protect_button.setEnabled(active and not self._protected and not self._final)
+        self.state_label.setText(T(f"counselor.state.{s}"))
+        self.state_label.setStyleSheet("QLabel { color:#c62828 }" if ringing else "")
+        self.remote_label.setText(self._remote if not idle else "")
+        self.direction_label.setText(T(f"counselor.dir.{self._direction}")
+                                     if not idle and self._direction in ("inbound", "outbound")
+                                     else "")
+        self._show_time()
+        self._show_stage()
+
+    # --- rest -----------------------------------------------------------------------------
+
+    def offer_rest(self, store_id: int | None = None) -> RestDialog:
+        """Offer a rest after a call ended for abuse (``store_id``: that call's id in the
+        store, for the audit log). A rest already on screen is kept, not doubled."""
+        if self.rest_dialog is not None and self.rest_dialog.isVisible():
+            return self.rest_dialog
+        dialog = RestDialog(self.store, self.counselor, store_id, self.rest_s,
+                            self.notify_default, self)
+        dialog.panel.started.connect(lambda _s: self._say(T("counselor.say.resting"), "info"))
+        dialog.panel.finished.connect(lambda _s: self._say(T("counselor.say.rest_over"),
+                                                           "info"))
+        self.rest_dialog = dialog
+        dialog.show()
+        dialog.raise_()
+        return dialog
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._timer.stop()
+        if self.tray is not None:
+            self.tray.hide()
+        super().closeEvent(event)
+
+
+def stage_demo_call(window: CounselorWindow, remote: str = "010-1234-5678",
+                    t: float = 42.0) -> None:
+    """Put ``window`` into "during a call, a rule hit highlighted, the warning playing"
+    for a screenshot, by feeding it the events an engine would send (no engine needed; the
+    commands of the window are not usable afterwards). ``t``: call time in seconds."""
+    cid = "demo@callguard.invalid"
+
+    def ev(kind: str, data: Any, call_id: str | None = cid) -> None:
+        window.on_engine_event(EngineEvent(kind, call_id, data))
+
+    def say(at: float, leg: str, text: str, start: float, spans: list | None = None) -> None:
+        ev("timeline", TimelineEvent(at, "speech", leg, text, {
+            "start": start, "end": at - 0.3, "spans": spans or [],
+            "hits": [s[2] for s in spans or []]}))
+
+    ev("status", LineStatus(LineState.REGISTERED, "as kim"), None)
+    ev("ringing", {"remote": remote})
+    ev("answered", {"direction": "inbound"})
+    say(3.4, "counselor", "안녕하세요, 고객센터 상담사 김민지입니다. 무엇을 도와드릴까요?", 0.8)
+    say(9.6, "caller", "지난주에 주문한 거 환불이 왜 아직도 안 되는 건데요?", 5.1)
+    say(16.2, "counselor", "불편을 드려 죄송합니다. 주문 번호 확인해 드리겠습니다.", 11.0)
+    abuse = "아 진짜 이 새끼야 빨리 해"
+    at = abuse.index("새끼")
+    say(t - 2.0, "caller", abuse, t - 5.0, [[at, at + 2, "t.saekki", "profanity"]])
+    ev("timeline", TimelineEvent(t - 1.8, "verdict", detail={
+        "kind": "warn", "reason": "warning 1/1: 1 strike(s)", "strikes": 1,
+        "rules": ["t.saekki"], "prompt": "warning", "hangup": False}))
+    ev("timeline", TimelineEvent(t - 1.8, "action", detail={
+        "kind": "play_prompt", "detail": "warning (6.0 s)", "ok": True, "error": None}))
+    ev("call_status", {"t": t, "next": "final", "strikes": 0, "needed": 1, "notice_s": 480.0,
+                       "limit_s": 600.0, "stage": "warned", "ended": False, "muted": False,
+                       "store_id": None})

@@ -1,0 +1,330 @@
+"""The counselor's window on the real engine (FakeLine, tone recogniser, real store)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import wave
+
+import numpy as np
+import pytest
+from audiocheck import align
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import QApplication
+
+from callguard.gui import i18n
+from callguard.gui.bridge import EngineBridge, StoreClient
+from callguard.gui.counselor import CounselorWindow, stage_demo_call
+from callguard.telephony.base import CallEnd, CallState, LineState, LineStatus
+
+from .conftest import ABUSE_TEXT, abusive_call_audio
+
+NUMBER = "010-1234-5678"
+CLICK = Qt.MouseButton.LeftButton
+
+
+@pytest.fixture(autouse=True)
+def korean():
+    """The window's language is Korean unless a test says otherwise (restored after)."""
+    before = i18n.language()
+    i18n.set_language("ko")
+    yield
+    i18n.set_language(before)
+
+
+def open_window(qtbot, live, store: StoreClient | None = None) -> CounselorWindow:
+    window = CounselorWindow(EngineBridge(live.engine), store, counselor="kim")
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def ring_and_answer(qtbot, live, window: CounselorWindow, audio=None):
+    call = live.line.ring(NUMBER)
+    if audio is not None:
+        call.far_play(audio, at_s=0)  # on the call timeline, which starts at the answer
+    qtbot.waitUntil(lambda: window.call_state == "ringing", timeout=5000)
+    qtbot.mouseClick(window.answer_button, CLICK)
+    qtbot.waitUntil(lambda: window.call_state == "active", timeout=5000)
+    return call
+
+
+def final_prompt(live) -> np.ndarray:
+    with wave.open(str(live.rules.parent / "final.wav"), "rb") as w:
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2")
+
+
+def audit_kinds(qtbot, store: StoreClient, call_id: int | None = None) -> list[tuple]:
+    got: list = []
+    store.call(lambda s: s.audit_log(call_id=call_id), lambda r, e: got.append((r, e)))
+    qtbot.waitUntil(lambda: bool(got), timeout=5000)
+    rows, err = got[0]
+    assert err is None
+    return [(r.kind, r.actor, r.role, r.call_id, r.detail) for r in rows]
+
+
+def test_a_ringing_call_shows_and_is_answered(qtbot, live):
+    window = open_window(qtbot, live)
+    assert window.line_label.text() == "● 회선 연결됨"
+    assert not window.protect_button.isEnabled() and not window.answer_button.isEnabled()
+    call = live.line.ring(NUMBER)
+    qtbot.waitUntil(lambda: window.call_state == "ringing", timeout=5000)
+    assert window.remote_label.text() == NUMBER
+    assert window.state_label.text() == "전화 수신 중"
+    assert window.direction_label.text() == "수신 전화"
+    assert window.answer_button.isEnabled() and window.decline_button.isEnabled()
+    assert not window.protect_button.isEnabled() and not window.hangup_button.isEnabled()
+    assert window.notices and NUMBER not in str(window.notices)  # alert, without the number
+    qtbot.waitUntil(lambda: "전화 수신 중" in window.windowTitle(), timeout=2000)  # blinks
+
+    qtbot.mouseClick(window.answer_button, CLICK)
+    qtbot.waitUntil(lambda: window.call_state == "active", timeout=5000)
+    assert call.state is CallState.ACTIVE
+    assert window.protect_button.isEnabled() and window.hangup_button.isEnabled()
+    assert window.mute_button.isEnabled() and not window.answer_button.isEnabled()
+    assert "전화 수신 중" not in window.windowTitle()
+    t0 = window.elapsed_s()
+    qtbot.waitUntil(lambda: window.elapsed_s() >= t0 + 1.2, timeout=3000)
+    qtbot.waitUntil(lambda: "통화 시간 00:01 / 한도 10:00" in window.elapsed_label.text()
+                    or "00:02" in window.elapsed_label.text(), timeout=3000)
+
+    qtbot.mouseClick(window.mute_button, CLICK)  # mute reaches the engine's call
+    qtbot.waitUntil(lambda: any(r.muted for r in list(live.engine.runners.values())),
+                    timeout=3000)
+    assert window.mute_button.text() == "음소거 해제"
+    call.far_hangup()
+    qtbot.waitUntil(lambda: window.call_state == "idle", timeout=5000)
+    assert window.remote_label.text() == "" and window.rest_dialog is None
+
+
+def test_a_ringing_call_can_be_declined(qtbot, live):
+    window = open_window(qtbot, live)
+    call = live.line.ring(NUMBER)
+    qtbot.waitUntil(lambda: window.call_state == "ringing", timeout=5000)
+    qtbot.mouseClick(window.decline_button, CLICK)
+    qtbot.waitUntil(lambda: window.call_state == "idle", timeout=5000)
+    assert call.end_reason is CallEnd.DECLINED
+    assert window.prompt_label.text() == "전화를 거절했습니다"
+
+
+def test_the_dial_pad_places_a_call(qtbot, live):
+    window = open_window(qtbot, live)
+    assert not window.call_button.isEnabled()  # no number yet
+    for key in "0101234":
+        qtbot.mouseClick(window.digit_buttons[key], CLICK)
+    assert window.number_edit.text() == "0101234"
+    qtbot.mouseClick(window.call_button, CLICK)
+    assert window.call_state == "dialing"
+    qtbot.waitUntil(lambda: live.line.dialled == ["0101234"], timeout=5000)
+    qtbot.waitUntil(window.hangup_button.isEnabled, timeout=5000)
+    live.line.calls[-1].far_answer()
+    qtbot.waitUntil(lambda: window.call_state == "active", timeout=5000)
+    assert window.direction_label.text() == "발신 전화"
+    qtbot.mouseClick(window.hangup_button, CLICK)
+    qtbot.waitUntil(lambda: window.call_state == "idle", timeout=5000)
+    assert live.line.calls[-1].end_reason is CallEnd.LOCAL_HANGUP
+    assert window.rest_dialog is None  # the counselor hung up: no abuse
+
+
+def test_the_registration_state_is_shown(qtbot, live):
+    window = open_window(qtbot, live)
+    live.line.set_status(LineStatus(LineState.RETRYING, "no answer from pbx", 30))
+    qtbot.waitUntil(lambda: "재연결" in window.line_label.text(), timeout=5000)
+    assert "no answer from pbx" in window.line_label.text()
+    assert "30초 후 재시도" in window.line_label.text()
+    window.number_edit.setText("123")
+    assert not window.call_button.isEnabled()  # no dialling on a line that is down
+    live.line.set_status(LineStatus(LineState.FAILED, "wrong password (403 Forbidden)"))
+    qtbot.waitUntil(lambda: "실패" in window.line_label.text(), timeout=5000)
+    assert "403 Forbidden" in window.line_label.text()
+    assert "#c62828" in window.line_label.styleSheet()  # red
+    live.line.set_status(LineStatus(LineState.REGISTERED, "as kim"))
+    qtbot.waitUntil(lambda: window.line_label.text() == "● 회선 연결됨", timeout=5000)
+    assert window.call_button.isEnabled()
+
+
+def test_a_rule_hit_is_highlighted_live(qtbot, live):
+    window = open_window(qtbot, live)
+    assert window.stage_label.text() == ""
+    ring_and_answer(qtbot, live, window, abusive_call_audio())
+    qtbot.waitUntil(lambda: window.stage_label.text() == "다음 단계: 경고 (0/1)", timeout=3000)
+    qtbot.waitUntil(lambda: "새끼" in window.highlighted_texts(), timeout=8000)
+    assert ABUSE_TEXT in window.transcript_text()
+    assert "고객" in window.transcript_text() and "[00:00]" in window.transcript_text()
+    assert window.highlighted_texts() == ["새끼"]  # only the span, not the whole sentence
+    qtbot.waitUntil(lambda: "경고 안내" in window.prompt_label.text(), timeout=3000)
+    # The warning was given: the next hit leads to the final notice.
+    qtbot.waitUntil(lambda: window.stage_label.text() == "다음 단계: 종료 안내 (0/1)",
+                    timeout=3000)
+    assert window.hits_label.text() == "감지된 폭언: 1건"
+    assert window.call_state == "active"
+
+
+def test_protect_plays_the_final_notice_and_ends_the_call(qtbot, live):
+    window = open_window(qtbot, live)  # no store: works, logs nothing
+    call = ring_and_answer(qtbot, live, window)
+    qtbot.wait(300)
+    qtbot.mouseClick(window.protect_button, CLICK)  # no confirmation dialog
+    assert not window.protect_button.isEnabled()
+    assert window.prompt_label.text().startswith("보호 요청됨")
+    qtbot.waitUntil(lambda: "종료 안내를 재생" in window.prompt_label.text(), timeout=3000)
+    qtbot.waitUntil(lambda: window.call_state == "idle", timeout=6000)
+    assert call.end_reason is CallEnd.LOCAL_HANGUP
+    heard, final = call.heard(), final_prompt(live)
+    pos, corr = align(heard, final)
+    assert corr > 0.95 and pos + final.size <= heard.size  # to its last sample, then BYE
+    assert not window.protect_button.isEnabled() and not window.hangup_button.isEnabled()
+    assert window.prompt_label.text() == "폭언으로 통화가 종료되었습니다"
+    assert window.rest_dialog is not None and window.rest_dialog.isVisible()
+    qtbot.mouseClick(window.rest_dialog.panel.start_button, CLICK)  # without a store
+    assert window.rest_dialog.panel.state == "resting"
+    assert ("rest_started", "600 s") in window.rest_dialog.logged
+
+
+def test_rest_is_offered_after_an_abusive_call_and_logged(qtbot, live):
+    store = StoreClient(live.db)
+    try:
+        window = open_window(qtbot, live, store)
+        window.rest_s = 1.0
+        ring_and_answer(qtbot, live, window, abusive_call_audio())
+        # Warning after the first burst, final notice after the second: callguard hangs up.
+        qtbot.waitUntil(lambda: window.call_state == "idle", timeout=15000)
+        ended = live.wait("ended")
+        assert ended.data["reason"] == "final_notice"
+        store_id = ended.data["store_id"]
+        dialog = window.rest_dialog
+        assert dialog is not None and dialog.isVisible() and dialog.call_id == store_id
+        assert dialog.panel.notify_box.isChecked()
+        assert any("폭언" in title for title, _ in window.notices)
+        qtbot.mouseClick(dialog.panel.start_button, CLICK)  # nobody has to approve it
+        qtbot.waitUntil(lambda: dialog.panel.state == "done", timeout=4000)
+        qtbot.waitUntil(lambda: len(audit_kinds(qtbot, store, store_id)) == 3, timeout=5000)
+        rows = audit_kinds(qtbot, store, store_id)
+        assert sorted(rows) == sorted([
+            ("supervisor_notified", "kim", "counselor", store_id, "1 s"),
+            ("rest_started", "kim", "counselor", store_id, "1 s"),
+            ("rest_ended", "kim", "counselor", store_id, "1 s")])
+        assert NUMBER not in str(rows) and ABUSE_TEXT not in str(rows)
+    finally:
+        store.close()
+
+
+def test_rest_can_be_skipped_without_notifying(qtbot, live):
+    store = StoreClient(live.db)
+    try:
+        window = open_window(qtbot, live, store)
+        ring_and_answer(qtbot, live, window)
+        qtbot.mouseClick(window.protect_button, CLICK)
+        qtbot.waitUntil(lambda: window.rest_dialog is not None, timeout=6000)
+        store_id = live.wait("ended").data["store_id"]
+        dialog = window.rest_dialog
+        dialog.panel.notify_box.setChecked(False)
+        qtbot.mouseClick(dialog.panel.skip_button, CLICK)
+        assert not dialog.isVisible()
+        qtbot.waitUntil(lambda: bool(audit_kinds(qtbot, store, store_id)), timeout=5000)
+        assert audit_kinds(qtbot, store, store_id) == [
+            ("rest_skipped", "kim", "counselor", store_id, "600 s")]
+    finally:
+        store.close()
+
+
+def test_no_rest_prompt_after_a_normal_hangup(qtbot, live):
+    window = open_window(qtbot, live)
+    call = ring_and_answer(qtbot, live, window)
+    qtbot.wait(500)
+    call.far_hangup()
+    qtbot.waitUntil(lambda: window.call_state == "idle", timeout=5000)
+    assert live.wait("ended").data["reason"] == "caller_hangup"
+    qtbot.wait(200)
+    assert window.rest_dialog is None
+    assert window.prompt_label.text() == "통화가 종료되었습니다"
+    assert not any("폭언" in title for title, _ in window.notices)
+
+
+class PaintCounter(QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            self.count += 1
+        return False
+
+
+def test_the_gui_thread_never_waits_on_the_engine(qtbot, live):
+    window = open_window(qtbot, live)
+    call = ring_and_answer(qtbot, live, window)
+    qtbot.waitUntil(lambda: window.elapsed_s() > 1.1, timeout=3000)  # a call_status came
+    painted = PaintCounter()
+    window.elapsed_bar.installEventFilter(painted)
+    window.elapsed_label.installEventFilter(painted)
+
+    blocking = threading.Event()
+
+    async def block_the_engine() -> None:
+        blocking.set()
+        time.sleep(2.0)  # noqa: ASYNC251 -- deliberately stalls the engine's loop
+
+    stalled = live.engine.submit(block_the_engine())
+    qtbot.waitUntil(blocking.is_set, timeout=2000)
+    began = time.monotonic()
+    shown = window.elapsed_s()
+    painted.count = 0
+
+    clicks = []
+    for button in (window.protect_button, window.hangup_button):
+        t = time.perf_counter()
+        qtbot.mouseClick(button, CLICK)
+        clicks.append(time.perf_counter() - t)
+    assert max(clicks) < 0.1, clicks
+
+    qtbot.wait(max(0, int((began + 1.8 - time.monotonic()) * 1000)))
+    assert not stalled.done()  # the engine is still stuck...
+    assert call.state is CallState.ACTIVE  # ...so the commands have not run yet
+    assert painted.count >= 8, painted.count  # ...but the window kept painting (10 Hz)
+    assert window.elapsed_s() - shown >= 1.5  # and the call time kept running
+    assert window.call_state == "active"
+
+    qtbot.waitUntil(stalled.done, timeout=3000)
+    qtbot.waitUntil(lambda: call.state is CallState.ENDED, timeout=3000)
+    assert time.monotonic() - began >= 1.9  # the commands ran after the stall
+    qtbot.waitUntil(lambda: window.call_state == "idle", timeout=5000)
+    assert window.rest_dialog is not None  # Protect was pressed: rest offered
+
+
+def test_english_texts(qtbot, live):
+    i18n.set_language("en")  # restored by the autouse fixture
+    window = open_window(qtbot, live)
+    assert window.protect_button.text() == "Protect"
+    assert window.answer_button.text() == "Answer"
+    assert window.line_label.text() == "● Line registered"
+    assert window.state_label.text() == "Idle"
+    assert window.windowTitle().startswith("callguard counselor")
+    ring_and_answer(qtbot, live, window)
+    assert window.state_label.text() == "In call"
+    qtbot.waitUntil(lambda: window.elapsed_label.text().startswith("Call time 00:0")
+                    and window.elapsed_label.text().endswith(" / limit 10:00"), timeout=3000)
+    qtbot.waitUntil(lambda: window.stage_label.text() == "Next step: Warning (0/1)",
+                    timeout=3000)
+    qtbot.mouseClick(window.protect_button, CLICK)
+    qtbot.waitUntil(lambda: window.rest_dialog is not None, timeout=6000)
+    panel = window.rest_dialog.panel
+    assert (panel.start_button.text(), panel.skip_button.text()) == ("Start rest", "Skip")
+    assert panel.notify_box.text() == "Notify supervisor"
+    assert panel.countdown.text() == "Rest: 10:00"
+    assert not any("\uac00" <= ch <= "\ud7a3" for ch in window.prompt_label.text())
+
+
+def test_the_screenshot_state(qtbot, live):
+    window = open_window(qtbot, live)
+    stage_demo_call(window)
+    QApplication.processEvents()
+    assert window.call_state == "active"
+    assert window.highlighted_texts() == ["새끼"]
+    assert window.remote_label.text() == NUMBER
+    assert "경고 안내" in window.prompt_label.text()
+    assert window.stage_label.text() == "다음 단계: 종료 안내 (0/1)"
+    assert window.elapsed_s() >= 42.0
+
