@@ -282,6 +282,47 @@ def test_a_failing_store_does_not_stop_the_call(rules, tmp_path, caplog):
     assert SCRIPT[ABUSE] not in caplog.text  # the transcript never reaches the log
 
 
+class _LateStore(_FlakyStore):
+    """A store that cannot create the call's row for the first three tries (locked, disk
+    full at the start of the call), then works."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.tries = 0
+
+    async def add_utterance(self, *a, **kw):
+        return await self._store.add_utterance(*a, **kw)
+
+    async def create_call(self, *a, **kw):
+        self.tries += 1
+        if self.tries <= 3:
+            raise OSError("database is locked")
+        return await self._store.create_call(*a, **kw)
+
+
+def test_a_call_row_that_fails_at_the_start_is_created_later_and_no_audio_is_lost(
+        rules, tmp_path):
+    caller = call_audio([(6, 1.2, ABUSE)], 10)
+    db = tmp_path / "late.db"
+    stores: list[_LateStore] = []
+
+    def wrap(store):
+        stores.append(_LateStore(store))
+        return stores[-1]
+
+    res = simulate(rules(), caller, db=db, wrap_store=wrap)
+    assert stores[0].tries == 4 and res.session.call_id is not None
+
+    async def read():
+        async with Store.open(db) as store:
+            return (await store.get_call(res.session.call_id),
+                    await store.read_audio(res.session.call_id, "caller"))
+    rec, pcm = asyncio.run(read())
+    assert len(pcm) // 2 >= caller.size - 160  # every second of audio, from sample 0
+    assert np.array_equal(np.frombuffer(pcm, "<i2")[:8000], caller[:8000])
+    assert rec.end_reason is not None and rec.recording_sha256
+
+
 class _Broken:
     name = "broken"
 

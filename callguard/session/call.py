@@ -216,6 +216,7 @@ class CallSession:
         self._finished = False
         self._hung_up_at: float | None = None
         self.protected = False  # the counselor pressed protect during the call
+        self._started_at = time.time()  # unix epoch seconds; set again by start()
 
     # --- driver API -----------------------------------------------------------------------
 
@@ -223,12 +224,8 @@ class CallSession:
         """Open the call record and play the pre-call announcement if configured."""
         rs = self.ruleset
         if self.store is not None:
-            await self._safe(self.store.ensure_ruleset(rs.version, str(rs.path or ""),
-                                                       rs.source))
-            self.call_id = await self._safe(self.store.create_call(
-                self.direction, self.remote or "", self.source,
-                time.time() if started_at is None else started_at, rs.version,
-                self.config.sample_rate, counselor=self.counselor))
+            self._started_at = time.time() if started_at is None else started_at
+            await self._ensure_call()
         self._emit(TimelineEvent(0.0, "call", detail={"direction": self.direction,
                                                       "rules": rs.version[:12]}))
         if self.config.play_pre_call and "pre_call" in rs.prompts:
@@ -528,12 +525,27 @@ class CallSession:
         if len(buf) >= 2 * self.config.record_chunk_s * self.config.sample_rate:
             await self._flush_recording(leg)
 
+    async def _ensure_call(self) -> int | None:
+        """The call's row id, creating the row if that has not worked yet: a store that
+        failed at the start (disk full, locked) is retried at every recording flush, and
+        the audio is kept in memory until then."""
+        if self.call_id is None and self.store is not None:
+            rs = self.ruleset
+            await self._safe(self.store.ensure_ruleset(rs.version, str(rs.path or ""),
+                                                       rs.source))
+            self.call_id = await self._safe(self.store.create_call(
+                self.direction, self.remote or "", self.source, self._started_at, rs.version,
+                self.config.sample_rate, counselor=self.counselor))
+        return self.call_id
+
     async def _flush_recording(self, leg: str) -> None:
         buf = self._rec_buf[leg]
         if not buf:
             return
         data = bytes(buf)
         start = self._rec_start[leg]
+        if self.store is not None and await self._ensure_call() is None:
+            return  # no call row yet: keep the audio, retry at the next flush
         if self.store is not None and self.call_id is not None:
             ok = await self._safe(self.store.append_audio(self.call_id, leg, start, data),
                                   default=False)
