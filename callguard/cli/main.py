@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from callguard import __version__
-from callguard.cli import call_cmd, rules_cmd, run_cmd
+from callguard.cli import call_cmd, evidence_cmd, rules_cmd, run_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules_cmd.register(sub)
     call_cmd.register(sub)
     run_cmd.register(sub)
+    evidence_cmd.register(sub)
     # Handled in main() before parsing (own options); listed here for --help.
     sub.add_parser("gui", help="the desktop app: counselor, review, rules (callguard gui -h)")
     return parser

@@ -1,0 +1,410 @@
+"""The supervisor's review window on the offscreen platform: a call made live on the FakeLine
+reviewed with its markers, filters, seeking from the transcript and the waveform, the
+append-only verdict trail, evidence export (and a tampered copy failing), and roles."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QDate, QPoint, Qt
+
+from callguard.evidence import read_key, verify_package
+from callguard.gui import review as review_mod
+from callguard.gui.bridge import StoreClient
+from callguard.gui.review import ReviewWindow, T, action_marker_kind, mask_number
+from callguard.store import ActionRecord, Store
+from gui.conftest import abusive_call_audio
+
+RATE = 8000
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def read(db: Path, fn):
+    """Run ``fn(store)`` on a store connection of the test's own (not the window's)."""
+    async def go():
+        async with Store.open(db) as store:
+            return await fn(store)
+    return run(go())
+
+
+def tone(hz: float, seconds: float) -> bytes:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return np.rint(4000 * np.sin(2 * np.pi * hz * t)).astype("<i2").tobytes()
+
+
+async def _call(store: Store, *, direction="inbound", remote="010-1234-5678", counselor="kim",
+                started_at: float, hits=(), stage="none", hangup_by="remote",
+                end_reason="caller_hangup", flagged=False, review=None) -> int:
+    cid = await store.create_call(direction, remote, "sip", started_at, None, RATE,
+                                  counselor=counselor)
+    await store.append_audio(cid, "caller", 0, tone(300, 6.0))
+    await store.append_audio(cid, "counselor", 0, tone(500, 5.0))
+    await store.add_utterance(cid, "caller", 0.4, 1.5, "안녕하세요 문의드려요", "ok")
+    await store.add_utterance(cid, "counselor", 1.6, 2.6, "네 말씀하세요", "ok")
+    for i, (category, word) in enumerate(hits):
+        text = f"야 이 {word}야"
+        await store.add_utterance(cid, "caller", 3.0 + i, 3.8 + i, text, "ok", hits=[
+            (f"t.{category}", category, 2, word, 4, 4 + len(word), word)])
+    if stage in ("warned", "final"):
+        await store.add_verdict(cid, 3.9, "warn", "warning", False, "warning 1/1")
+        await store.add_action(cid, 3.9, "play_prompt", "warning (1.0 s)")
+    if stage == "final":
+        await store.add_verdict(cid, 4.9, "final", "final", True, "abuse went on")
+        await store.add_action(cid, 4.9, "play_prompt", "final (1.2 s)")
+        await store.add_action(cid, 5.9, "hangup", "final")
+    await store.update_call(cid, flagged=flagged, stage=stage)
+    await store.end_call(cid, started_at + 6.0, 6.0, end_reason, hung_up_by=hangup_by)
+    if review:
+        await store.add_review(cid, "boss", review)
+    return cid
+
+
+@pytest.fixture
+def built(tmp_path):
+    """A store with three calls; returns (db, {name: id}).
+
+    abuse: inbound, kim, profanity twice, warned then cut off by the agent, flagged, 1 h ago.
+    quiet: outbound, lee, nothing said wrong, the caller hung up, 10 days ago.
+    insult: inbound, lee, one insult, warned, flagged, already reviewed, 2 h ago.
+    """
+    db = tmp_path / "calls.db"
+    now = time.time()
+
+    async def make(store: Store) -> dict[str, int]:
+        return {
+            "quiet": await _call(store, direction="outbound", remote="010-2222-3333",
+                                 counselor="lee", started_at=now - 10 * 86400),
+            "insult": await _call(store, remote="02-123-4567", counselor="lee",
+                                  started_at=now - 7200, hits=[("insult", "바보")],
+                                  stage="warned", flagged=True, review="abuse_confirmed"),
+            "abuse": await _call(store, started_at=now - 3600, flagged=True, stage="final",
+                                 hits=[("profanity", "새끼"), ("profanity", "새끼")],
+                                 hangup_by="agent", end_reason="final_notice"),
+        }
+
+    return db, read(db, make)
+
+
+@pytest.fixture
+def client_for(qtbot):
+    clients: list[StoreClient] = []
+
+    def make(db: Path) -> StoreClient:
+        c = StoreClient(db)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+def open_window(qtbot, client: StoreClient, tmp_path: Path, **kw) -> ReviewWindow:
+    kw.setdefault("key_path", tmp_path / "site.key")
+    window = ReviewWindow(client, kw.pop("reviewer", "lee"), **kw)
+    qtbot.addWidget(window)
+    window.resize(1200, 800)
+    window.show()
+    qtbot.waitUntil(lambda: window.table.rowCount() > 0, timeout=10_000)
+    return window
+
+
+def show(qtbot, window: ReviewWindow, call_id: int) -> None:
+    with qtbot.waitSignal(window.callLoaded, timeout=10_000,
+                          check_params_cb=lambda got: got == call_id):
+        window.show_call(call_id)
+
+
+def click_transcript(qtbot, window: ReviewWindow, row: int) -> None:
+    view = window.transcript
+    rect = view.visualItemRect(view.item(row))
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def tamper(src: Path, dst: Path) -> Path:
+    """Rewrite recording.wav inside a copy of the package (one sample changed)."""
+    with zipfile.ZipFile(src) as zin:
+        members = {n: zin.read(n) for n in zin.namelist()}
+    wav = bytearray(members["recording.wav"])
+    wav[1000] ^= 0x10
+    members["recording.wav"] = bytes(wav)
+    with zipfile.ZipFile(dst, "w") as zout:
+        for name, data in members.items():
+            zout.writestr(name, data)
+    return dst
+
+
+def test_a_live_abusive_call_is_reviewed_with_its_markers_at_call_time(
+        qtbot, live, client_for, tmp_path):
+    call = live.line.ring("010-9876-5432")
+    live.wait("ringing")
+    live.engine.answer(call.call_id).result(5)
+    live.wait("answered")
+    call.far_play(abusive_call_audio(), at_s=0)
+    store_id = live.wait("ended", 20).data["store_id"]
+    record = read(live.db, lambda s: s.get_call(store_id))
+    assert record.end_reason == "final_notice" and record.hung_up_by == "agent"
+
+    window = open_window(qtbot, client_for(live.db), tmp_path)
+    assert window.listed_ids() == [store_id]
+    assert window.table.item(0, 3).text() == "010-****-5432"  # masked in the list
+    window.table.selectRow(0)
+    qtbot.waitUntil(lambda: window.call is not None and window.call.id == store_id,
+                    timeout=10_000)
+    assert "010-9876-5432" in window.header_label.text()  # in full in the detail
+    assert window.seal_label.text() == T("review.seal.intact")
+
+    markers = window.waveform.markers()
+    hits = [m.t_s for m in markers if m.kind == "hit"]
+    assert hits == [u.start_s for u in record.utterances if u.hits] and len(hits) == 2
+    acts = [(m.t_s, m.kind) for m in markers if m.kind != "hit"]
+    warn, final, hangup = record.actions
+    assert acts == [(warn.t_s, "warning"), (final.t_s, "final"), (hangup.t_s, "hangup")]
+    assert 1.0 < warn.t_s < final.t_s < hangup.t_s <= record.duration_s
+    # Drawn where the call time says: x / width = t / duration.
+    view = window.waveform
+    assert view.duration_s == pytest.approx(max(record.duration_s, view.duration_s))
+    assert view.x_of(final.t_s) == pytest.approx(final.t_s / view.duration_s * view.width())
+
+    # A transcript line seeks to its utterance; the playhead follows.
+    row = max(i for i, u in enumerate(record.utterances) if u.hits)
+    click_transcript(qtbot, window, row)
+    assert window.position_s == pytest.approx(record.utterances[row].start_s)
+    assert view.playhead_s == pytest.approx(record.utterances[row].start_s)
+    assert window.transcript.currentRow() == row
+    # A click on the waveform: on a marker it snaps to it, elsewhere it seeks there.
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton,
+                     pos=QPoint(round(view.x_of(final.t_s)) + 2, view.height() // 2))
+    assert window.position_s == pytest.approx(final.t_s)
+    x = round(view.x_of(0.5 * warn.t_s))
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPoint(x, view.height() // 2))
+    assert window.position_s == pytest.approx(view.t_of(x))
+    started = [i for i, u in enumerate(record.utterances) if u.start_s <= window.position_s]
+    assert window.transcript.currentRow() == (started[-1] if started else -1)
+
+    # Evidence from the live call: it verifies with the site key; a tampered copy fails.
+    out = tmp_path / "evidence" / "call.zip"
+    with qtbot.waitSignal(window.exported, timeout=15_000):
+        window.export_to(out)
+    key = read_key(tmp_path / "site.key")
+    assert verify_package(out, key).ok
+    report = verify_package(tamper(out, tmp_path / "tampered.zip"), key)
+    assert not report.ok and report.exit_code == 1
+    assert any(line.startswith("recording.wav: ALTERED") for line in report.lines)
+
+
+def test_the_filters_narrow_the_list(qtbot, built, client_for, tmp_path):
+    db, ids = built
+    window = open_window(qtbot, client_for(db), tmp_path)
+    qtbot.waitUntil(lambda: len(window.listed_ids()) == 3, timeout=10_000)
+    assert window.listed_ids() == [ids["abuse"], ids["insult"], ids["quiet"]]  # newest first
+
+    def expect(names: set[str], **filters) -> None:
+        window.set_filters(clear=True, **filters)
+        want = {ids[n] for n in names}
+        qtbot.waitUntil(lambda: set(window.listed_ids()) == want, timeout=10_000)
+
+    expect({"abuse", "insult"}, flagged=True)
+    expect({"abuse"}, category="profanity")
+    expect({"insult"}, category="insult")
+    expect({"insult"}, reviewed=True)
+    expect({"abuse", "quiet"}, reviewed=False)
+    expect({"abuse"}, action="cut_off")
+    expect({"abuse", "insult"}, action="warned")
+    expect({"quiet"}, action="none")
+    expect({"quiet"}, direction="outbound")
+    expect({"insult", "quiet"}, counselor="lee")
+    expect({"insult"}, counselor="lee", flagged=True)
+    today = QDate.currentDate()
+    expect({"abuse", "insult"}, since=today.addDays(-2), until=today)
+    expect({"quiet"}, since=today.addDays(-11), until=today.addDays(-9))
+    expect({"abuse", "insult", "quiet"})
+    # The combos offer what the store holds.
+    categories = [window.category_box.itemData(i) for i in range(window.category_box.count())]
+    assert categories == [None, "insult", "profanity"]
+    # Numbers are masked in the list.
+    numbers = {window.table.item(r, 3).text() for r in range(3)}
+    assert numbers == {"010-****-5678", "010-****-3333", "02-***-4567"}
+
+
+@pytest.mark.parametrize("playback", [True, False], ids=["multimedia", "no-multimedia"])
+def test_the_transcript_follows_the_playhead_and_a_click_on_a_line_seeks(
+        qtbot, built, client_for, tmp_path, playback):
+    db, ids = built
+    window = open_window(qtbot, client_for(db), tmp_path, playback=playback)
+    if not playback:
+        assert not window.playback_available and not window.play_button.isEnabled()
+    show(qtbot, window, ids["abuse"])
+    starts = [u.start_s for u in window.call.utterances]
+    assert starts == [0.4, 1.6, 3.0, 4.0]
+    assert window.transcript.currentRow() == -1  # 0 s: nobody has spoken yet
+    click_transcript(qtbot, window, 2)
+    assert window.position_s == pytest.approx(3.0)
+    assert window.waveform.playhead_s == pytest.approx(3.0)
+    assert window.transcript.currentRow() == 2
+    window.seek(2.0)  # between lines: the last one started stays current
+    assert window.transcript.currentRow() == 1
+    window.seek(99)  # clamped to the end of the call
+    assert window.position_s == pytest.approx(6.0) and window.transcript.currentRow() == 3
+    # Hits are highlighted in the line's rich text; the plain text keeps the words.
+    item = window.transcript.item(2)
+    assert "새끼" in item.text() and "#ffcdd2" in item.data(review_mod.HTML_ROLE)
+
+
+def test_a_verdict_is_appended_to_the_trail_and_the_store(qtbot, built, client_for, tmp_path):
+    db, ids = built
+    window = open_window(qtbot, client_for(db), tmp_path, reviewer="park")
+    show(qtbot, window, ids["insult"])
+    assert window.trail.count() == 1 and "boss" in window.trail.item(0).text()
+
+    errors = []
+    window.save_review("note", "", done=lambda r, e: errors.append(e))  # a note needs text
+    assert isinstance(errors[0], ValueError)
+
+    window.verdict_box.setCurrentIndex(window.verdict_box.findData("wrongful_cutoff"))
+    window.note_edit.setPlainText("고객이 욕설 안 함, 오탐")
+    with qtbot.waitSignal(window.reviewSaved, timeout=10_000):
+        qtbot.mouseClick(window.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.trail.count() == 2, timeout=5_000)
+    last = window.trail.item(1).text()
+    assert "park" in last and T("review.verdict.wrongful_cutoff") in last
+    assert "오탐" in last and window.note_edit.toPlainText() == ""
+    reviews = read(db, lambda s: s.reviews(ids["insult"]))
+    assert [(r.reviewer, r.verdict) for r in reviews] == [
+        ("boss", "abuse_confirmed"), ("park", "wrongful_cutoff")]
+    assert reviews[1].note == "고객이 욕설 안 함, 오탐"
+    # Append-only: nothing in the trail can be selected or edited.
+    flags = window.trail.item(1).flags()
+    assert not flags & Qt.ItemFlag.ItemIsEditable
+    assert window.trail.selectionMode() == window.trail.SelectionMode.NoSelection
+
+    # The list's reviewed column follows.
+    show(qtbot, window, ids["abuse"])
+    with qtbot.waitSignal(window.reviewSaved, timeout=10_000):
+        window.save_review("abuse_confirmed", "")
+    qtbot.waitUntil(lambda: window.table.item(
+        window.listed_ids().index(ids["abuse"]), 7).text() == "✓", timeout=5_000)
+
+
+def test_export_through_the_dialog_verifies_and_a_tampered_copy_fails(
+        qtbot, built, client_for, tmp_path, monkeypatch):
+    db, ids = built
+    window = open_window(qtbot, client_for(db), tmp_path)
+    show(qtbot, window, ids["abuse"])
+    out = tmp_path / "chosen.zip"
+    monkeypatch.setattr(review_mod.QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a, **k: (str(out), "")))
+    with qtbot.waitSignal(window.exported, timeout=15_000) as got:
+        qtbot.mouseClick(window.export_button, Qt.MouseButton.LeftButton)
+    assert got.args == [out]
+    key = read_key(tmp_path / "site.key")  # created by the first export
+    report = verify_package(out, key)
+    assert report.ok and report.signature == "valid"
+    with zipfile.ZipFile(out) as zf:
+        wav = zf.read("recording.wav")
+    sealed = read(db, lambda s: s.get_call(ids["abuse"])).recording_sha256
+    assert hashlib.sha256(wav).hexdigest() == sealed
+    bad = verify_package(tamper(out, tmp_path / "bad.zip"), key)
+    assert not bad.ok and "recording.wav altered" in bad.summary
+    audit = read(db, lambda s: s.audit_log(kind="evidence_exported"))
+    assert [(a.actor, a.role, a.call_id) for a in audit] == [("lee", "supervisor", ids["abuse"])]
+
+
+def test_a_counselor_cannot_delete_records_no_verdict_and_sees_own_calls(
+        qtbot, built, client_for, tmp_path):
+    db, ids = built
+    client = client_for(db)
+    window = open_window(qtbot, client, tmp_path, reviewer="kim", role="counselor")
+    assert not window.can_delete and window.delete_button is None
+    assert not window.save_button.isEnabled()
+    qtbot.waitUntil(lambda: window.listed_ids() == [ids["abuse"]], timeout=10_000)
+    show(qtbot, window, ids["abuse"])
+    assert window.request_delete() is False
+    errors = []
+    window.save_review("abuse_confirmed", "", done=lambda r, e: errors.append(e))
+    assert isinstance(errors[0], PermissionError)
+    stored, current = read(db, lambda s: s.check_recording(ids["abuse"]))
+    assert stored == current  # untouched
+    # Another counselor's call cannot be opened (nor exported) even when asked directly.
+    with qtbot.waitSignal(window.failed, timeout=10_000):
+        window.show_call(ids["quiet"])
+    assert window.call.id == ids["abuse"]
+    window.close()
+
+
+def test_a_supervisor_deletes_a_recording_only_after_confirming(
+        qtbot, built, client_for, tmp_path):
+    db, ids = built
+    window = open_window(qtbot, client_for(db), tmp_path)
+    show(qtbot, window, ids["quiet"])
+    assert window.delete_button is not None and window.delete_button.isEnabled()
+    asked = []
+    window._confirm = lambda text: asked.append(text) or False
+    assert window.request_delete() is False and len(asked) == 1
+    assert str(ids["quiet"]) in asked[0]
+    window._confirm = lambda text: True
+    with qtbot.waitSignal(window.callLoaded, timeout=10_000):
+        assert window.request_delete() is True
+    assert window.seal_label.text() == T("review.seal.altered")
+    assert not window.delete_button.isEnabled()  # nothing left to delete
+    audit = read(db, lambda s: s.audit_log(kind="recording_deleted"))
+    assert [(a.actor, a.role, a.call_id) for a in audit] == [("lee", "supervisor", ids["quiet"])]
+
+
+def test_playing_moves_the_playhead_and_the_transcript(qtbot, built, client_for, tmp_path):
+    db, ids = built
+    window = open_window(qtbot, client_for(db), tmp_path)
+    if not window.playback_available:
+        pytest.skip("no QtMultimedia backend here")
+    show(qtbot, window, ids["abuse"])
+    window.seek(2.7)
+    qtbot.mouseClick(window.play_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.position_s > 3.1, timeout=10_000)
+    assert window.transcript.currentRow() == 2  # the line started at 3.0 s
+    assert window.play_button.text() == T("review.pause")
+    qtbot.mouseClick(window.play_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.play_button.text() == T("review.play"), timeout=5_000)
+
+
+def test_the_playback_copy_is_private_and_deleted_on_close(qtbot, built, client_for, tmp_path):
+    db, ids = built
+    window = open_window(qtbot, client_for(db), tmp_path)
+    if not window.playback_available:
+        pytest.skip("no QtMultimedia backend here")
+    show(qtbot, window, ids["abuse"])
+    first = window._wav
+    assert first is not None and first.is_file()
+    assert first.stat().st_mode & 0o077 == 0  # owner only
+    show(qtbot, window, ids["quiet"])  # another call: the first copy goes
+    assert not first.exists() and window._wav.is_file()
+    second = window._wav
+    window.close()
+    assert not second.exists()
+
+
+def test_numbers_are_masked_and_actions_map_to_marker_kinds():
+    assert mask_number("010-1234-5678") == "010-****-5678"
+    assert mask_number("01012345678") == "010****5678"
+    assert mask_number("02-123-4567") == "02-***-4567"
+    assert mask_number("sip:01012345678@pbx.local") == "sip:010****5678@pbx.local"
+    assert mask_number("1001") == "***1"
+    assert mask_number("") == ""
+
+    def act(kind: str, detail: str) -> ActionRecord:
+        return ActionRecord(1, 1, 0.0, kind, detail, True, None)
+
+    assert action_marker_kind(act("play_prompt", "warning (1.0 s)")) == "warning"
+    assert action_marker_kind(act("play_prompt", "final (1.2 s)")) == "final"
+    assert action_marker_kind(act("play_prompt", "duration_final")) == "final"
+    assert action_marker_kind(act("hangup", "final")) == "hangup"
+    assert action_marker_kind(act("alert", "supervisor alert: x")) == "alert"
+    assert action_marker_kind(act("fault", "runner")) == "other"
