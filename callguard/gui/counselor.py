@@ -107,6 +107,7 @@ T = texts({
     "counselor.mute": ("음소거", "Mute"),
     "counselor.unmute": ("음소거 해제", "Unmute"),
     "counselor.protect": ("보호", "Protect"),
+    "counselor.availability": ("수신 상태 변경", "Changing availability"),
     "counselor.protect_hint": ("종료 안내를 재생하고 바로 통화를 끊습니다",
                                "Plays the final notice and ends the call at once"),
     # the call
@@ -153,10 +154,22 @@ T = texts({
     "counselor.say.declined": ("전화를 거절했습니다", "Call declined"),
     "counselor.say.busy": ("통화 중에 걸려온 전화를 거절했습니다 (통화 중 신호)",
                            "A second call was refused (busy)"),
+    "counselor.say.unavailable": ("휴식 중에 걸려온 전화를 거절했습니다",
+                                  "A call was declined while you rest"),
+    # why an outbound call was not connected (``detail``: the SIP answer, e.g. "486 Busy Here")
     "counselor.say.not_connected": ("연결되지 않았습니다: {detail}", "Not connected: {detail}"),
     "counselor.say.cancelled": ("발신을 취소했습니다", "Call cancelled"),
+    "counselor.say.far_busy": ("상대방이 통화 중입니다 ({detail})",
+                               "The other party is busy ({detail})"),
+    "counselor.say.far_declined": ("상대방이 전화를 거절했습니다 ({detail})",
+                                   "The other party declined the call ({detail})"),
+    "counselor.say.far_no_answer": ("상대방이 응답하지 않습니다 ({detail})",
+                                    "No answer ({detail})"),
+    "counselor.say.far_not_found": ("없는 번호입니다 ({detail})", "Number not found ({detail})"),
+    "counselor.say.far_refused": ("상대방이 전화를 받을 수 없습니다 ({detail})",
+                                  "The call was refused ({detail})"),
     "counselor.say.failed": ("{what} 실패: {error}", "{what} failed: {error}"),
-    "counselor.say.resting": ("휴식 중입니다", "You are resting"),
+    "counselor.resting": ("휴식 중 — 전화를 받지 않습니다", "Resting — calls are declined"),
     "counselor.say.rest_over": ("휴식이 끝났습니다", "Your rest is over"),
     "counselor.rules_ok": ("새 규칙이 적용되었습니다 ({version})",
                            "New rules in force ({version})"),
@@ -180,6 +193,23 @@ _SAY_STYLE = {  # prompt/status line: (text colour, background) per level
     "danger": ("#ffffff", "#c62828"),
 }
 _SECONDS = re.compile(r"\(([\d.]+) s\)")  # "warning (1.0 s)" in a play_prompt action
+# SIP final answers to our INVITE, by status code, for the status line.
+_REFUSALS = {486: "far_busy", 600: "far_busy", 603: "far_declined", 480: "far_no_answer",
+             408: "far_no_answer", 404: "far_not_found", 484: "far_not_found",
+             604: "far_not_found"}
+
+
+def setup_end_text(line: str, detail: str) -> str:
+    """Why an outbound call ended before it was answered, for the status line: ``line`` is
+    the :class:`CallEnd` value, ``detail`` the line's detail (e.g. ``"486 Busy Here"``)."""
+    detail = detail.strip()
+    if line == str(CallEnd.CANCELLED):
+        return T("counselor.say.cancelled")
+    if line == str(CallEnd.REJECTED):
+        m = re.match(r"(\d{3})\b", detail)
+        key = _REFUSALS.get(int(m.group(1)), "far_refused") if m else "far_refused"
+        return T(f"counselor.say.{key}", detail=detail or line)
+    return T("counselor.say.not_connected", detail=detail or line)
 
 
 def mmss(seconds: float) -> str:
@@ -284,8 +314,14 @@ class CounselorWindow(QMainWindow):
 
     For tests and scripts: :attr:`call_state` (``idle``/``ringing``/``dialing``/``active``),
     :attr:`call_id`, :meth:`elapsed_s`, :meth:`transcript_text`, :meth:`highlighted_texts`,
-    :attr:`rest_dialog`, :attr:`notices` (alerts raised: ``(title, message)``) and the
-    widgets as attributes (``answer_button``, ``protect_button``, ``elapsed_bar``, ...).
+    :attr:`rest_dialog`, :attr:`resting` (the engine declines inbound calls while the
+    counselor rests; ``rest_label`` says so), :attr:`notices` (alerts raised:
+    ``(title, message)``) and the widgets as attributes (``answer_button``,
+    ``protect_button``, ``elapsed_bar``, ...).
+
+    Outbound calls: ``dialing`` from the engine's ``dialing`` event (or the dial callback),
+    Hang up cancels the set-up through the engine, and an ``ended`` before the answer puts
+    the reason on the status line (:func:`setup_end_text`).
     """
 
     def __init__(self, bridge: EngineBridge, store: StoreClient | None = None,
@@ -305,11 +341,11 @@ class CounselorWindow(QMainWindow):
         self.call_id: str | None = None
         self._remote = ""
         self._direction = ""
-        self._dial_call: Any = None  # the outbound Call while it is being set up
         self._store_id: int | None = None
         self._protected = False  # Protect was pressed for this call
         self._final = False  # the final notice is under way: protecting again is moot
         self._answering = False
+        self._resting = False  # the engine was told to decline inbound calls
         self._mute_pending = 0  # set_muted commands not yet done: ignore stale status
         # Call time: the last call_status ``t`` (seconds) and time.monotonic() when it came.
         self._t_base = 0.0
@@ -352,6 +388,13 @@ class CounselorWindow(QMainWindow):
         top = QHBoxLayout()
         top.addWidget(self.line_label, 1)
         top.addWidget(who)
+        # Shown while the counselor rests: the engine declines inbound calls meanwhile.
+        self.rest_label = QLabel(T("counselor.resting"))
+        self.rest_label.setMargin(6)
+        self.rest_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.rest_label.setStyleSheet("QLabel { color:#0d47a1; background:#bbdefb;"
+                                      " border-radius:4px; font-weight:bold }")
+        self.rest_label.hide()
 
         # Dial pad.
         self.number_edit = QLineEdit()
@@ -475,6 +518,7 @@ class CounselorWindow(QMainWindow):
         central = QWidget()
         outer = QVBoxLayout(central)
         outer.addLayout(top)
+        outer.addWidget(self.rest_label)
         outer.addLayout(body, 1)
         self.setCentralWidget(central)
         self.resize(980, 700)
@@ -508,14 +552,20 @@ class CounselorWindow(QMainWindow):
 
     def _dialled(self, call: Any, error: BaseException | None) -> None:
         if error is not None:
-            if self.call_state == "dialing":
+            if self.call_state == "dialing" and self.call_id is None:
                 self._set_state("idle")
             self._failed("counselor.call", error)
             return
-        if self.call_state == "dialing" and self.call_id is None:
-            self._dial_call = call
-            self.call_id = call.call_id
-            self._refresh()
+        if self.call_state != "dialing" or self.call_id not in (None, call.call_id):
+            return
+        self.call_id = call.call_id  # usually known already from the ``dialing`` event
+        if call.state is CallState.ENDED:
+            # Refused before the engine tracked it: no ``ended`` event will come.
+            self._set_state("idle")
+            self._say(setup_end_text(str(call.end_reason or CallEnd.FAILED), call.end_detail),
+                      "info")
+            return
+        self._refresh()
 
     @Slot()
     def answer(self) -> None:
@@ -535,16 +585,8 @@ class CounselorWindow(QMainWindow):
 
     @Slot()
     def hangup(self) -> None:
-        if self.call_state == "dialing" and self._dial_call is not None:
-            # The engine tracks a call only once it is answered: cancel the set-up on the
-            # engine loop (the line's methods belong to that thread).
-            call = self._dial_call
-
-            async def cancel() -> None:
-                call.hangup()
-
-            self.bridge.run(self.bridge.engine.submit(cancel()), self._done("counselor.hangup"))
-        elif self.call_state == "active":
+        """End the call; while dialing, cancel its set-up (the engine sends CANCEL)."""
+        if self.call_state in ("dialing", "active") and self.call_id is not None:
             self.bridge.hangup(self.call_id, self._done("counselor.hangup"))
 
     @Slot()
@@ -596,9 +638,10 @@ class CounselorWindow(QMainWindow):
     def on_engine_event(self, ev: EngineEvent) -> None:
         """Everything from the engine, on the GUI thread."""
         handler = {"status": self._on_status, "ringing": self._on_ringing,
-                   "answered": self._on_answered, "ended": self._on_ended,
-                   "declined": self._on_declined, "call_status": self._on_call_status,
-                   "timeline": self._on_timeline, "rules": self._on_rules}.get(ev.kind)
+                   "dialing": self._on_dialing, "answered": self._on_answered,
+                   "ended": self._on_ended, "declined": self._on_declined,
+                   "call_status": self._on_call_status, "timeline": self._on_timeline,
+                   "rules": self._on_rules}.get(ev.kind)
         if handler is not None:
             handler(ev)
 
@@ -619,6 +662,16 @@ class CounselorWindow(QMainWindow):
         self._alert(T("counselor.tray.ringing"), T("counselor.state.ringing"))
         QApplication.alert(self)  # flashes the taskbar entry until the window is active
 
+    def _on_dialing(self, ev: EngineEvent) -> None:
+        if self.call_state == "idle":  # dialled elsewhere (a script on the same engine)
+            self._new_call(direction="outbound", remote=str((ev.data or {}).get("remote", "")))
+            self._set_state("dialing")
+        elif self.call_state != "dialing" or self.call_id not in (None, ev.call_id):
+            return
+        self.call_id = ev.call_id
+        log.info("dialing %s", ev.call_id)
+        self._refresh()
+
     def _on_answered(self, ev: EngineEvent) -> None:
         if self.call_state == "active" and not self._mine(ev):
             return
@@ -626,7 +679,6 @@ class CounselorWindow(QMainWindow):
             self._new_call(direction=str((ev.data or {}).get("direction", "")), remote="")
         self.call_id = ev.call_id
         self._direction = str((ev.data or {}).get("direction", self._direction))
-        self._dial_call = None
         self._sync_time(0.0)
         self._set_state("active")
         log.info("call %s active", ev.call_id)
@@ -634,6 +686,8 @@ class CounselorWindow(QMainWindow):
     def _on_declined(self, ev: EngineEvent) -> None:
         if ev.data == "busy":
             self.statusBar().showMessage(T("counselor.say.busy"), 10_000)
+        elif ev.data == "unavailable":
+            self.statusBar().showMessage(T("counselor.say.unavailable"), 10_000)
 
     def _on_rules(self, ev: EngineEvent) -> None:
         result = ev.data
@@ -648,16 +702,21 @@ class CounselorWindow(QMainWindow):
             return
         data = ev.data or {}
         reason = str(data.get("reason") or "")
+        line = str(data.get("line") or reason)
         store_id = data.get("store_id", self._store_id)
         was = self.call_state
         log.info("call %s ended: %s", ev.call_id, reason)
-        abuse = was == "active" and (reason in ABUSE_ENDS or self._protected)
+        # The engine's word on Protect (this window's own flag only for an older engine).
+        protected = bool(data.get("protected", self._protected))
+        abuse = was == "active" and (reason in ABUSE_ENDS or protected)
         if was == "active":
             self._frozen_s = self.elapsed_s()
         self._set_state("idle")
         if was == "ringing":
-            self._say(T("counselor.say.declined" if reason == str(CallEnd.DECLINED)
+            self._say(T("counselor.say.declined" if line == str(CallEnd.DECLINED)
                         else "counselor.say.missed"), "info")
+        elif was == "dialing":
+            self._say(setup_end_text(line, str(data.get("detail") or "")), "info")
         elif abuse:
             self._say(T("counselor.say.ended_abuse"), "danger")
             self._alert(T("counselor.say.ended_abuse"), T("counselor.tray.abuse"))
@@ -806,16 +865,6 @@ class CounselorWindow(QMainWindow):
             # Blink the title twice a second: visible in the taskbar of a busy desktop.
             blink = (self._ticks // 5) % 2 == 0
             self.setWindowTitle(T("counselor.title_ringing") if blink else self._title)
-        elif self.call_state == "dialing" and self._dial_call is not None:
-            # The engine reports an outbound call only once answered; a refused or
-            # cancelled set-up shows on the call object (a plain attribute read).
-            call = self._dial_call
-            if call.state is CallState.ENDED:
-                self._set_state("idle")
-                if call.end_reason is CallEnd.CANCELLED:
-                    self._say(T("counselor.say.cancelled"), "info")
-                else:
-                    self._say(T("counselor.say.not_connected", detail=call.end_detail), "info")
         elif self.call_state == "active":
             self._show_time()
             if self._prompt_until is not None and self.elapsed_s() >= self._prompt_until:
@@ -874,7 +923,6 @@ class CounselorWindow(QMainWindow):
     def _new_call(self, direction: str, remote: str) -> None:
         self._remote, self._direction = remote, direction
         self.call_id = None
-        self._dial_call = None
         self._store_id = None
         self._protected = self._final = self._answering = False
         self._mute_pending = 0
@@ -897,7 +945,6 @@ class CounselorWindow(QMainWindow):
         if state == "idle":
             self._timer.stop()
             self.call_id = None
-            self._dial_call = None
             self._remote = ""  # personal data: not left on screen after the call
             self._prompt_until = None
             self._next = None
@@ -920,7 +967,7 @@ class CounselorWindow(QMainWindow):
             b.setEnabled(idle)
         self.answer_button.setEnabled(ringing and not self._answering)
         self.decline_button.setEnabled(ringing and not self._answering)
-        self.hangup_button.setEnabled(active or (s == "dialing" and self._dial_call is not None))
+        self.hangup_button.setEnabled(active or (s == "dialing" and self.call_id is not None))
         self.mute_button.setEnabled(active)
         self.protect_button.setEnabled(active and not self._protected and not self._final)
         self.state_label.setText(T(f"counselor.state.{s}"))
@@ -941,15 +988,42 @@ class CounselorWindow(QMainWindow):
             return self.rest_dialog
         dialog = RestDialog(self.store, self.counselor, store_id, self.rest_s,
                             self.notify_default, self)
-        dialog.panel.started.connect(lambda _s: self._say(T("counselor.say.resting"), "info"))
-        dialog.panel.finished.connect(lambda _s: self._say(T("counselor.say.rest_over"),
-                                                           "info"))
+        dialog.panel.started.connect(lambda _s: self._set_resting(True))
+        dialog.panel.finished.connect(lambda _s: self._set_resting(False))
         self.rest_dialog = dialog
         dialog.show()
         dialog.raise_()
         return dialog
 
+    def _set_resting(self, resting: bool) -> None:
+        """The rest started (``True``) or ended: the engine declines inbound calls (486)
+        meanwhile, so the call distributor routes them to someone else."""
+        if resting == self._resting:
+            return
+        self._resting = resting
+        self.rest_label.setVisible(resting)
+        if not resting:
+            self._say(T("counselor.say.rest_over"), "info")
+        log.info("rest %s: inbound calls %s", "started" if resting else "ended",
+                 "declined" if resting else "accepted again")
+
+        def done(_result: object, error: BaseException | None) -> None:
+            if error is not None:
+                self._failed("counselor.availability", error)
+
+        try:
+            self.bridge.run(self.bridge.engine.set_available(not resting), done)
+        except Exception as exc:  # the engine is not running (e.g. a screenshot)
+            done(None, exc)
+
+    @property
+    def resting(self) -> bool:
+        """The counselor is resting: the engine was asked to decline inbound calls."""
+        return self._resting
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.rest_dialog is not None and self.rest_dialog.panel.state == "resting":
+            self.rest_dialog.close()  # ends the rest (logged): calls are accepted again
         self._timer.stop()
         if self.tray is not None:
             self.tray.hide()

@@ -12,9 +12,10 @@ from audiocheck import align
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QApplication
 
+from callguard.engine.engine import EngineEvent
 from callguard.gui import i18n
 from callguard.gui.bridge import EngineBridge, StoreClient
-from callguard.gui.counselor import CounselorWindow, stage_demo_call
+from callguard.gui.counselor import CounselorWindow, setup_end_text, stage_demo_call
 from callguard.telephony.base import CallEnd, CallState, LineState, LineStatus
 
 from .conftest import ABUSE_TEXT, abusive_call_audio
@@ -126,6 +127,45 @@ def test_the_dial_pad_places_a_call(qtbot, live):
     assert live.line.calls[-1].end_reason is CallEnd.LOCAL_HANGUP
     assert window.rest_dialog is None  # the counselor hung up: no abuse
 
+    # Hang up while the call is still being set up: the engine cancels it (CANCEL).
+    qtbot.mouseClick(window.call_button, CLICK)
+    assert window.call_state == "dialing"
+    qtbot.waitUntil(lambda: len(live.line.calls) == 2, timeout=5000)
+    dialing = live.wait("dialing", pred=lambda ev: ev.call_id == live.line.calls[-1].call_id)
+    qtbot.waitUntil(lambda: window.call_id == dialing.call_id, timeout=5000)
+    assert window.hangup_button.isEnabled() and window.state_label.text() == "발신 중"
+    assert window.remote_label.text() == "0101234"
+    assert not window.protect_button.isEnabled() and not window.call_button.isEnabled()
+    qtbot.mouseClick(window.hangup_button, CLICK)
+    qtbot.waitUntil(lambda: window.call_state == "idle", timeout=5000)
+    cancelled = live.line.calls[-1]
+    assert cancelled.end_reason is CallEnd.CANCELLED and cancelled.hangups == 1
+    assert window.prompt_label.text() == "발신을 취소했습니다"
+    assert window.remote_label.text() == "" and not window.hangup_button.isEnabled()
+
+    # The far end refuses the call: idle again, and the status line says why.
+    qtbot.mouseClick(window.call_button, CLICK)
+    qtbot.waitUntil(lambda: len(live.line.calls) == 3, timeout=5000)
+    qtbot.waitUntil(window.hangup_button.isEnabled, timeout=5000)
+    live.line.calls[-1].far_reject("486 Busy Here")
+    qtbot.waitUntil(lambda: window.call_state == "idle", timeout=5000)
+    assert window.prompt_label.text() == "상대방이 통화 중입니다 (486 Busy Here)"
+    ended = live.wait("ended", pred=lambda ev: ev.call_id == live.line.calls[-1].call_id)
+    assert ended.data["line"] == "rejected" and ended.data["store_id"] is None
+    assert window.rest_dialog is None and window.call_button.isEnabled()
+
+
+def test_why_a_call_was_not_connected():
+    assert setup_end_text("rejected", "486 Busy Here") == "상대방이 통화 중입니다 (486 Busy Here)"
+    assert setup_end_text("rejected", "603 Decline") == "상대방이 전화를 거절했습니다 (603 Decline)"
+    assert setup_end_text("rejected", "404 Not Found") == "없는 번호입니다 (404 Not Found)"
+    assert "480" in setup_end_text("rejected", "480 Temporarily Unavailable")
+    assert setup_end_text("rejected", "") == "상대방이 전화를 받을 수 없습니다 (rejected)"
+    assert setup_end_text("cancelled", "CANCEL") == "발신을 취소했습니다"
+    assert setup_end_text("failed", "no answer") == "연결되지 않았습니다: no answer"
+    i18n.set_language("en")  # restored by the autouse fixture
+    assert setup_end_text("rejected", "486 Busy Here") == "The other party is busy (486 Busy Here)"
+
 
 def test_the_registration_state_is_shown(qtbot, live):
     window = open_window(qtbot, live)
@@ -227,6 +267,73 @@ def test_rest_can_be_skipped_without_notifying(qtbot, live):
             ("rest_skipped", "kim", "counselor", store_id, "600 s")]
     finally:
         store.close()
+
+
+def test_calls_are_declined_while_the_counselor_rests(qtbot, live):
+    window = open_window(qtbot, live)
+    ring_and_answer(qtbot, live, window)
+    qtbot.mouseClick(window.protect_button, CLICK)
+    qtbot.waitUntil(lambda: window.rest_dialog is not None, timeout=6000)
+    assert live.wait("ended").data["protected"] is True
+    panel = window.rest_dialog.panel
+    assert live.engine.available and not window.rest_label.isVisible()  # offered only
+    qtbot.mouseClick(panel.start_button, CLICK)
+    assert window.resting and window.rest_label.isVisible()
+    assert window.rest_label.text() == "휴식 중 — 전화를 받지 않습니다"
+    qtbot.waitUntil(lambda: not live.engine.available, timeout=5000)
+
+    call = live.line.ring(NUMBER)  # declined by the engine: 486, routed to someone else
+    qtbot.waitUntil(lambda: call.state is CallState.ENDED, timeout=5000)
+    assert call.end_reason is CallEnd.DECLINED and call.end_detail == "486 Busy Here"
+    assert live.wait("declined").data == "unavailable"
+    qtbot.waitUntil(lambda: "휴식 중" in window.statusBar().currentMessage(), timeout=3000)
+    assert window.call_state == "idle" and window.rest_label.isVisible()
+    assert not any(ev.kind == "ringing" and ev.call_id == call.call_id for ev in live.events)
+
+    qtbot.mouseClick(panel.end_button, CLICK)  # back early
+    assert not window.resting and not window.rest_label.isVisible()
+    assert window.prompt_label.text() == "휴식이 끝났습니다"
+    qtbot.waitUntil(lambda: live.engine.available, timeout=5000)
+    call = live.line.ring(NUMBER)  # calls ring again
+    qtbot.waitUntil(lambda: window.call_state == "ringing", timeout=5000)
+    assert call.state is CallState.RINGING and window.call_id == call.call_id
+
+
+def test_closing_the_window_while_resting_takes_calls_again(qtbot, live):
+    i18n.set_language("en")  # restored by the autouse fixture
+    window = open_window(qtbot, live)
+    window.offer_rest()
+    qtbot.mouseClick(window.rest_dialog.panel.start_button, CLICK)
+    assert window.rest_label.text() == "Resting — calls are declined"
+    qtbot.waitUntil(lambda: not live.engine.available, timeout=5000)
+    window.close()
+    assert window.rest_dialog.panel.state == "done"
+    assert [k for k, _ in window.rest_dialog.logged][-1] == "rest_ended"
+    qtbot.waitUntil(lambda: live.engine.available, timeout=5000)
+
+
+def test_the_engine_decides_whether_a_call_was_protected(qtbot, live):
+    window = open_window(qtbot, live)
+    cid = "demo@callguard.invalid"
+
+    def end(reason: str, protected: bool, store_id: int) -> None:
+        stage_demo_call(window)  # an active call (fed events, no line behind it)
+        window.on_engine_event(EngineEvent("ended", cid, {
+            "reason": reason, "line": "remote_hangup", "store_id": store_id,
+            "protected": protected}))
+        assert window.call_state == "idle"
+
+    end("duration_limit", False, 1)
+    assert window.rest_dialog is None
+    assert window.prompt_label.text() == "통화 시간 한도로 통화가 종료되었습니다"
+    end("caller_hangup", False, 2)
+    assert window.rest_dialog is None
+    end("caller_hangup", True, 3)  # protect pressed, then the caller hung up first
+    assert window.rest_dialog is not None and window.rest_dialog.call_id == 3
+    window.rest_dialog.close()  # skipped
+    end("final_notice", False, 4)
+    assert window.rest_dialog.isVisible() and window.rest_dialog.call_id == 4
+    window.rest_dialog.close()
 
 
 def test_no_rest_prompt_after_a_normal_hangup(qtbot, live):
