@@ -141,14 +141,18 @@ def build_windows(bridge: EngineBridge, store: StoreClient, rules_path: Path, co
     opened: list[object] = []  # keep the windows alive
 
     def open_review() -> None:
+        dialog = None
+
         def go(user: str | None) -> None:
             if user:
                 from callguard.gui.review import ReviewWindow
 
-                w = ReviewWindow(store, user, "supervisor")
+                # An admin may sign in to review: the window gets the account's real role.
+                role = getattr(dialog, "account_role", None) or "supervisor"
+                w = ReviewWindow(store, user, role)
                 opened.append(w)
                 w.show()
-        request_role(store, "supervisor", window, go)
+        dialog = request_role(store, "supervisor", window, go)
 
     def open_rules() -> None:
         def go(user: str | None) -> None:

@@ -1,0 +1,1859 @@
+"""The admin's rules editor: a form and the raw TOML kept in sync, checked as you type.
+
+What it does (see :class:`RulesEditorWindow`):
+
+- **Form and raw TOML.** The form covers the common fields: name, ``[escalation]``,
+  ``[duration]`` limits, ``[prompts]`` and each ``[[rule]]``'s id, category, severity,
+  mode, terms and enabled flag. A form edit rewrites only the value it changes in the TOML
+  (:class:`TomlOutline`): comments, key order and every field the form does not show stay
+  as the admin wrote them. A raw edit re-fills the form once the text parses as TOML.
+- **Validation as you type**, 300 ms after the last keystroke, on a worker thread (the
+  loader runs Kiwi checks, and a changed ``[dictionary]`` loads another Kiwi: seconds).
+  The messages are exactly the lines ``callguard rules check <file>`` prints for the same
+  text (:func:`check_lines`); offending lines are marked in the raw editor.
+- **Test a sentence** under the edited rules: hits with rule, category and the matched span
+  highlighted.
+- **Dry run** of the edited rules on the last N stored calls
+  (:func:`callguard.rules.dryrun.dry_run`): would warn / would cut off / changed, and the
+  calls that change.
+- **Save** (refused while the rules have errors: the file on disk is untouched), atomically
+  (temporary file + rename), kept in the store's version history and audited
+  (``rules_saved``); the history lists versions to view or restore into the editor.
+- **Push** the saved file to the running engine (:meth:`EngineBridge.push_rules`): it takes
+  the file for new calls, or refuses it and keeps the rules in force.
+
+Units: durations are **seconds** in the widgets and in Python; the TOML writes them as
+strings like ``"2m"`` or ``"1m30s"`` (:func:`format_duration`,
+:func:`callguard.rules.loader.parse_duration`).
+
+Nothing slow runs on the GUI thread: parsing, Kiwi and dry runs run on one worker thread
+(results come back by a queued Qt signal), the store on the :class:`StoreClient` thread.
+Only the form's text patch (a line scan of the file) runs on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import copy
+import hashlib
+import html
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QColor, QFont, QTextCursor, QTextFormat, QValidator
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QTextBrowser,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from callguard.gui.bridge import EngineBridge, StoreClient
+from callguard.gui.i18n import texts
+from callguard.gui.login import request_role
+from callguard.rules.dryrun import CompiledRules, DryRunReport, compile_rules, dry_run
+from callguard.rules.engine import ReloadResult
+from callguard.rules.loader import parse_duration
+from callguard.rules.matcher import MatchResult
+from callguard.rules.model import PROMPT_KEYS, Category, EscalationPolicy, MatchMode, RuleSet
+from callguard.rules.problems import Problem, RulesError, Severity
+from callguard.store.records import CallRecord, RulesVersion
+
+log = logging.getLogger(__name__)
+
+#: Quiet time after the last keystroke before the text is checked (milliseconds).
+DEBOUNCE_MS = 300
+#: Calls a dry run replays unless the admin picks another number.
+DEFAULT_DRY_RUN_CALLS = 100
+
+#: What a new (missing) rules file starts as.
+NEW_RULES = """\
+format = 1
+name = ""
+
+[escalation]
+window = "2m"
+cooldown = "5s"
+notice_at = 1
+warn_at = 2
+warnings = 2
+final_at = 2
+"""
+
+T = texts({
+    "rules.title": ("규칙 편집기 — {file}", "Rules editor — {file}"),
+    "rules.tab.settings": ("설정", "Settings"),
+    "rules.tab.rules": ("규칙 목록", "Rules"),
+    "rules.tab.toml": ("TOML 원문", "Raw TOML"),
+    "rules.tab.test": ("문장 시험", "Test a sentence"),
+    "rules.tab.dryrun": ("지난 통화로 시험", "Dry run"),
+    "rules.tab.history": ("저장 기록", "History"),
+    "rules.general": ("일반", "General"),
+    "rules.name": ("규칙 이름", "Name"),
+    "rules.escalation": ("단계별 대응 (경고 점수)", "Escalation (strikes)"),
+    "rules.esc.window": ("점수 유지 시간", "Window"),
+    "rules.esc.cooldown": ("경고 후 유예 시간", "Cooldown after a warning"),
+    "rules.esc.notice_at": ("상담사 알림 점수", "Notice at (strikes)"),
+    "rules.esc.warn_at": ("경고 방송 점수", "Warn at (strikes)"),
+    "rules.esc.warnings": ("종료 전 경고 횟수", "Warnings before the final stage"),
+    "rules.esc.final_at": ("종료 점수 (마지막 경고 후)",
+                           "Final at (strikes after the last warning)"),
+    "rules.duration": ("통화 시간 제한", "Call-duration limits"),
+    "rules.dur.inbound": ("수신 통화", "Inbound calls"),
+    "rules.dur.outbound": ("발신 통화", "Outbound calls"),
+    "rules.dur.notice_at": ("안내 시각", "Notice at"),
+    "rules.dur.final_at": ("종료 시각", "End at"),
+    "rules.off": ("없음", "off"),
+    "rules.prompts": ("안내 멘트", "Prompts"),
+    "rules.prompt.file": ("음성 파일 (WAV, 규칙 파일 기준 경로)",
+                          "File (WAV, relative to the rules file)"),
+    "rules.prompt.text": ("문구", "Text"),
+    "rules.prompt.pre_call": ("통화 전 안내", "Before the call"),
+    "rules.prompt.warning": ("경고", "Warning"),
+    "rules.prompt.final": ("종료 안내", "Final notice"),
+    "rules.prompt.duration_notice": ("통화 시간 안내", "Duration notice"),
+    "rules.prompt.duration_final": ("통화 시간 종료", "Duration limit"),
+    "rules.rule.add": ("규칙 추가", "Add rule"),
+    "rules.rule.remove": ("규칙 삭제", "Remove rule"),
+    "rules.rule.id": ("ID", "ID"),
+    "rules.rule.category": ("범주", "Category"),
+    "rules.rule.severity": ("심각도 (적중당 점수)", "Severity (strikes per hit)"),
+    "rules.rule.mode": ("매칭 방식", "Match mode"),
+    "rules.rule.enabled": ("사용", "Enabled"),
+    "rules.rule.terms": ("단어 (한 줄에 하나)", "Terms (one per line)"),
+    "rules.rule.off": ("{id} (꺼짐)", "{id} (off)"),
+    "rules.rule.more": ("예외·설명·gap은 TOML 원문에서 고치세요.",
+                        "Exceptions, description and gap: edit them in the Raw TOML tab."),
+    "rules.form.unavailable": ("TOML 문법 오류가 있어 양식을 쓸 수 없습니다. TOML 원문 탭에서 "
+                               "고치세요.",
+                               "The TOML has a syntax error: fix it in the Raw TOML tab to use "
+                               "the form."),
+    "rules.form.not_editable": ("{key} 항목은 양식으로 바꿀 수 없는 형태로 적혀 있습니다. TOML "
+                                "원문에서 고치세요.",
+                                "{key} is written in a way the form cannot change: edit it in "
+                                "the Raw TOML tab."),
+    "rules.check.title": ("검사 결과 (callguard rules check)", "Check (callguard rules check)"),
+    "rules.check.running": ("검사하는 중…", "Checking…"),
+    "rules.check.ok": ("오류 없음", "No errors"),
+    "rules.check.errors": ("오류 {n}건", "{n} error(s)"),
+    "rules.check.crashed": ("검사하지 못했습니다: {error}", "Could not check: {error}"),
+    "rules.test.placeholder": ("시험할 문장을 입력하세요", "Type a sentence to test"),
+    "rules.test.run": ("시험", "Test"),
+    "rules.test.running": ("시험하는 중…", "Testing…"),
+    "rules.test.no_hits": ("적중 없음", "No hits"),
+    "rules.test.hits": ("적중 {n}건", "{n} hit(s)"),
+    "rules.test.invalid": ("규칙에 오류가 있어 시험할 수 없습니다. 먼저 고치세요.",
+                           "The rules have errors: fix them first."),
+    "rules.test.suppressed": ("예외로 무시: {rule} ‘{matched}’ (예외 ‘{exception}’)",
+                              "Suppressed: {rule} ‘{matched}’ (exception ‘{exception}’)"),
+    "rules.col.rule": ("규칙", "Rule"),
+    "rules.col.category": ("범주", "Category"),
+    "rules.col.severity": ("점수", "Strikes"),
+    "rules.col.matched": ("적중 부분", "Matched"),
+    "rules.col.term": ("단어", "Term"),
+    "rules.col.span": ("위치", "Span"),
+    "rules.dry.limit": ("최근 통화", "Last calls"),
+    "rules.dry.run": ("지난 통화에 적용해 보기", "Run on stored calls"),
+    "rules.dry.running": ("지난 통화를 다시 보는 중…", "Replaying stored calls…"),
+    "rules.dry.summary": ("통화 {calls}건 (규칙 {version}): 경고 {warned}건 (기록 "
+                          "{rec_warned}건), 통화 종료 {cut}건 (기록 {rec_cut}건), 달라짐 "
+                          "{changed}건",
+                          "{calls} call(s) (rules {version}): would warn {warned} (recorded "
+                          "{rec_warned}), would cut off {cut} (recorded {rec_cut}), changed "
+                          "{changed}"),
+    "rules.dry.none": ("끝난 통화가 저장소에 없습니다.", "No finished calls in the store."),
+    "rules.dry.invalid": ("규칙에 오류가 있어 실행할 수 없습니다. 먼저 고치세요.",
+                          "The rules have errors: fix them first."),
+    "rules.dry.failed": ("실행하지 못했습니다: {error}", "Dry run failed: {error}"),
+    "rules.col.call": ("통화", "Call"),
+    "rules.col.direction": ("방향", "Direction"),
+    "rules.col.recorded": ("기록된 결과", "Recorded"),
+    "rules.col.replay": ("새 규칙 결과", "With these rules"),
+    "rules.col.hits": ("적중", "Hits"),
+    "rules.col.rules": ("적중 규칙", "Rules hit"),
+    "rules.cut": ("{outcome}, 종료: {reason} ({at:.1f}초)", "{outcome}, cut off: {reason} at "
+                  "{at:.1f} s"),
+    "rules.note": ("변경 메모 (선택)", "Change note (optional)"),
+    "rules.save": ("저장", "Save"),
+    "rules.saving": ("저장하는 중…", "Saving…"),
+    "rules.saved": ("버전 {version} 저장됨", "Saved version {version}"),
+    "rules.save_refused": ("저장하지 않았습니다: 오류 {n}건 — {first}  디스크의 파일은 바뀌지 "
+                           "않았습니다.",
+                           "Not saved: {n} error(s) — {first}  The file on disk is unchanged."),
+    "rules.save_failed": ("저장하지 못했습니다: {error}", "Saving failed: {error}"),
+    "rules.not_admin": ("시스템 관리자 계정만 규칙을 저장할 수 있습니다 ({user}).",
+                        "Only an admin account can save rules ({user})."),
+    "rules.push": ("엔진에 적용", "Push to engine"),
+    "rules.pushing": ("엔진에 적용하는 중…", "Pushing to the engine…"),
+    "rules.pushed": ("엔진이 규칙 {version}을(를) 새 통화부터 사용합니다.",
+                     "The engine uses rules {version} from the next call."),
+    "rules.push_refused": ("엔진이 파일을 거부했습니다. 기존 규칙 {version}이(가) 계속 "
+                           "적용됩니다.",
+                           "The engine refused the file: the rules in force ({version}) stay."),
+    "rules.push_failed": ("적용하지 못했습니다: {error}", "Push failed: {error}"),
+    "rules.push_unsaved": ("저장하지 않은 편집은 적용되지 않습니다 (디스크의 파일을 적용).",
+                           "Unsaved edits are not pushed (the file on disk is)."),
+    "rules.engine": ("엔진 규칙: {version}", "Engine rules: {version}"),
+    "rules.no_engine": ("실행 중인 엔진 없음", "No running engine"),
+    "rules.col.version": ("버전", "Version"),
+    "rules.col.who": ("저장한 사람", "Saved by"),
+    "rules.col.when": ("시각", "When"),
+    "rules.col.note": ("메모", "Note"),
+    "rules.history.view": ("보기", "View"),
+    "rules.history.restore": ("편집기로 불러오기", "Restore into editor"),
+    "rules.history.restored": ("버전 {version}을(를) 불러왔습니다 (아직 저장 안 됨).",
+                               "Version {version} restored into the editor (not saved yet)."),
+    "rules.history.view_title": ("규칙 버전 {version}", "Rules version {version}"),
+    "rules.history.failed": ("기록을 읽지 못했습니다: {error}", "Could not read the history: "
+                             "{error}"),
+})
+
+TomlPath = tuple[str | int, ...]
+_MISSING: Any = object()
+
+
+# -- the `callguard rules check` report ---------------------------------------------------
+def check_lines(name: str, problems: Sequence[Problem], ruleset: RuleSet | None) -> list[str]:
+    """The lines ``callguard rules check <name>`` prints (without ``--analysis``/``--strict``).
+
+    ``ruleset`` is ``None`` when the rules have errors (``problems`` then holds errors and
+    warnings), else the loaded rules with ``problems`` its warnings. Mirrors
+    :func:`callguard.cli.rules_cmd.cmd_check` line for line; the GUI test compares both.
+    """
+    lines = [str(p) for p in problems]
+    if ruleset is None:
+        errors = sum(1 for p in problems if p.severity is Severity.ERROR)
+        lines.append(f"{errors} error(s): {name} is not usable; the engine keeps the "
+                     "last good rules")
+    else:
+        enabled = len(ruleset.enabled_rules)
+        lines.append(f"OK: {name}: {len(ruleset.rules)} rules ({enabled} enabled), "
+                     f"{len(problems)} warning(s), version {ruleset.version[:12]}")
+    return lines
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of checking one editor text.
+
+    ``data`` is the TOML as parsed (``None`` on a TOML syntax error), ``problems`` every
+    error and warning, ``lines`` the ``rules check`` report, ``compiled`` the usable rules
+    (``None`` when there are errors). ``version`` is the SHA-256 of the text as saved.
+    """
+
+    text: str
+    version: str
+    data: dict | None
+    problems: tuple[Problem, ...]
+    lines: tuple[str, ...]
+    compiled: CompiledRules | None
+
+    @property
+    def ok(self) -> bool:
+        return self.compiled is not None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.ERROR]
+
+
+class RulesChecker:
+    """Checks and compiles editor texts, keeping the last few results (one Kiwi-backed
+    matcher each), so save, test and dry run reuse what validation already built.
+
+    Not thread-safe: use it from one worker thread. ``name`` is the file name messages
+    carry; prompt files are resolved against ``base_dir`` (as for the file on disk).
+    """
+
+    def __init__(self, name: str, base_dir: Path | None, keep: int = 4) -> None:
+        self.name = name
+        self.base_dir = base_dir
+        self.keep = keep
+        self._cache: dict[str, Check] = {}
+
+    def check(self, text: str) -> Check:
+        version = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        cached = self._cache.get(version)
+        if cached is not None:
+            return cached
+        try:
+            data: dict | None = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            data = None
+        try:
+            compiled = compile_rules(text, name=self.name, base_dir=self.base_dir)
+        except RulesError as exc:
+            result = Check(text, version, data, tuple(exc.problems),
+                           tuple(check_lines(self.name, exc.problems, None)), None)
+        else:
+            result = Check(text, version, data, compiled.warnings,
+                           tuple(check_lines(self.name, compiled.warnings, compiled.ruleset)),
+                           compiled)
+        self._cache[version] = result
+        while len(self._cache) > self.keep:
+            self._cache.pop(next(iter(self._cache)))
+        return result
+
+
+# -- durations and TOML values -------------------------------------------------------------
+def format_duration(seconds: float) -> str:
+    """Seconds as a rules file writes a duration: ``"2m"``, ``"1m30s"``, ``"1h"``, ``"0s"``
+    (fractions as ``"1.5s"``). :func:`parse_duration` reads each back to ``seconds``."""
+    total = float(seconds)
+    if total != int(total):
+        return f"{total:g}s"
+    hours, rest = divmod(int(total), 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + \
+        (f"{secs}s" if secs else "")
+    return text or "0s"
+
+
+def toml_string(value: str) -> str:
+    """A TOML basic string. JSON's escapes are all valid TOML escapes; DEL is not allowed
+    raw in TOML, so it is escaped too."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def toml_value(value: Any, column: int = 0, indent: str = "", width: int = 96) -> str:
+    """``value`` as TOML. A list that would run past ``width`` characters (it starts at
+    ``column``) is wrapped one indent deeper than ``indent``, as rules files write terms."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return toml_string(value)
+    if isinstance(value, list | tuple):
+        items = [toml_value(v) for v in value]
+        one = "[" + ", ".join(items) + "]"
+        if column + len(one) <= width or not items:
+            return one
+        inner = indent + "    "
+        rows: list[str] = []
+        row = ""
+        for item in items:
+            piece = item + ","
+            if row and len(inner) + len(row) + 1 + len(piece) > width:
+                rows.append(inner + row)
+                row = piece
+            else:
+                row = f"{row} {piece}" if row else piece
+        rows.append(inner + row)
+        return "[\n" + "\n".join(rows) + "\n" + indent + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def _toml_key(key: str | int) -> str:
+    key = str(key)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else toml_string(key)
+
+
+_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
+_KEY_LINE = re.compile(rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=\s*")
+_HEADER_LINE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+
+
+def _split_key(raw: str) -> tuple[str, ...]:
+    parts = re.findall(r"""[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*'""", raw)
+    return tuple(p[1:-1] if p[0] in "\"'" else p for p in parts)
+
+
+def _string_end(line: str, col: int) -> int:
+    """Index just past the one-line string that opens at ``line[col]``."""
+    quote = line[col]
+    i = col + 1
+    while i < len(line):
+        if quote == '"' and line[i] == "\\":
+            i += 2
+            continue
+        if line[i] == quote:
+            return i + 1
+        i += 1
+    return len(line)
+
+
+def _multiline_end(lines: list[str], row: int, col: int, quote: str) -> tuple[int, int]:
+    """``(row, col)`` just past the multi-line string whose body starts at ``(row, col)``."""
+    while row < len(lines):
+        line = lines[row]
+        i = col
+        while i < len(line):
+            if quote == '"""' and line[i] == "\\":
+                i += 2
+                continue
+            if line.startswith(quote, i):
+                end = i + 3
+                while end < len(line) and end < i + 5 and line[end] == quote[0]:
+                    end += 1  # up to two quotes may end the string's content
+                return row, end
+            i += 1
+        row, col = row + 1, 0
+    return len(lines) - 1, len(lines[-1]) if lines else 0
+
+
+def _value_end(lines: list[str], row: int, col: int) -> tuple[int, int]:
+    """``(row, col)`` just past the TOML value that starts at ``lines[row][col]``: a
+    string (one- or multi-line), an array or inline table (possibly over many lines, with
+    comments inside), or a bare number, boolean or date."""
+    depth = 0
+    r, c = row, col
+    while r < len(lines):
+        line = lines[r]
+        while c < len(line):
+            ch = line[c]
+            if line.startswith(('"""', "'''"), c):
+                r, c = _multiline_end(lines, r, c + 3, line[c:c + 3])
+                line = lines[r]
+                if depth == 0:
+                    return r, c
+                continue
+            if ch in "\"'":
+                c = _string_end(line, c)
+                if depth == 0:
+                    return r, c
+                continue
+            if ch in "[{":
+                depth += 1
+                c += 1
+                continue
+            if ch in "]}":
+                depth -= 1
+                c += 1
+                if depth <= 0:
+                    return r, c
+                continue
+            if ch == "#":
+                if depth == 0:
+                    return r, c
+                break  # a comment inside an array: the rest of the line
+            if ch in " \t,\r":
+                c += 1
+                continue
+            end = c
+            while end < len(line) and line[end] not in " \t,#]}\r":
+                end += 1
+            if depth == 0:
+                return r, end
+            c = end
+        if depth == 0:
+            return r, len(line)
+        r, c = r + 1, 0
+    last = len(lines) - 1
+    return last, len(lines[last])
+
+
+class NotEditable(Exception):
+    """The form cannot change this value where it is written (an inline table, dotted
+    keys): the admin edits it in the raw TOML."""
+
+
+@dataclass
+class _KeySpan:
+    row: int  # 0-based line of the key
+    start: tuple[int, int]  # (row, col) where the value starts
+    end: tuple[int, int]  # (row, col) just past the value
+
+
+@dataclass
+class _Table:
+    header_row: int  # 0-based; -1 for the root table
+    last_row: int  # last row of its last value (header_row if it has no keys)
+    array: bool = False
+
+
+@dataclass
+class TomlOutline:
+    """Where each table and key of a TOML text sits, to change single values in place.
+
+    Paths are tuples as in :mod:`callguard.rules.source_map`: ``("rule", 0, "terms")`` is
+    the ``terms`` of the first ``[[rule]]``. Every edit returns the whole new text; lines
+    it does not touch (comments, other keys) are kept byte for byte. The outline trusts
+    the text to be valid TOML: edit a text that failed to parse and the result may not
+    parse either (the form is disabled then).
+    """
+
+    text: str
+    lines: list[str] = field(init=False)
+    keys: dict[TomlPath, _KeySpan] = field(init=False, default_factory=dict)
+    tables: dict[TomlPath, _Table] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.lines = self.text.split("\n")
+        self.tables[()] = _Table(-1, -1)
+        counters: dict[TomlPath, int] = {}
+        current: TomlPath = ()
+        row = 0
+        while row < len(self.lines):
+            line = self.lines[row]
+            stripped = line.strip()
+            key = _KEY_LINE.match(line)
+            header = None if key else _HEADER_LINE.match(line)
+            if not stripped or stripped.startswith("#"):
+                row += 1
+            elif header:
+                name = _split_key(header.group(2))
+                array = header.group(1) == "[["
+                if array:
+                    index = counters.get(name, 0)
+                    counters[name] = index + 1
+                    current = (*name, index)
+                else:
+                    current = name
+                self.tables[current] = _Table(row, row, array)
+                row += 1
+            elif key:
+                path = current + _split_key(key.group(1))
+                end = _value_end(self.lines, row, key.end())
+                self.keys.setdefault(path, _KeySpan(row, (row, key.end()), end))
+                self.tables[current].last_row = end[0]
+                row = end[0] + 1
+            else:
+                row += 1  # not TOML the outline understands; validation reports it
+
+    # -- edits -------------------------------------------------------------------------
+    def set_value(self, path: TomlPath, value: Any) -> str:
+        """The text with the value at ``path`` set to ``value`` (added if missing)."""
+        self._check_editable(path)
+        span = self.keys.get(path)
+        if span is not None:
+            (sr, sc), (er, ec) = span.start, span.end
+            indent = re.match(r"\s*", self.lines[span.row]).group(0)
+            rendered = toml_value(value, column=sc, indent=indent)
+            new = self.lines[sr][:sc] + rendered + self.lines[er][ec:]
+            return self._join(self.lines[:sr] + new.split("\n") + self.lines[er + 1:])
+        table, key = path[:-1], path[-1]
+        entry = f"{_toml_key(key)} = "
+        entry += toml_value(value, column=len(entry))
+        if table in self.tables:
+            t = self.tables[table]
+            if t.header_row < 0 and t.last_row < 0:  # a root key in a file with none
+                at = self._before_comments(self._first_header_row())
+            else:
+                at = max(t.last_row, t.header_row) + 1
+            return self._insert(at, entry.split("\n"))
+        header = "[" + ".".join(_toml_key(k) for k in table) + "]"
+        return self._insert_table([header, *entry.split("\n")])
+
+    def delete(self, path: TomlPath) -> str:
+        """The text without the key at ``path`` (its lines removed); unchanged if absent."""
+        self._check_editable(path)
+        span = self.keys.get(path)
+        if span is None:
+            return self.text
+        (er, ec) = span.end
+        rest = self.lines[er][ec:].strip()
+        if rest and not rest.startswith("#"):  # another statement shares the line
+            raise NotEditable(".".join(str(p) for p in path))
+        return self._join(self.lines[:span.row] + self.lines[er + 1:])
+
+    def append_array_table(self, name: str, fields: Sequence[tuple[str, Any]]) -> str:
+        """The text with a new ``[[name]]`` table of ``fields`` at the end."""
+        body = self.text.rstrip("\n")
+        entries = []
+        for key, value in fields:
+            entry = f"{_toml_key(key)} = "
+            entries.append(entry + toml_value(value, column=len(entry)))
+        return (body + ("\n\n" if body else "") + f"[[{_toml_key(name)}]]\n"
+                + "\n".join(entries) + "\n")
+
+    def remove_table(self, path: TomlPath) -> str:
+        """The text without the table at ``path`` (its header and keys; the comments above
+        the next table stay)."""
+        t = self.tables.get(path)
+        if t is None or t.header_row < 0:
+            raise NotEditable(".".join(str(p) for p in path))
+        first, last = t.header_row, max(t.last_row, t.header_row)
+        # Drop one blank line around it as well, so removals do not pile up blank lines.
+        if last + 1 < len(self.lines) and not self.lines[last + 1].strip() and \
+                (first == 0 or not self.lines[first - 1].strip()):
+            last += 1
+        return self._join(self.lines[:first] + self.lines[last + 1:])
+
+    # -- helpers -----------------------------------------------------------------------
+    def _check_editable(self, path: TomlPath) -> None:
+        where = ".".join(str(p) for p in path)
+        # An inline table or array holding the path: rewriting the line would be wrong.
+        for i in range(1, len(path)):
+            if path[:i] in self.keys:
+                raise NotEditable(where)
+        table = path[:-1]
+        if table not in self.tables and any(k[:len(table)] == table for k in self.keys):
+            raise NotEditable(where)  # defined by dotted keys: a new header would clash
+
+    def _first_header_row(self) -> int:
+        rows = [t.header_row for t in self.tables.values() if t.header_row >= 0]
+        return min(rows) if rows else len(self.lines)
+
+    def _before_comments(self, row: int) -> int:
+        while row > 0 and self.lines[row - 1].strip().startswith("#"):
+            row -= 1
+        return row
+
+    def _insert(self, at: int, new: list[str]) -> str:
+        return self._join(self.lines[:at] + new + self.lines[at:])
+
+    def _insert_table(self, block: list[str]) -> str:
+        """Insert a new plain table before the first ``[[array]]`` table (and the comments
+        above it) or at the end: after array tables it would read as part of the rules."""
+        arrays = [t.header_row for t in self.tables.values() if t.array]
+        if arrays:
+            at = self._before_comments(min(arrays))
+            return self._insert(at, [*block, ""])
+        lines = list(self.lines)
+        while lines and not lines[-1].strip():
+            lines.pop()
+        return self._join([*lines, "", *block, ""])
+
+    @staticmethod
+    def _join(lines: list[str]) -> str:
+        return "\n".join(lines)
+
+
+def _get_in(data: Any, path: TomlPath, default: Any = _MISSING) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return default
+    return data
+
+
+def _set_in(data: dict, path: TomlPath, value: Any) -> None:
+    for part in path[:-1]:
+        data = data[part] if isinstance(part, int) else data.setdefault(part, {})
+    data[path[-1]] = value
+
+
+def _del_in(data: dict, path: TomlPath) -> None:
+    parent = _get_in(data, path[:-1], None)
+    if isinstance(parent, dict):
+        parent.pop(path[-1], None)
+
+
+# -- file and store jobs --------------------------------------------------------------------
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) so that a reader (the engine reloading it)
+    sees the old file or the new one, never half of it: written to a temporary file in the
+    same directory, flushed to disk, then renamed over the old one (keeping its mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            tmp.chmod(path.stat().st_mode & 0o7777)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+async def finished_calls(store, limit: int) -> list[CallRecord]:
+    """The latest ``limit`` calls that have ended, newest first (a call still going on has
+    no outcome to compare a replay with)."""
+    summaries = await store.list_calls(limit=limit)
+    return [await store.get_call(s.id) for s in summaries if s.duration_s is not None]
+
+
+@dataclass(frozen=True)
+class DryRunView:
+    """A dry run and, for comparison, what the store recorded for the same calls."""
+
+    report: DryRunReport
+    recorded_warned: int  # calls in which a warning verdict was recorded
+    recorded_cut_off: int  # calls the recorded verdicts cut off
+
+    @property
+    def changed_rows(self):
+        return [r for r in self.report.rows if r.changed]
+
+
+def _dry_run(check: Check, records: Sequence[CallRecord]) -> DryRunView:
+    assert check.compiled is not None
+    report = dry_run(records, check.compiled.ruleset, check.compiled.matcher)
+    warned = sum(1 for rec in records if any(v.kind == "warn" for v in rec.verdicts))
+    cut = sum(1 for r in report.rows if r.actual_cut_reason is not None)
+    return DryRunView(report, warned, cut)
+
+
+# -- Qt pieces ---------------------------------------------------------------------------------
+class _Poster(QObject):
+    """Carries a worker result to the GUI thread (a queued signal: it lives there)."""
+
+    finished = Signal(object, object, object)  # callback, result, error
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finished.connect(self._run)
+
+    @Slot(object, object, object)
+    def _run(self, callback: Callable[[Any, BaseException | None], None], result: Any,
+             error: BaseException | None) -> None:
+        try:
+            callback(result, error)
+        except Exception:
+            log.exception("rules editor callback failed")
+
+
+class _StatusLabel(QLabel):
+    """A message line that takes no room while it has nothing to say."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWordWrap(True)
+        self.hide()
+
+    def setText(self, text: str) -> None:  # Qt override
+        super().setText(text)
+        self.setVisible(bool(text))
+
+    def clear(self) -> None:  # Qt override
+        super().clear()
+        self.hide()
+
+
+class DurationSpinBox(QSpinBox):
+    """A duration in whole **seconds**, shown and typed as the TOML writes it (``"2m"``,
+    ``"1m30s"``, ``"90"``). With ``optional``, 0 shows as "off" (no limit)."""
+
+    def __init__(self, minimum: int, maximum: int, step: int = 1, optional: bool = False,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setRange(0 if optional else minimum, maximum)
+        self.setSingleStep(step)
+        if optional:
+            self.setSpecialValueText(T("rules.off"))
+        # Typing "15m" passes through "1" and "15": commit on Enter or focus-out only.
+        self.setKeyboardTracking(False)
+
+    def textFromValue(self, value: int) -> str:  # Qt override
+        return format_duration(value)
+
+    def valueFromText(self, text: str) -> int:  # Qt override
+        if self.specialValueText() and text.strip() == self.specialValueText():
+            return self.minimum()
+        try:
+            return round(parse_duration(text.strip()))
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int) -> object:
+        stripped = text.strip()
+        if self.specialValueText() and stripped == self.specialValueText():
+            return QValidator.State.Acceptable, text, pos
+        try:
+            seconds = parse_duration(stripped)
+        except ValueError:
+            return QValidator.State.Intermediate, text, pos
+        ok = self.minimum() <= seconds <= self.maximum()
+        return (QValidator.State.Acceptable if ok else QValidator.State.Intermediate), text, pos
+
+
+def _utf16_len(text: str) -> int:
+    """Length in UTF-16 code units, the unit of QTextCursor positions."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _item(text: str, data: Any = None) -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+    if data is not None:
+        item.setData(Qt.ItemDataRole.UserRole, data)
+    return item
+
+
+def _table(columns: Sequence[str]) -> QTableWidget:
+    table = QTableWidget(0, len(columns))
+    table.setHorizontalHeaderLabels(list(columns))
+    table.verticalHeader().setVisible(False)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    table.horizontalHeader().setStretchLastSection(True)
+    return table
+
+
+def highlight_html(result: MatchResult) -> str:
+    """The sentence as HTML with every hit's span marked (overlapping hits merged)."""
+    spans: list[list[int]] = []
+    for start, end in sorted((h.start, h.end) for h in result.hits):
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    text, out, pos = result.text, [], 0
+    for start, end in spans:
+        out.append(html.escape(text[pos:start]))
+        out.append('<span style="background-color:#ffb3b3; font-weight:bold">'
+                   f"{html.escape(text[start:end])}</span>")
+        pos = end
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+_ERROR_BG = QColor("#ffd6d6")
+_WARNING_BG = QColor("#fff1c2")
+
+
+class RulesEditorWindow(QMainWindow):
+    """The admin's rules editor for the file at ``rules_path`` (see the module docstring).
+
+    ``store`` keeps the version history and audit log; ``user`` is the signed-in admin
+    (open it with :func:`open_rules_editor`, which asks for the sign-in); ``bridge``, if
+    given, lets the admin push the saved file to the running engine.
+
+    For tests and scripts: :meth:`set_text`, :meth:`validate_now`, :meth:`test_sentence`,
+    :meth:`run_dry_run`, :meth:`save`, :meth:`push`, :meth:`restore_version`; the signals
+    below fire when each finishes; :attr:`check` is the last check of the current text.
+    """
+
+    validated = Signal(object)  # Check of the current text, after it is shown
+    tested = Signal(object)  # MatchResult, or None when the rules are invalid
+    dry_run_done = Signal(object)  # DryRunView, or None when refused / failed
+    saved = Signal(str)  # version saved
+    save_refused = Signal(str)  # the message shown
+    pushed = Signal(object)  # ReloadResult, or the exception
+    history_loaded = Signal(object)  # list[RulesVersion]
+
+    def __init__(self, store: StoreClient, rules_path: Path, user: str,
+                 bridge: EngineBridge | None = None, parent: QWidget | None = None) -> None:
+        if not user:
+            # Only a signed-in admin edits rules (open_rules_editor asks for the sign-in).
+            raise PermissionError("the rules editor needs a signed-in admin")
+        super().__init__(parent)
+        self.store = store
+        self.rules_path = Path(rules_path)
+        self.user = user
+        self.bridge = bridge
+        self.check: Check | None = None  # the last check of the *current* text
+        self.last_test: MatchResult | None = None
+        self.last_dry_run: DryRunView | None = None
+        self.last_push: ReloadResult | None = None
+        self.history: list[RulesVersion] = []
+        self._data: dict | None = None  # the form's model: the TOML as last parsed
+        self._filling = False  # the form is being filled from the text: do not patch back
+        self._checking = False
+        self._recheck = False
+        self._alive = True
+        self._checker = RulesChecker(str(self.rules_path), self.rules_path.parent)
+        # One worker thread: checks, tests and dry runs queue behind each other, so at most
+        # one Kiwi-heavy job runs and the shared analyser is never used concurrently by us.
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rules-editor")
+        self._poster = _Poster()
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.validate_now)
+
+        try:
+            text = self.rules_path.read_text(encoding="utf-8")  # small local file
+        except FileNotFoundError:
+            text = NEW_RULES
+        self._saved_text = text if self.rules_path.exists() else None
+
+        self._build()
+        self.raw.setPlainText(text)
+        self.raw.document().setModified(False)
+        self.raw.textChanged.connect(self._text_changed)
+        self._update_title()
+        if bridge is not None:
+            bridge.event.connect(self._engine_event)
+            rules = bridge.engine.rules
+            self._show_engine_version(rules.version if rules is not None else None)
+        self.validate_now()
+        self.load_history()
+
+    # == building the window ==================================================================
+    def _build(self) -> None:
+        self.resize(1150, 800)
+        self.tabs = QTabWidget()
+        self._tab_index: dict[str, int] = {}
+        self._form_pages: list[QWidget] = []
+        for key, widget in (("settings", self._build_settings()), ("rules", self._build_rules()),
+                            ("toml", self._build_raw()), ("test", self._build_test()),
+                            ("dryrun", self._build_dry_run()),
+                            ("history", self._build_history())):
+            self._tab_index[key] = self.tabs.addTab(widget, T(f"rules.tab.{key}"))
+
+        self.problems = QListWidget()
+        self.problems.setWordWrap(True)
+        self.problems.itemActivated.connect(self._jump_to_problem)
+        self.problems.itemClicked.connect(self._jump_to_problem)
+        self.check_status = QLabel(T("rules.check.running"))
+        check_box = QGroupBox(T("rules.check.title"))
+        check_layout = QVBoxLayout(check_box)
+        check_layout.addWidget(self.check_status)
+        check_layout.addWidget(self.problems)
+        self.problems.setMinimumHeight(110)  # a few messages and the summary line
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.tabs)
+        splitter.addWidget(check_box)
+        splitter.setStretchFactor(0, 4)
+        splitter.setStretchFactor(1, 1)
+
+        self.note_edit = QLineEdit()
+        self.note_edit.setPlaceholderText(T("rules.note"))
+        self.save_button = QPushButton(T("rules.save"))
+        self.save_button.clicked.connect(lambda: self.save())
+        self.push_button = QPushButton(T("rules.push"))
+        self.push_button.clicked.connect(self.push)
+        self.push_button.setEnabled(self.bridge is not None)
+        self.save_status = _StatusLabel()
+        self.push_status = _StatusLabel()
+        self.engine_label = QLabel(T("rules.no_engine"))
+        bar = QHBoxLayout()
+        bar.addWidget(self.note_edit, 2)
+        bar.addWidget(self.save_button)
+        bar.addWidget(self.push_button)
+        bar.addWidget(self.engine_label, 1)
+        statuses = QVBoxLayout()
+        statuses.addWidget(self.save_status)
+        statuses.addWidget(self.push_status)
+
+        self.form_banner = QLabel(T("rules.form.unavailable"))
+        self.form_banner.setWordWrap(True)
+        self.form_banner.setStyleSheet("color: #b00020")
+        self.form_banner.hide()
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addLayout(bar)
+        layout.addLayout(statuses)
+        layout.addWidget(self.form_banner)
+        layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+
+    def _scroll(self, inner: QWidget) -> QScrollArea:
+        area = QScrollArea()
+        area.setWidgetResizable(True)
+        area.setWidget(inner)
+        return area
+
+    def _build_settings(self) -> QWidget:
+        page = QWidget()
+        self._form_pages.append(page)
+        layout = QVBoxLayout(page)
+
+        general = QGroupBox(T("rules.general"))
+        g = QFormLayout(general)
+        self.name_edit = QLineEdit()
+        self.name_edit.textChanged.connect(lambda v: self._form_set(("name",), v))
+        g.addRow(T("rules.name"), self.name_edit)
+        layout.addWidget(general)
+
+        esc = QGroupBox(T("rules.escalation"))
+        e = QFormLayout(esc)
+        self.esc: dict[str, QSpinBox] = {
+            "window": DurationSpinBox(1, 24 * 3600, step=10),
+            "cooldown": DurationSpinBox(0, 3600),
+        }
+        for key in ("notice_at", "warn_at", "warnings", "final_at"):
+            spin = QSpinBox()
+            spin.setRange(1, 1000)
+            self.esc[key] = spin
+        for key, spin in self.esc.items():
+            duration = isinstance(spin, DurationSpinBox)
+            spin.valueChanged.connect(
+                lambda v, k=key, d=duration: self._form_set(("escalation", k), v, duration=d))
+            e.addRow(T(f"rules.esc.{key}"), spin)
+        layout.addWidget(esc)
+
+        dur = QGroupBox(T("rules.duration"))
+        d = QGridLayout(dur)
+        self.limits: dict[tuple[str, str], DurationSpinBox] = {}
+        d.addWidget(QLabel(T("rules.dur.notice_at")), 0, 1)
+        d.addWidget(QLabel(T("rules.dur.final_at")), 0, 2)
+        for row, direction in enumerate(("inbound", "outbound"), start=1):
+            d.addWidget(QLabel(T(f"rules.dur.{direction}")), row, 0)
+            for col, key in enumerate(("notice_at", "final_at"), start=1):
+                spin = DurationSpinBox(1, 24 * 3600, step=60, optional=True)
+                spin.valueChanged.connect(
+                    lambda v, p=("duration", direction, key): self._form_set(
+                        p, v, duration=True, delete_if=0))
+                self.limits[(direction, key)] = spin
+                d.addWidget(spin, row, col)
+        layout.addWidget(dur)
+
+        prompts = QGroupBox(T("rules.prompts"))
+        p = QGridLayout(prompts)
+        p.addWidget(QLabel(T("rules.prompt.file")), 0, 1)
+        p.addWidget(QLabel(T("rules.prompt.text")), 0, 2)
+        self.prompt_file: dict[str, QLineEdit] = {}
+        self.prompt_text: dict[str, QLineEdit] = {}
+        for row, key in enumerate(PROMPT_KEYS, start=1):
+            p.addWidget(QLabel(T(f"rules.prompt.{key}")), row, 0)
+            for col, (fld, store) in enumerate((("file", self.prompt_file),
+                                                ("text", self.prompt_text)), start=1):
+                edit = QLineEdit()
+                edit.textChanged.connect(
+                    lambda v, path=("prompts", key, fld): self._form_set(path, v, delete_if=""))
+                store[key] = edit
+                p.addWidget(edit, row, col)
+        p.setColumnStretch(2, 3)
+        p.setColumnStretch(1, 1)
+        layout.addWidget(prompts)
+        layout.addStretch(1)
+        return self._scroll(page)
+
+    def _build_rules(self) -> QWidget:
+        page = QWidget()
+        self._form_pages.append(page)
+        layout = QHBoxLayout(page)
+        left = QVBoxLayout()
+        self.rule_list = QListWidget()
+        self.rule_list.currentRowChanged.connect(self._fill_rule_detail)
+        self.add_rule_button = QPushButton(T("rules.rule.add"))
+        self.add_rule_button.clicked.connect(self.add_rule)
+        self.remove_rule_button = QPushButton(T("rules.rule.remove"))
+        self.remove_rule_button.clicked.connect(self.remove_rule)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_rule_button)
+        buttons.addWidget(self.remove_rule_button)
+        left.addWidget(self.rule_list, 1)
+        left.addLayout(buttons)
+        layout.addLayout(left, 1)
+
+        self.rule_detail = QWidget()
+        f = QFormLayout(self.rule_detail)
+        self.rule_id = QLineEdit()
+        self.rule_id.textChanged.connect(lambda v: self._rule_set("id", v))
+        self.rule_category = QComboBox()
+        for c in Category:
+            self.rule_category.addItem(f"{c.value} ({c.label_ko})", c.value)
+        self.rule_category.currentIndexChanged.connect(
+            lambda i: i >= 0 and self._rule_set("category", self.rule_category.itemData(i)))
+        self.rule_severity = QSpinBox()
+        self.rule_severity.setRange(1, 10)
+        self.rule_severity.valueChanged.connect(lambda v: self._rule_set("severity", v))
+        self.rule_mode = QComboBox()
+        for m in MatchMode:
+            self.rule_mode.addItem(m.value, m.value)
+        self.rule_mode.currentIndexChanged.connect(
+            lambda i: i >= 0 and self._rule_set("mode", self.rule_mode.itemData(i)))
+        self.rule_enabled = QCheckBox(T("rules.rule.enabled"))
+        self.rule_enabled.toggled.connect(lambda v: self._rule_set("enabled", v))
+        self.rule_terms = QPlainTextEdit()
+        self.rule_terms.textChanged.connect(lambda: self._rule_set("terms", self._typed_terms()))
+        f.addRow(T("rules.rule.id"), self.rule_id)
+        f.addRow(T("rules.rule.category"), self.rule_category)
+        f.addRow(T("rules.rule.severity"), self.rule_severity)
+        f.addRow(T("rules.rule.mode"), self.rule_mode)
+        f.addRow("", self.rule_enabled)
+        f.addRow(T("rules.rule.terms"), self.rule_terms)
+        more = QLabel(T("rules.rule.more"))
+        more.setWordWrap(True)
+        f.addRow("", more)
+        layout.addWidget(self.rule_detail, 2)
+        return page
+
+    def _build_raw(self) -> QWidget:
+        self.raw = QPlainTextEdit()
+        self.raw.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        font = QFont("monospace")
+        font.setStyleHint(QFont.StyleHint.Monospace)
+        self.raw.setFont(font)
+        return self.raw
+
+    def _build_test(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        row = QHBoxLayout()
+        self.test_input = QLineEdit()
+        self.test_input.setPlaceholderText(T("rules.test.placeholder"))
+        self.test_input.returnPressed.connect(lambda: self.test_sentence())
+        self.test_button = QPushButton(T("rules.test.run"))
+        self.test_button.clicked.connect(lambda: self.test_sentence())
+        row.addWidget(self.test_input, 1)
+        row.addWidget(self.test_button)
+        self.test_view = QTextBrowser()
+        self.test_view.setMaximumHeight(110)
+        self.test_summary = QLabel()
+        self.test_table = _table([T("rules.col.rule"), T("rules.col.category"),
+                                  T("rules.col.severity"), T("rules.col.matched"),
+                                  T("rules.col.span"), T("rules.col.term")])
+        self.test_suppressed = _StatusLabel()
+        layout.addLayout(row)
+        layout.addWidget(self.test_view)
+        layout.addWidget(self.test_summary)
+        layout.addWidget(self.test_table, 1)
+        layout.addWidget(self.test_suppressed)
+        return page
+
+    def _build_dry_run(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        row = QHBoxLayout()
+        self.dry_limit = QSpinBox()
+        self.dry_limit.setRange(1, 10000)
+        self.dry_limit.setValue(DEFAULT_DRY_RUN_CALLS)
+        self.dry_button = QPushButton(T("rules.dry.run"))
+        self.dry_button.clicked.connect(lambda: self.run_dry_run())
+        row.addWidget(QLabel(T("rules.dry.limit")))
+        row.addWidget(self.dry_limit)
+        row.addWidget(self.dry_button)
+        row.addStretch(1)
+        self.dry_summary = QLabel()
+        self.dry_summary.setWordWrap(True)
+        self.dry_table = _table([T("rules.col.call"), T("rules.col.direction"),
+                                 T("rules.col.recorded"), T("rules.col.replay"),
+                                 T("rules.col.hits"), T("rules.col.rules")])
+        layout.addLayout(row)
+        layout.addWidget(self.dry_summary)
+        layout.addWidget(self.dry_table, 1)
+        return page
+
+    def _build_history(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        self.history_table = _table([T("rules.col.version"), T("rules.col.who"),
+                                     T("rules.col.when"), T("rules.col.note")])
+        self.history_table.itemDoubleClicked.connect(lambda _item: self._view_selected())
+        self.view_button = QPushButton(T("rules.history.view"))
+        self.view_button.clicked.connect(self._view_selected)
+        self.restore_button = QPushButton(T("rules.history.restore"))
+        self.restore_button.clicked.connect(self._restore_selected)
+        self.history_status = _StatusLabel()
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.view_button)
+        buttons.addWidget(self.restore_button)
+        buttons.addStretch(1)
+        layout.addWidget(self.history_table, 1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.history_status)
+        return page
+
+    # == plumbing =============================================================================
+    def _run(self, job: Callable[[], Any], done: Callable[[Any, BaseException | None], None]
+             ) -> None:
+        """Run ``job`` on the worker thread; ``done(result, error)`` on the GUI thread."""
+        poster = self._poster
+
+        def finished(fut: concurrent.futures.Future[Any]) -> None:
+            if fut.cancelled():
+                return
+            err = fut.exception()
+            with contextlib.suppress(RuntimeError):  # the window (and its poster) is gone
+                poster.finished.emit(self._guard(done), None if err else fut.result(), err)
+
+        with contextlib.suppress(RuntimeError):  # the pool was shut down: window closing
+            self._pool.submit(job).add_done_callback(finished)
+
+    def _guard(self, fn: Callable[[Any, BaseException | None], None]
+               ) -> Callable[[Any, BaseException | None], None]:
+        """``fn`` unless the window has been closed by the time the answer arrives."""
+        def run(result: Any, error: BaseException | None) -> None:
+            if self._alive:
+                fn(result, error)
+        return run
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # Qt override
+        self._alive = False
+        self._debounce.stop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        super().closeEvent(event)
+
+    def show_tab(self, name: str) -> None:
+        """Show one tab: settings, rules, toml, test, dryrun or history."""
+        self.tabs.setCurrentIndex(self._tab_index[name])
+
+    def text(self) -> str:
+        """The editor's rules text (what Save writes)."""
+        return self.raw.toPlainText()
+
+    def set_text(self, text: str) -> None:
+        """Replace the whole text (one undo step); it is checked after the debounce."""
+        self._replace_text(text)
+
+    @property
+    def is_valid(self) -> bool:
+        """Whether the current text has been checked and has no errors."""
+        return self.check is not None and self.check.ok and self.check.text == self.text()
+
+    @property
+    def dirty(self) -> bool:
+        return self.text() != self._saved_text
+
+    def validation_lines(self) -> list[str]:
+        """The shown check report (as ``callguard rules check`` prints it)."""
+        return [self.problems.item(i).text() for i in range(self.problems.count())]
+
+    def _update_title(self) -> None:
+        self.setWindowTitle(("* " if self.dirty else "") + T("rules.title",
+                                                              file=str(self.rules_path)))
+
+    def _replace_text(self, new: str) -> None:
+        """Make the raw editor hold ``new``, replacing only the part that differs (keeps
+        the cursor, scroll position and undo history of the rest)."""
+        old = self.text()
+        if new == old:
+            return
+        limit = min(len(old), len(new))
+        prefix = 0
+        while prefix < limit and old[prefix] == new[prefix]:
+            prefix += 1
+        suffix = 0
+        while suffix < limit - prefix and old[-1 - suffix] == new[-1 - suffix]:
+            suffix += 1
+        cursor = QTextCursor(self.raw.document())
+        cursor.beginEditBlock()
+        cursor.setPosition(_utf16_len(old[:prefix]))
+        cursor.setPosition(_utf16_len(old[:len(old) - suffix]), QTextCursor.MoveMode.KeepAnchor)
+        cursor.insertText(new[prefix:len(new) - suffix])
+        cursor.endEditBlock()
+
+    # == validation ===========================================================================
+    def _text_changed(self) -> None:
+        self.check_status.setText(T("rules.check.running"))
+        self._update_title()
+        self._debounce.start()
+
+    def validate_now(self) -> None:
+        """Check the current text now (instead of after the debounce)."""
+        self._debounce.stop()
+        if self._checking:
+            self._recheck = True  # one more check when this one is back
+            return
+        self._checking = True
+        self.check_status.setText(T("rules.check.running"))
+        text = self.text()
+        self._run(lambda: self._checker.check(text), self._checked)
+
+    def _checked(self, check: Check | None, error: BaseException | None) -> None:
+        self._checking = False
+        if self._recheck:
+            self._recheck = False
+            self.validate_now()
+            return
+        if error is not None or check is None:
+            log.error("rules check failed: %s", error)
+            self.check_status.setText(T("rules.check.crashed", error=error))
+            return
+        if check.text != self.text():
+            return  # stale: the text changed, its own check is on the way
+        self._apply_check(check)
+
+    def _apply_check(self, check: Check) -> None:
+        self.check = check
+        errors = check.errors
+        self.check_status.setText(T("rules.check.ok") if check.ok
+                                  else T("rules.check.errors", n=len(errors)))
+        self.check_status.setStyleSheet("" if check.ok else "color: #b00020; font-weight: bold")
+        self.problems.clear()
+        for line, problem in zip(check.lines, [*check.problems, None], strict=True):
+            item = QListWidgetItem(line)
+            if problem is not None:
+                item.setData(Qt.ItemDataRole.UserRole, problem.line)
+                error = problem.severity is Severity.ERROR
+                item.setForeground(QColor("#b00020") if error else QColor("#8a6d00"))
+            else:
+                font = item.font()
+                font.setBold(True)
+                item.setFont(font)
+            self.problems.addItem(item)
+        self._mark_lines(check.problems)
+        # A copy: form edits change the model in place, and the checker's cached Check must
+        # keep the data of its own text (an undo back to that text reuses it).
+        self._data = copy.deepcopy(check.data)
+        self._set_form_enabled(check.data is not None)
+        if check.data is not None:
+            self._fill_form(check.data)
+        self.validated.emit(check)
+
+    def _mark_lines(self, problems: Sequence[Problem]) -> None:
+        """Colour the offending lines in the raw editor (errors red, warnings yellow)."""
+        marks: dict[int, bool] = {}  # line -> is an error
+        for p in problems:
+            if p.line > 0:
+                marks[p.line] = marks.get(p.line, False) or p.severity is Severity.ERROR
+        selections = []
+        doc = self.raw.document()
+        for line, error in sorted(marks.items()):
+            block = doc.findBlockByNumber(line - 1)
+            if not block.isValid():
+                continue
+            sel = QTextEdit.ExtraSelection()
+            sel.format.setBackground(_ERROR_BG if error else _WARNING_BG)
+            sel.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
+            sel.cursor = QTextCursor(block)
+            selections.append(sel)
+        self.raw.setExtraSelections(selections)
+
+    def marked_lines(self) -> list[int]:
+        """1-based lines currently marked in the raw editor."""
+        return [s.cursor.blockNumber() + 1 for s in self.raw.extraSelections()]
+
+    def show_problem(self, row: int = 0) -> None:
+        """Select problem ``row`` of the check report and show its line in the raw TOML
+        (what clicking it does)."""
+        item = self.problems.item(row)
+        if item is not None:
+            self.problems.setCurrentItem(item)
+            self._jump_to_problem(item)
+
+    def _jump_to_problem(self, item: QListWidgetItem) -> None:
+        line = item.data(Qt.ItemDataRole.UserRole)
+        if not line:
+            return
+        self.show_tab("toml")
+        block = self.raw.document().findBlockByNumber(int(line) - 1)
+        if block.isValid():
+            self.raw.setTextCursor(QTextCursor(block))
+            self.raw.centerCursor()
+            self.raw.setFocus()
+
+    # == the form =============================================================================
+    def _set_form_enabled(self, enabled: bool) -> None:
+        self.form_banner.setVisible(not enabled)
+        for page in self._form_pages:
+            page.setEnabled(enabled)
+
+    def _fill_form(self, data: dict) -> None:
+        """Show ``data`` (parsed TOML) in the form, touching only widgets whose value
+        differs (the one being typed in already holds its value)."""
+        self._filling = True
+        try:
+            name = data.get("name", "")
+            self._set_line(self.name_edit, name if isinstance(name, str) else "")
+            esc = data.get("escalation", {})
+            esc = esc if isinstance(esc, dict) else {}
+            defaults = EscalationPolicy()
+            for key, spin in self.esc.items():
+                value = self._number(esc.get(key, getattr(defaults, key)),
+                                     duration=isinstance(spin, DurationSpinBox))
+                self._set_spin(spin, value if value is not None else getattr(defaults, key))
+            for (direction, key), spin in self.limits.items():
+                value = self._number(_get_in(data, ("duration", direction, key), None),
+                                     duration=True)
+                self._set_spin(spin, value or 0)
+            for key in PROMPT_KEYS:
+                for fld, edits in (("file", self.prompt_file), ("text", self.prompt_text)):
+                    value = _get_in(data, ("prompts", key, fld), "")
+                    self._set_line(edits[key], value if isinstance(value, str) else "")
+            self._fill_rule_list()
+        finally:
+            self._filling = False
+
+    @staticmethod
+    def _number(raw: Any, duration: bool) -> int | None:
+        if raw is None:
+            return None
+        try:
+            value = parse_duration(raw) if duration else raw
+            return round(value) if isinstance(value, int | float) and \
+                not isinstance(value, bool) else None
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _set_line(edit: QLineEdit, value: str) -> None:
+        if edit.text() != value:
+            edit.setText(value)
+
+    @staticmethod
+    def _set_spin(spin: QSpinBox, value: int) -> None:
+        if spin.value() != value:
+            spin.setValue(value)
+
+    def _rules_data(self) -> list | None:
+        rules = _get_in(self._data, ("rule",), [])
+        return rules if isinstance(rules, list) else None
+
+    def _rule_label(self, index: int, rule: Any) -> str:
+        if not isinstance(rule, dict):
+            return f"#{index + 1}"
+        rid = rule.get("id") if isinstance(rule.get("id"), str) and rule.get("id") \
+            else f"#{index + 1}"
+        return T("rules.rule.off", id=rid) if rule.get("enabled") is False else rid
+
+    def _fill_rule_list(self) -> None:
+        rules = self._rules_data() or []
+        bad = {p.rule_id for p in (self.check.errors if self.check else []) if p.rule_id}
+        labels = [self._rule_label(i, r) for i, r in enumerate(rules)]
+        current = self.rule_list.currentRow()
+        was_filling, self._filling = self._filling, True
+        try:
+            if [self.rule_list.item(i).text() for i in range(self.rule_list.count())] != labels:
+                self.rule_list.clear()
+                self.rule_list.addItems(labels)
+            for i, rule in enumerate(rules):
+                rid = rule.get("id") if isinstance(rule, dict) else None
+                error = rid in bad or f"#{i + 1}" in bad
+                self.rule_list.item(i).setForeground(QColor("#b00020") if error else
+                                                     self.palette().text().color())
+            if rules:
+                row = min(max(current, 0), len(rules) - 1)
+                if self.rule_list.currentRow() != row:
+                    self.rule_list.setCurrentRow(row)
+            self._fill_rule_detail(self.rule_list.currentRow())
+        finally:
+            self._filling = was_filling
+
+    def _fill_rule_detail(self, row: int) -> None:
+        rules = self._rules_data() or []
+        rule = rules[row] if 0 <= row < len(rules) and isinstance(rules[row], dict) else None
+        self.rule_detail.setEnabled(rule is not None and self._data is not None)
+        self.remove_rule_button.setEnabled(rule is not None)
+        if rule is None:
+            return
+        was_filling, self._filling = self._filling, True
+        try:
+            rid = rule.get("id", "")
+            self._set_line(self.rule_id, rid if isinstance(rid, str) else "")
+            index = self.rule_category.findData(rule.get("category"))
+            if self.rule_category.currentIndex() != index:
+                self.rule_category.setCurrentIndex(index)  # -1 (blank) for a bad category
+            severity = rule.get("severity", 1)
+            self._set_spin(self.rule_severity, severity if isinstance(severity, int) else 1)
+            mode = self.rule_mode.findData(rule.get("mode", MatchMode.NOSPACE.value))
+            if self.rule_mode.currentIndex() != mode:
+                self.rule_mode.setCurrentIndex(mode)
+            self.rule_enabled.setChecked(rule.get("enabled", True) is not False)
+            terms = rule.get("terms", [])
+            terms = [t for t in terms if isinstance(t, str)] if isinstance(terms, list) else []
+            if self._typed_terms() != terms:
+                self.rule_terms.setPlainText("\n".join(terms))
+        finally:
+            self._filling = was_filling
+
+    def _typed_terms(self) -> list[str]:
+        return [line.strip() for line in self.rule_terms.toPlainText().split("\n")
+                if line.strip()]
+
+    def _rule_set(self, key: str, value: Any) -> None:
+        row = self.rule_list.currentRow()
+        if self._filling or row < 0:
+            return
+        if key == "enabled":
+            # Enabled is the default: ticking it removes `enabled = false` from the file.
+            self._form_set(("rule", row, key), value, delete_if=True)
+        else:
+            self._form_set(("rule", row, key), value)
+        rules = self._rules_data() or []
+        if key in ("id", "enabled") and row < len(rules) and self.rule_list.item(row):
+            self.rule_list.item(row).setText(self._rule_label(row, rules[row]))
+
+    def _form_set(self, path: TomlPath, value: Any, *, duration: bool = False,
+                  delete_if: Any = _MISSING) -> None:
+        """A form widget changed: rewrite that one value in the TOML.
+
+        ``duration`` values are seconds in the widget, written as ``"2m"``-style strings
+        (or as a number if the file wrote a number there). ``delete_if``: the widget value
+        that means "not set" (the key is removed).
+        """
+        if self._filling or self._data is None:
+            return
+        current = _get_in(self._data, path)
+        outline = TomlOutline(self.text())
+        try:
+            if delete_if is not _MISSING and value == delete_if:
+                if current is _MISSING:
+                    return
+                new = outline.delete(path)
+                _del_in(self._data, path)
+            else:
+                if duration:
+                    if current is not _MISSING and self._number(current, True) == value:
+                        return
+                    written: Any = value if isinstance(current, int | float) and \
+                        not isinstance(current, bool) else format_duration(value)
+                else:
+                    if type(current) is type(value) and current == value:
+                        return
+                    written = value
+                new = outline.set_value(path, written)
+                _set_in(self._data, path, written)
+        except NotEditable as exc:
+            self.save_status.setText(T("rules.form.not_editable", key=str(exc)))
+            return
+        self._replace_text(new)
+
+    def add_rule(self) -> None:
+        """Append a new ``[[rule]]`` (no terms yet: the check asks for them) and select it."""
+        rules = self._rules_data()
+        if self._data is None or rules is None:
+            return
+        ids = {r.get("id") for r in rules if isinstance(r, dict)}
+        new_id, n = "new.rule", 1
+        while new_id in ids:
+            n += 1
+            new_id = f"new.rule{n}"
+        fields = [("id", new_id), ("category", Category.PROFANITY.value), ("severity", 1),
+                  ("terms", [])]
+        new = TomlOutline(self.text()).append_array_table("rule", fields)
+        self._data.setdefault("rule", []).append(dict(fields))
+        self._replace_text(new)
+        self._filling = True
+        try:
+            self._fill_rule_list()
+            self.rule_list.setCurrentRow(self.rule_list.count() - 1)
+        finally:
+            self._filling = False
+        self.rule_id.setFocus()
+
+    def remove_rule(self) -> None:
+        """Remove the selected ``[[rule]]`` from the text."""
+        rules = self._rules_data()
+        row = self.rule_list.currentRow()
+        if self._data is None or rules is None or not 0 <= row < len(rules):
+            return
+        try:
+            new = TomlOutline(self.text()).remove_table(("rule", row))
+        except NotEditable as exc:
+            self.save_status.setText(T("rules.form.not_editable", key=str(exc)))
+            return
+        rules.pop(row)
+        self._replace_text(new)
+        self._filling = True
+        try:
+            self._fill_rule_list()
+        finally:
+            self._filling = False
+
+    # == test a sentence ======================================================================
+    def test_sentence(self, sentence: str | None = None) -> None:
+        """Match ``sentence`` (default: the test field) under the edited rules; the hits are
+        shown and :attr:`tested` fires."""
+        if sentence is not None:
+            self.test_input.setText(sentence)
+        sentence = self.test_input.text()
+        text = self.text()
+        self.test_summary.setText(T("rules.test.running"))
+
+        def job() -> tuple[Check, MatchResult | None]:
+            check = self._checker.check(text)
+            return check, check.compiled.matcher.match(sentence) if check.compiled else None
+
+        self._run(job, self._tested)
+
+    def _tested(self, outcome: tuple[Check, MatchResult | None] | None,
+                error: BaseException | None) -> None:
+        self.test_table.setRowCount(0)
+        self.test_suppressed.clear()
+        result = outcome[1] if outcome else None
+        self.last_test = result
+        if error is not None:
+            self.test_summary.setText(T("rules.check.crashed", error=error))
+        elif result is None:
+            self.test_summary.setText(T("rules.test.invalid"))
+            self.test_view.clear()
+        else:
+            self.test_view.setHtml(highlight_html(result))
+            self.test_summary.setText(T("rules.test.hits", n=len(result.hits)) if result.hits
+                                      else T("rules.test.no_hits"))
+            for h in result.hits:
+                row = self.test_table.rowCount()
+                self.test_table.insertRow(row)
+                for col, value in enumerate((
+                        h.rule_id, f"{h.category.value} ({h.category.label_ko})",
+                        str(h.severity), h.matched, f"[{h.start}:{h.end}]", h.term)):
+                    self.test_table.setItem(row, col, _item(value))
+            self.test_suppressed.setText("\n".join(
+                T("rules.test.suppressed", rule=s.hit.rule_id, matched=s.hit.matched,
+                  exception=s.exception) for s in result.suppressed))
+        self.tested.emit(result)
+
+    # == dry run ==============================================================================
+    def run_dry_run(self, limit: int | None = None) -> None:
+        """Replay the last ``limit`` finished calls (default: the spin box) under the edited
+        rules; the counts and changed calls are shown and :attr:`dry_run_done` fires."""
+        if limit is not None:
+            self.dry_limit.setValue(limit)
+        n = self.dry_limit.value()
+        text = self.text()
+        self.dry_button.setEnabled(False)
+        self.dry_summary.setText(T("rules.dry.running"))
+        self.store.call(lambda s: finished_calls(s, n),
+                        self._guard(lambda records, err: self._dry_records(text, records, err)))
+
+    def _dry_records(self, text: str, records: list[CallRecord] | None,
+                     error: BaseException | None) -> None:
+        if error is not None:
+            self._dry_finished(None, error)
+            return
+
+        def job() -> DryRunView | None:
+            check = self._checker.check(text)
+            return _dry_run(check, records or []) if check.ok else None
+
+        self._run(job, self._dry_finished)
+
+    def _dry_finished(self, view: DryRunView | None, error: BaseException | None) -> None:
+        self.dry_button.setEnabled(True)
+        self.dry_table.setRowCount(0)
+        self.last_dry_run = view
+        if error is not None:
+            log.error("dry run failed: %s", error)
+            self.dry_summary.setText(T("rules.dry.failed", error=error))
+        elif view is None:
+            self.dry_summary.setText(T("rules.dry.invalid"))
+        elif not view.report.calls:
+            self.dry_summary.setText(T("rules.dry.none"))
+        else:
+            r = view.report
+            self.dry_summary.setText(T(
+                "rules.dry.summary", calls=r.calls, version=r.rules_version[:12],
+                warned=r.warned, rec_warned=view.recorded_warned, cut=r.cut_off,
+                rec_cut=view.recorded_cut_off, changed=r.changed))
+            for row in view.changed_rows:
+                i = self.dry_table.rowCount()
+                self.dry_table.insertRow(i)
+                recorded = row.actual_stage + (f" ({row.actual_end_reason})"
+                                               if row.actual_end_reason else "")
+                replay = row.outcome if not row.cut_off else T(
+                    "rules.cut", outcome=row.outcome, reason=row.cut_reason, at=row.cut_at)
+                for col, value in enumerate((str(row.call_id), row.direction, recorded, replay,
+                                             str(row.hits), ", ".join(row.rules))):
+                    self.dry_table.setItem(i, col, _item(value, row.call_id))
+        self.dry_run_done.emit(view)
+
+    # == save, history, push ==================================================================
+    def save(self, note: str | None = None) -> None:
+        """Save the text if it has no errors (else refuse, leaving the file untouched):
+        atomically to :attr:`rules_path`, into the store's version history, audited.
+        :attr:`saved` or :attr:`save_refused` fires."""
+        text = self.text()
+        note = self.note_edit.text().strip() if note is None else note
+        self.save_button.setEnabled(False)
+        self.save_status.setStyleSheet("")
+        self.save_status.setText(T("rules.saving"))
+        # Check exactly the text being saved (a cache hit when validation has caught up).
+        self._run(lambda: self._checker.check(text),
+                  lambda check, err: self._save_checked(text, note, check, err))
+
+    def _save_checked(self, text: str, note: str, check: Check | None,
+                      error: BaseException | None) -> None:
+        if error is not None or check is None or not check.ok:
+            errors = check.errors if check is not None else []
+            first = str(errors[0]) if errors else str(error)
+            self._save_failed(T("rules.save_refused", n=len(errors) or 1, first=first))
+            self.save_refused.emit(self.save_status.text())
+            return
+        path, user = self.rules_path, self.user
+
+        async def job(store) -> str:
+            # The window is only opened after an admin sign-in; check again at the moment
+            # it matters, so a window built some other way cannot write the rules.
+            if (user, "admin") not in await store.users():
+                raise PermissionError(T("rules.not_admin", user=user))
+            await asyncio.to_thread(write_atomic, path, text)
+            version = await store.save_rules(str(path), text, user, note)
+            await store.audit(user, "admin", "rules_saved", f"{path.name} {version[:12]}")
+            return version
+
+        self.store.call(job, self._guard(lambda v, e: self._saved(text, v, e)))
+
+    def _save_failed(self, message: str) -> None:
+        self.save_button.setEnabled(True)
+        self.save_status.setStyleSheet("color: #b00020")
+        self.save_status.setText(message)
+
+    def _saved(self, text: str, version: str | None, error: BaseException | None) -> None:
+        if error is not None or version is None:
+            log.error("saving rules failed: %s", error)
+            self._save_failed(T("rules.save_failed", error=error))
+            self.save_refused.emit(self.save_status.text())
+            return
+        self.save_button.setEnabled(True)
+        self._saved_text = text
+        self._update_title()
+        self.note_edit.clear()
+        self.save_status.setText(T("rules.saved", version=version[:12]))
+        self.load_history()
+        self.saved.emit(version)
+
+    def load_history(self) -> None:
+        """Reload the version history from the store (:attr:`history_loaded` fires)."""
+        self.store.call(lambda s: s.rules_history(), self._guard(self._history_loaded))
+
+    def _history_loaded(self, versions: list[RulesVersion] | None,
+                        error: BaseException | None) -> None:
+        if error is not None:
+            self.history_status.setText(T("rules.history.failed", error=error))
+            return
+        self.history = list(versions or [])
+        self.history_table.setRowCount(0)
+        for v in self.history:
+            row = self.history_table.rowCount()
+            self.history_table.insertRow(row)
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.saved_at))
+            for col, value in enumerate((v.version[:12], v.saved_by, when, v.note)):
+                self.history_table.setItem(row, col, _item(value, v.version))
+        self.history_loaded.emit(self.history)
+
+    def _selected_version(self) -> str | None:
+        row = self.history_table.currentRow()
+        item = self.history_table.item(row, 0) if row >= 0 else None
+        return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def _view_selected(self) -> None:
+        version = self._selected_version()
+        if version:
+            self.view_version(version)
+
+    def _restore_selected(self) -> None:
+        version = self._selected_version()
+        if version:
+            self.restore_version(version)
+
+    def view_version(self, version: str) -> None:
+        """Show a stored version read-only in its own window."""
+        def show(found: tuple[str, str] | None, error: BaseException | None) -> None:
+            if error is not None or found is None:
+                self.history_status.setText(T("rules.history.failed", error=error))
+                return
+            dialog = QDialog(self)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.setWindowTitle(T("rules.history.view_title", version=version[:12]))
+            view = QPlainTextEdit(found[1])
+            view.setReadOnly(True)
+            view.setFont(self.raw.font())
+            QVBoxLayout(dialog).addWidget(view)
+            dialog.resize(800, 600)
+            dialog.show()
+            self.version_view = dialog
+
+        self.store.call(lambda s: s.ruleset(version), self._guard(show))
+
+    def restore_version(self, version: str) -> None:
+        """Put a stored version's text into the editor (not saved until Save)."""
+        def restore(found: tuple[str, str] | None, error: BaseException | None) -> None:
+            if error is not None or found is None:
+                self.history_status.setText(T("rules.history.failed", error=error))
+                return
+            self.set_text(found[1])
+            self.history_status.setText(T("rules.history.restored", version=version[:12]))
+            self.show_tab("toml")
+
+        self.store.call(lambda s: s.ruleset(version), self._guard(restore))
+
+    def push(self) -> None:
+        """Ask the running engine to load the saved file for new calls; it refuses a bad
+        file and keeps the rules in force. :attr:`pushed` fires with the ReloadResult."""
+        if self.bridge is None:
+            return
+        self.push_button.setEnabled(False)
+        self.push_status.setStyleSheet("")
+        note = (" " + T("rules.push_unsaved")) if self.dirty else ""
+        self.push_status.setText(T("rules.pushing") + note)
+        self.bridge.push_rules(self.rules_path, self._guard(self._pushed))
+
+    def _pushed(self, result: ReloadResult | None, error: BaseException | None) -> None:
+        self.push_button.setEnabled(True)
+        unsaved = (" " + T("rules.push_unsaved")) if self.dirty else ""
+        if error is not None or result is None:
+            log.error("pushing rules failed: %s", error)
+            self.push_status.setStyleSheet("color: #b00020")
+            self.push_status.setText(T("rules.push_failed", error=error))
+            self.pushed.emit(error)
+            return
+        self.last_push = result
+        if result.ok:
+            self.push_status.setText(T("rules.pushed", version=result.version[:12]) + unsaved)
+        else:
+            self.push_status.setStyleSheet("color: #b00020")
+            self.push_status.setText("\n".join(
+                [T("rules.push_refused", version=result.version[:12]),
+                 *(str(p) for p in result.problems)]))
+        self._show_engine_version(result.version)
+        self.pushed.emit(result)
+
+    def _engine_event(self, ev: Any) -> None:
+        if getattr(ev, "kind", None) == "rules" and isinstance(ev.data, ReloadResult):
+            self._show_engine_version(ev.data.version)
+
+    def _show_engine_version(self, version: str | None) -> None:
+        self.engine_label.setText(T("rules.engine", version=version[:12]) if version
+                                  else T("rules.no_engine"))
+
+
+def stage_validation_error(editor: RulesEditorWindow, app: QApplication | None = None,
+                           timeout: float = 30.0) -> str:
+    """Put ``editor`` in the "showing a validation error" state, for screenshot scripts.
+
+    Types a misspelt key (``enabeld = false``) under the first ``[[rule]]``'s ``id`` line
+    (at the top of the file if there is no rule), checks at once, waits until the error is
+    shown (processing events, at most ``timeout`` seconds), then shows the Raw TOML tab at
+    the marked line with the message selected. Returns the first error message. It spins
+    the event loop itself: call it from a script, never from a slot.
+    """
+    app = app or QApplication.instance()
+    lines = editor.text().split("\n")
+    row = next((i for i, line in enumerate(lines) if re.match(r"\s*id\s*=", line)), None)
+    doc = editor.raw.document()
+    cursor = QTextCursor(doc)
+    if row is None:
+        cursor.setPosition(0)
+        cursor.insertText("enabeld = false\n")
+    else:
+        cursor.setPosition(doc.findBlockByNumber(row).position() + _utf16_len(lines[row]))
+        cursor.insertText("\nenabeld = false")
+    editor.validate_now()
+    deadline = time.monotonic() + timeout
+    while editor.check is None or editor.check.text != editor.text() or editor.check.ok:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the rules editor did not show the validation error")
+        app.processEvents()
+        time.sleep(0.01)
+    editor.show_tab("toml")
+    first_error = next(i for i, p in enumerate(editor.check.problems)
+                       if p.severity is Severity.ERROR)
+    editor.show_problem(first_error)  # warnings (e.g. missing prompt files) may come first
+    return str(editor.check.problems[first_error])
+
+
+def open_rules_editor(store: StoreClient, rules_path: Path, parent: QWidget | None = None,
+                      bridge: EngineBridge | None = None,
+                      done: Callable[[RulesEditorWindow | None], None] | None = None
+                      ) -> None:
+    """Ask for an admin sign-in, then show the rules editor; ``done(window)``, or
+    ``done(None)`` when the sign-in was cancelled (a counselor never gets the editor)."""
+    def signed_in(user: str | None) -> None:
+        window = None
+        if user:
+            window = RulesEditorWindow(store, rules_path, user, bridge, parent)
+            window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            window.show()
+        if done is not None:
+            done(window)
+
+    request_role(store, "admin", parent, signed_in)
