@@ -36,7 +36,7 @@ from callguard.sim.callaudio import CallAudio
 from callguard.sim.driver import run_call
 from callguard.store import Store
 from callguard.store.records import ActionRecord, CallRecord, UtteranceRecord, VerdictRecord
-from callguard.text.analyzer import kiwi_analyzer
+from callguard.text.analyzer import _kiwi_for, kiwi_analyzer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_RULES = ROOT / "callguard" / "demo" / "demo_rules.toml"
@@ -256,12 +256,12 @@ def test_compiled_text_is_versioned_like_the_saved_file_and_reuses_kiwi():
     assert compiled.ruleset.version == load_rules(DEFAULT_RULES).ruleset.version
     assert compiled.matcher.analyzer is kiwi_analyzer(compiled.ruleset.dictionary)
     # Another edit that leaves [dictionary] alone loads no further Kiwi (~270 MB each).
-    loaded = kiwi_analyzer.cache_info().misses
+    loaded = _kiwi_for.cache_info().misses
     edited = compile_rules(text.replace('"새끼", "새꺄"', '"새끼", "새꺄", "짜증"'),
                            name="edited.toml", base_dir=DEFAULT_RULES.parent)
     assert edited.ruleset.version != compiled.ruleset.version
     assert edited.matcher.analyzer is compiled.matcher.analyzer
-    assert kiwi_analyzer.cache_info().misses == loaded
+    assert _kiwi_for.cache_info().misses == loaded
 
 
 # -- replays of hand-made records: the session's bookkeeping the replay must follow -------

@@ -19,6 +19,7 @@ class SampleQueue:
         self._lock = threading.Lock()
         self.queued = 0  # samples added and not yet taken
         self.taken = 0  # samples taken so far (padding excluded)
+        self.padded = 0  # zeros handed out because too little was queued (underruns)
 
     @property
     def busy(self) -> bool:
@@ -49,4 +50,5 @@ class SampleQueue:
                     self._q[0] = head[k:]
             self.queued -= got
             self.taken += got
+            self.padded += n - got
         return out

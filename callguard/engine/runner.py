@@ -94,7 +94,9 @@ class CallRunner:
         self.device = device
         self.clock = clock
         self.rpos = 0  # caller leg: next sample to read
-        self.wpos = 0  # counselor leg: next sample to write (= samples written to the line)
+        self.wpos = 0  # counselor leg: next sample to write (call timeline)
+        self.written = 0  # samples handed to the line (wpos minus the dropped ones)
+        self.dropped = 0  # microphone samples dropped to make up for sender underruns
         self.connected = False  # the counselor is on (after the pre-call notice)
         self.muted = False  # the counselor's microphone is not sent (prompts still are)
         self.faults = 0
@@ -152,9 +154,16 @@ class CallRunner:
             k = min(n, self.control.player.queued)  # prompt samples in this chunk (its head)
             prompt = self.control.player.take(n)
             out = _mix(mic, prompt)
-            self.call.write(out)
-            if k:  # everything written so far counts as sent by the line: wpos is the count
-                self.control.prompt_mark = self.wpos + k
+            # When this loop ran late, the sender filled silence, and everything written
+            # since goes out that much later. Catch up by dropping microphone audio (never
+            # a prompt sample): the counselor's voice stays on time.
+            owed = getattr(self.call, "underrun_samples", 0) - self.dropped
+            d = min(owed, n) if k == 0 and owed > 0 else 0
+            self.dropped += d
+            self.call.write(out[d:])
+            if k:  # the line counts written samples as it sends them
+                self.control.prompt_mark = self.written + k
+            self.written += n - d
             self.wpos = want
             await self.session.feed("counselor", out)
             if not self.connected and not self.control.player.busy:

@@ -104,6 +104,12 @@ class Call(Protocol):
     def queued_samples(self) -> int:
         """Samples written but not sent yet."""
 
+    @property
+    def underrun_samples(self) -> int:
+        """Silence the sender sent because nothing was queued when a packet was due (the
+        writer was late). Audio written afterwards goes out that much later than planned;
+        the engine drops as much microphone audio to stay on the call timeline."""
+
     def dtmf(self) -> str:
         """DTMF digits received (RFC 4733) since the last call."""
 

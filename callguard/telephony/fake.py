@@ -113,6 +113,10 @@ class FakeCall:
     def queued_samples(self) -> int:
         return self._out.queued
 
+    @property
+    def underrun_samples(self) -> int:
+        return self._out.padded
+
     def dtmf(self) -> str:
         with self._lock:
             d, self._digits = self._digits, ""
@@ -182,10 +186,8 @@ class FakeCall:
         due = int((time.monotonic() - self.media_start) * RATE) // FRAME * FRAME
         with self._lock:
             while self._clock < due:
-                real = self._out.take(min(FRAME, self._out.queued))
-                packet = np.zeros(FRAME, np.int16)
-                packet[: real.size] = real
-                self._sent += real.size
+                packet = self._out.take(FRAME)  # zero-padded (and counted) on underrun
+                self._sent = self._out.taken
                 self._heard.append(packet)
                 self._clock += FRAME
 

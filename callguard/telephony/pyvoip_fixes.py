@@ -459,6 +459,11 @@ class FixedRTPClient(RTP.RTPClient):
     def sent_samples(self) -> int:
         return self._out.taken
 
+    @property
+    def underrun_samples(self) -> int:
+        """Silence the sender filled in because nothing was queued (samples)."""
+        return self._out.padded
+
     def start(self) -> None:
         if self.t0 is not None:
             return  # pyVoIP calls start() from gen_ms on every renegotiation

@@ -105,6 +105,11 @@ class SipCall:
         return rtp.sent_samples if rtp is not None else 0
 
     @property
+    def underrun_samples(self) -> int:
+        rtp = self._c.rtp
+        return rtp.underrun_samples if rtp is not None else 0
+
+    @property
     def queued_samples(self) -> int:
         rtp = self._c.rtp
         return rtp.queued_samples if rtp is not None else 0

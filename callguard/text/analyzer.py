@@ -135,7 +135,13 @@ class KiwiAnalyzer:
             return [self._convert(toks) for toks in self._kiwi.tokenize(list(texts))]
 
 
-@functools.lru_cache(maxsize=4)
-def kiwi_analyzer(dictionary: Dictionary = Dictionary()) -> KiwiAnalyzer:
-    """The shared analyser for ``dictionary`` (built on first use, then reused)."""
+def kiwi_analyzer(dictionary: Dictionary | None = None) -> KiwiAnalyzer:
+    """The shared analyser for ``dictionary`` (default: none added; built on first use, then
+    reused). ``kiwi_analyzer()`` and ``kiwi_analyzer(Dictionary())`` are the same instance."""
+    return _kiwi_for(dictionary if dictionary is not None else Dictionary())
+
+
+# Each Kiwi is ~270 MB: keep the rules in force and one edited dictionary, no more.
+@functools.lru_cache(maxsize=2)
+def _kiwi_for(dictionary: Dictionary) -> KiwiAnalyzer:
     return KiwiAnalyzer(dictionary)
