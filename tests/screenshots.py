@@ -101,10 +101,12 @@ def counselor_and_review(app: QApplication, tmp: Path, out: Path, lang: str) -> 
 
 
 def rules_editor(app: QApplication, tmp: Path, out: Path, lang: str) -> list[Path]:
-    from gui.conftest import GUI_RULES
+    from gui.conftest import GUI_RULES, write_tone_wav
 
     from callguard.gui.rules_editor import RulesEditorWindow, stage_validation_error
 
+    write_tone_wav(tmp / "warning.wav", 500, 1.0)
+    write_tone_wav(tmp / "final.wav", 700, 1.2)
     rules = tmp / "rules.toml"
     rules.write_text(GUI_RULES, encoding="utf-8")
     client = StoreClient(tmp / "calls.db")
@@ -135,8 +137,14 @@ def main(argv: list[str] | None = None) -> int:
             written += counselor_and_review(app, tmp / "a", args.outdir, lang)
             written += rules_editor(app, tmp / "b", args.outdir, lang)
     set_language("ko")
-    print(json.dumps({"screenshots": [str(p) for p in written]}, ensure_ascii=False))
-    return 0
+    print(json.dumps({"screenshots": [str(p) for p in written]}, ensure_ascii=False),
+          flush=True)
+    # Qt's teardown at interpreter exit can destroy objects in the wrong order (a known
+    # PySide6 hazard with objects released from worker threads); the PNGs are written, so
+    # leave without it.
+    app.closeAllWindows()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
