@@ -15,6 +15,13 @@ a click seeks to the utterance), the verdict form (abuse confirmed / wrongful cu
 note) and the append-only trail of past verdicts, the evidence export and, for
 supervisors and admins only, deleting the recording (confirmed, audit-logged).
 
+Above the call list: the notifications, newest first. They are the counselors' entries in
+the audit log written by the rest offered after an abusive call (callguard.gui.rest):
+``supervisor_notified`` and ``rest_started``/``rest_ended``/``rest_skipped`` with their
+duration. They reload with :meth:`ReviewWindow.refresh` and every 30 s; a click on one that
+names a call opens it. A counselor sees only their own. Supervisors and admins get a count of
+unseen entries in the area's title (see :meth:`ReviewWindow.refresh_notifications`).
+
 Every store access goes through :class:`~callguard.gui.bridge.StoreClient` callbacks: the
 GUI thread never waits for the database, the disk or the exporter. Answers that arrive
 for a call or a filter that is no longer current are dropped.
@@ -40,12 +47,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QDate, QDateTime, QModelIndex, QObject, QSize, Qt, QTime, QUrl, Signal
+from PySide6.QtCore import (
+    QDate,
+    QDateTime,
+    QEvent,
+    QModelIndex,
+    QObject,
+    QSize,
+    Qt,
+    QTime,
+    QTimer,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import (
     QAbstractTextDocumentLayout,
     QCloseEvent,
     QColor,
     QPalette,
+    QShowEvent,
     QTextDocument,
 )
 from PySide6.QtWidgets import (
@@ -92,7 +112,14 @@ from callguard.gui.waveform import (
     bucket_for,
     envelope,
 )
-from callguard.store import ActionRecord, CallRecord, CallSummary, ReviewRecord, Store
+from callguard.store import (
+    ActionRecord,
+    AuditRecord,
+    CallRecord,
+    CallSummary,
+    ReviewRecord,
+    Store,
+)
 from callguard.store.records import HitRecord, UtteranceRecord
 
 log = logging.getLogger(__name__)
@@ -191,6 +218,15 @@ T = texts({
         "deletion is written to the audit log. It cannot be undone."),
     "review.delete.done": ("녹음을 삭제했습니다", "Recording deleted"),
     "review.error": ("오류: {error}", "Error: {error}"),
+    "review.note.title": ("알림", "Notifications"),
+    "review.note.unseen": ("알림 (새 알림 {n}건)", "Notifications ({n} new)"),
+    "review.note.empty": ("알림이 없습니다", "No notifications"),
+    "review.note.supervisor_notified": ("관리자에게 알림", "Supervisor notified"),
+    "review.note.rest_started": ("휴식 시작", "Rest started"),
+    "review.note.rest_ended": ("휴식 끝", "Rest ended"),
+    "review.note.rest_skipped": ("휴식 건너뜀", "Rest skipped"),
+    "review.note.call": ("통화 #{id}", "call #{id}"),
+    "review.note.open": ("눌러서 통화 #{id} 열기", "Click to open call #{id}"),
     "evidence.export": ("증거 내보내기…", "Export evidence…"),
     "evidence.dialog": ("증거 패키지 저장", "Save the evidence package"),
     "evidence.filter": ("증거 패키지 (*.zip)", "Evidence package (*.zip)"),
@@ -205,6 +241,10 @@ Done = Callable[[Any, BaseException | None], None]
 HTML_ROLE = Qt.ItemDataRole.UserRole + 1  # transcript item: rich text with hits highlighted
 START_ROLE = Qt.ItemDataRole.UserRole  # transcript item: start_s; table item: call id
 LIST_LIMIT = 500  # calls in the list at once; narrow the filters for older ones
+NOTE_ROLE = Qt.ItemDataRole.UserRole + 2  # notification item: the audit entry's id
+NOTE_KINDS = ("supervisor_notified", "rest_started", "rest_ended", "rest_skipped")
+NOTE_LIMIT = 200  # notifications shown at once, the newest
+NOTE_REFRESH_MS = 30_000  # the notifications reload this often (ms), shown or not
 
 
 # -- pure helpers ------------------------------------------------------------------------------
@@ -277,6 +317,34 @@ def _duration(seconds: float | None) -> str:
         return ""
     m, s = divmod(round(seconds), 60)
     return f"{m}:{s:02d}"
+
+
+def rest_seconds(detail: str) -> float | None:
+    """The seconds in a rest entry's detail (``"600 s"``), ``None`` if it holds none."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*s\s*", detail or "")
+    return float(m.group(1)) if m else None
+
+
+def notifications_from(records: Sequence[AuditRecord], own_only: str | None = None,
+                       limit: int = NOTE_LIMIT) -> list[AuditRecord]:
+    """The notification entries among ``records`` (any order), newest first, at most
+    ``limit``; only ``own_only``'s if given."""
+    keep = [r for r in records
+            if r.kind in NOTE_KINDS and (own_only is None or r.actor == own_only)]
+    keep.sort(key=lambda r: (r.at, r.id), reverse=True)
+    return keep[:limit]
+
+
+def notification_text(r: AuditRecord) -> str:
+    """One line: time · counselor · what (with the rest's length) · call."""
+    what = _label("review.note", r.kind)
+    seconds = rest_seconds(r.detail)
+    if seconds is not None:
+        what += f" {_duration(seconds)}"
+    parts = [_local(r.at, "%Y-%m-%d %H:%M"), r.actor or "-", what]
+    if r.call_id is not None:
+        parts.append(T("review.note.call", id=r.call_id))
+    return " · ".join(parts)
 
 
 def _highlighted(text: str, hits: Sequence[HitRecord]) -> str:
@@ -406,6 +474,9 @@ class ReviewWindow(QWidget):
     supervisors and admins can do all three. ``key_path`` is the site key that signs
     evidence packages (default: ``evidence.key`` beside the store file; created on first
     export). ``playback=False`` skips QtMultimedia altogether.
+
+    The notifications (rests and "notify supervisor") reload every :data:`NOTE_REFRESH_MS`
+    ms by :attr:`notes_timer` and with :meth:`refresh`; a counselor sees only their own.
     """
 
     callsLoaded = Signal(int)  # the list was (re)filled: number of rows
@@ -414,6 +485,7 @@ class ReviewWindow(QWidget):
     reviewSaved = Signal(int)  # a verdict was stored: its review id
     exported = Signal(object)  # an evidence package was written and verified: its Path
     failed = Signal(str)  # a background operation failed: the message shown
+    notificationsLoaded = Signal(int)  # the notifications were reloaded: entries shown
 
     def __init__(self, store: StoreClient, reviewer: str, role: str = "supervisor",
                  parent: QWidget | None = None, *, key_path: Path | None = None,
@@ -431,6 +503,15 @@ class ReviewWindow(QWidget):
         self._pos_s = 0.0
         self._list_gen = 0  # answers for older requests are dropped
         self._detail_gen = 0
+        self._notes_gen = 0
+        self._notes_pending = 0  # loads under way (a timer tick waits for them)
+        self._notes_failing = False  # the last load failed (reported once, not every tick)
+        self._notes: list[AuditRecord] = []  # shown, newest first
+        self._notes_shown: tuple[Any, ...] | None = None  # what the list was built from
+        # The newest entry (at, id) a load put on screen while the window was visible:
+        # it and older ones are seen. Only this window's memory: a new window starts unseen.
+        self._notes_seen: tuple[float, int] | None = None
+        self._unseen = 0
         self._closed = False
         self._wav: Path | None = None
         self._temp_files: set[Path] = set()
@@ -443,6 +524,10 @@ class ReviewWindow(QWidget):
             self.play_button.setEnabled(False)
             self.play_button.setToolTip(T("review.no_playback"))
         self._show_empty()
+        self.notes_timer = QTimer(self)
+        self.notes_timer.setInterval(NOTE_REFRESH_MS)
+        self.notes_timer.timeout.connect(self._notes_tick)
+        self.notes_timer.start()
         self.refresh()
 
     # -- public API ------------------------------------------------------------------------
@@ -524,8 +609,43 @@ class ReviewWindow(QWidget):
         """Store ids of the calls in the list, top to bottom."""
         return [self.table.item(r, 0).data(START_ROLE) for r in range(self.table.rowCount())]
 
+    def notifications(self) -> list[AuditRecord]:
+        """The audit entries in the notifications area, top (newest) to bottom."""
+        return list(self._notes)
+
+    @property
+    def unseen_notifications(self) -> int:
+        """The count in the notifications title (always 0 for a counselor)."""
+        return self._unseen
+
+    def refresh_notifications(self) -> None:
+        """Reload the notifications; :attr:`notificationsLoaded` when they are shown.
+
+        Seen and unseen (supervisors and admins): an entry is unseen if it is newer than
+        the newest entry a previous load showed while the window was visible (not hidden,
+        not minimised). Each load counts the unseen ones into the title and shows them in
+        bold; if the window is visible it then marks everything it shows as seen, so the
+        count lasts until the next load (the next tick, a refresh, showing the window).
+        """
+        self._notes_gen += 1
+        gen = self._notes_gen
+        own = self._own_only()
+        # A counselor's own entries are filtered after the query: look further back.
+        limit = NOTE_LIMIT if own is None else 1000
+
+        async def job(store: Store) -> list[AuditRecord]:
+            records: list[AuditRecord] = []
+            for kind in NOTE_KINDS:
+                records += await store.audit_log(kind=kind, limit=limit)
+            return notifications_from(records, own)
+
+        self._notes_pending += 1
+        self.store.call(job, lambda result, error: self._notes_loaded(gen, result, error))
+
     def refresh(self) -> None:
-        """Reload the call list (and the filter choices) with the current filters."""
+        """Reload the call list (and the filter choices) with the current filters, and the
+        notifications."""
+        self.refresh_notifications()
         self._list_gen += 1
         gen = self._list_gen
         kw = self.filters()
@@ -729,11 +849,27 @@ class ReviewWindow(QWidget):
             QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
 
-        left = QWidget()
-        lv = QVBoxLayout(left)
-        lv.setContentsMargins(0, 0, 0, 0)
-        lv.addLayout(form)
-        lv.addWidget(self.table, 1)
+        calls = QWidget()
+        cv = QVBoxLayout(calls)
+        cv.setContentsMargins(0, 0, 0, 0)
+        cv.addLayout(form)
+        cv.addWidget(self.table, 1)
+
+        # Notifications: a short list above the calls (the splitter lets it grow).
+        self.notes_box = QGroupBox(T("review.note.title"))
+        self.notes_list = QListWidget()
+        self.notes_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.notes_list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.notes_list.setMinimumHeight(60)
+        nv = QVBoxLayout(self.notes_box)
+        nv.setContentsMargins(4, 4, 4, 4)
+        nv.addWidget(self.notes_list)
+        left = QSplitter(Qt.Orientation.Vertical)
+        left.addWidget(self.notes_box)
+        left.addWidget(calls)
+        left.setStretchFactor(0, 0)
+        left.setStretchFactor(1, 1)
+        left.setSizes([150, 650])
 
         # Detail pane.
         self.header_label = QLabel()
@@ -822,6 +958,8 @@ class ReviewWindow(QWidget):
         self.date_to.dateChanged.connect(self._dates_changed)
         self.refresh_button.clicked.connect(self.refresh)
         self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.notes_list.itemClicked.connect(self._note_clicked)
+        self.notes_list.itemActivated.connect(self._note_clicked)
         self.waveform.seekRequested.connect(self.seek)
         # Only the user's clicks seek: following the playhead selects rows without seeking.
         self.transcript.itemClicked.connect(self._transcript_clicked)
@@ -927,6 +1065,79 @@ class ReviewWindow(QWidget):
         call_id = self.table.item(rows[0].row(), 0).data(START_ROLE)
         if self._call is None or self._call.id != call_id:
             self._load_detail(call_id)
+
+    # -- notifications -------------------------------------------------------------------------
+    def _notes_tick(self) -> None:
+        if self._notes_pending == 0:  # a slow store gets no pile of loads
+            self.refresh_notifications()
+
+    def _watching(self) -> bool:
+        """Whether the user can see the window (shown and not minimised)."""
+        return self.isVisible() and not self.isMinimized()
+
+    def _notes_loaded(self, gen: int, result: Any, error: BaseException | None) -> None:
+        self._notes_pending -= 1
+        if self._closed or gen != self._notes_gen:
+            return
+        if error is not None:
+            if not self._notes_failing:  # once, not every 30 s
+                self._fail(error)
+            self._notes_failing = True
+            return
+        self._notes_failing = False
+        notes: list[AuditRecord] = result
+        seen = self._notes_seen
+        unseen = ({n.id for n in notes if seen is None or (n.at, n.id) > seen}
+                  if self.can_review else set())
+        self._notes = notes
+        self._unseen = len(unseen)
+        shown = (tuple(n.id for n in notes), frozenset(unseen), self.can_review)
+        if shown != self._notes_shown:
+            self._fill_notes(notes, unseen)
+            self._notes_shown = shown
+        self.notes_box.setTitle(T("review.note.unseen", n=self._unseen) if self._unseen
+                                else T("review.note.title"))
+        if notes and self._watching():
+            newest = (notes[0].at, notes[0].id)
+            self._notes_seen = newest if seen is None else max(seen, newest)
+        self.notificationsLoaded.emit(len(notes))
+
+    def _fill_notes(self, notes: list[AuditRecord], unseen: set[int]) -> None:
+        """Refill the list keeping its scroll position and the chosen entry."""
+        view = self.notes_list
+        current = view.currentItem()
+        chosen = current.data(NOTE_ROLE) if current is not None else None
+        scroll = view.verticalScrollBar().value()
+        view.blockSignals(True)
+        try:
+            view.clear()
+            if not notes:
+                empty = QListWidgetItem(T("review.note.empty"))
+                empty.setFlags(Qt.ItemFlag.NoItemFlags)
+                view.addItem(empty)
+            for n in notes:
+                item = QListWidgetItem(notification_text(n))
+                item.setData(NOTE_ROLE, n.id)
+                item.setData(START_ROLE, n.call_id)
+                if n.call_id is not None:
+                    item.setToolTip(T("review.note.open", id=n.call_id))
+                if n.id in unseen:
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
+                if n.kind == "supervisor_notified":
+                    item.setForeground(Qt.GlobalColor.darkRed)
+                view.addItem(item)
+                if n.id == chosen:
+                    view.setCurrentItem(item)
+            view.verticalScrollBar().setValue(scroll)
+        finally:
+            view.blockSignals(False)
+
+    def _note_clicked(self, item: QListWidgetItem) -> None:
+        call_id = item.data(START_ROLE)
+        if call_id is not None and item.data(NOTE_ROLE) is not None:
+            self.show_call(int(call_id))
 
     # -- detail ------------------------------------------------------------------------------------
     def _load_detail(self, call_id: int) -> None:
@@ -1098,8 +1309,20 @@ class ReviewWindow(QWidget):
         self._status(message)
         self.failed.emit(message)
 
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not event.spontaneous():  # shown by the program, not restored by the window system
+            self.refresh_notifications()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if (event.type() == QEvent.Type.WindowStateChange and not self._closed
+                and self._watching()):
+            self.refresh_notifications()  # restored from minimised: what is new now
+
     def closeEvent(self, event: QCloseEvent) -> None:
         self._closed = True
+        self.notes_timer.stop()
         self._drop_recording()
         _unlink_all(self._temp_files)
         super().closeEvent(event)

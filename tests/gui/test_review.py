@@ -18,7 +18,7 @@ from callguard.evidence import read_key, verify_package
 from callguard.gui import review as review_mod
 from callguard.gui.bridge import StoreClient
 from callguard.gui.review import ReviewWindow, T, action_marker_kind, mask_number
-from callguard.store import ActionRecord, Store
+from callguard.store import ActionRecord, AuditRecord, Store
 from gui.conftest import abusive_call_audio
 
 RATE = 8000
@@ -389,6 +389,154 @@ def test_the_playback_copy_is_private_and_deleted_on_close(qtbot, built, client_
     second = window._wav
     window.close()
     assert not second.exists()
+
+
+@pytest.fixture
+def noted(tmp_path):
+    """A store with a call each for kim and lee and their rest entries in the audit log
+    (plus entries that are no notifications); returns (db, {name: call id}, now)."""
+    db = tmp_path / "calls.db"
+    now = time.time()
+
+    async def make(store: Store) -> dict[str, int]:
+        kim = await _call(store, counselor="kim", started_at=now - 3600)
+        lee = await _call(store, counselor="lee", started_at=now - 1800,
+                          remote="010-2222-3333")
+        entries = [  # (actor, kind, detail, call id, seconds ago)
+            ("kim", "rest_skipped", "600 s", kim, 3000),
+            ("lee", "supervisor_notified", "600 s", lee, 1700),
+            ("lee", "rest_started", "600 s", lee, 1699),
+            ("kim", "supervisor_notified", "300 s", kim, 1000),
+            ("kim", "rest_started", "300 s", None, 999),  # no call: nothing to open
+            ("lee", "rest_ended", "420 s", lee, 1280),
+        ]
+        for actor, kind, detail, cid, ago in entries:
+            await store.audit(actor, "counselor", kind, detail, cid, at=now - ago)
+        await store.audit("boss", "supervisor", "evidence_exported", "", kim, at=now - 10)
+        await store.audit("boss", "supervisor", "password_set", at=now - 5)
+        return {"kim": kim, "lee": lee}
+
+    return db, read(db, make), now
+
+
+def notes_of(window: ReviewWindow) -> list[tuple[str, str, int | None]]:
+    return [(n.actor, n.kind, n.call_id) for n in window.notifications()]
+
+
+def reload_notes(qtbot, window: ReviewWindow) -> None:
+    with qtbot.waitSignal(window.notificationsLoaded, timeout=10_000):
+        window.refresh_notifications()
+
+
+def test_notifications_show_rests_newest_first_and_a_click_opens_the_call(
+        qtbot, noted, client_for, tmp_path):
+    db, ids, now = noted
+    window = open_window(qtbot, client_for(db), tmp_path, reviewer="boss")
+    qtbot.waitUntil(lambda: len(window.notifications()) == 6, timeout=10_000)
+    assert notes_of(window) == [
+        ("kim", "rest_started", None),
+        ("kim", "supervisor_notified", ids["kim"]),
+        ("lee", "rest_ended", ids["lee"]),
+        ("lee", "rest_started", ids["lee"]),
+        ("lee", "supervisor_notified", ids["lee"]),
+        ("kim", "rest_skipped", ids["kim"]),
+    ]
+    view = window.notes_list
+    texts = [view.item(i).text() for i in range(view.count())]
+    assert T("review.note.supervisor_notified") in texts[1] and "kim" in texts[1]
+    assert "5:00" in texts[1] and T("review.note.call", id=ids["kim"]) in texts[1]
+    assert T("review.note.rest_ended") in texts[2] and "lee" in texts[2] and "7:00" in texts[2]
+    assert T("review.note.rest_skipped") in texts[5] and "10:00" in texts[5]
+    assert all("010" not in t for t in texts)  # no numbers here
+    # A new window has seen nothing yet: all six count, in bold, in the title.
+    assert window.unseen_notifications == 6
+    assert window.notes_box.title() == T("review.note.unseen", n=6)
+    assert view.item(0).font().bold()
+
+    # A click on an entry with a call opens it; one without a call opens nothing.
+    def click(row: int) -> None:
+        rect = view.visualItemRect(view.item(row))
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+    with qtbot.assertNotEmitted(window.callLoaded, wait=300):
+        click(0)
+    assert window.call is None
+    with qtbot.waitSignal(window.callLoaded, timeout=10_000,
+                          check_params_cb=lambda got: got == ids["lee"]):
+        click(2)
+    assert window.call.counselor == "lee"
+    with qtbot.waitSignal(window.callLoaded, timeout=10_000,
+                          check_params_cb=lambda got: got == ids["kim"]):
+        click(1)
+
+    # Shown while visible: seen. The next load has nothing new.
+    reload_notes(qtbot, window)
+    assert window.unseen_notifications == 0
+    assert window.notes_box.title() == T("review.note.title")
+    assert not view.item(0).font().bold()
+
+    # New entries while the window is hidden stay unseen until it is shown again.
+    window.hide()
+    read(db, lambda s: s.audit("lee", "counselor", "supervisor_notified", "600 s",
+                               ids["lee"], at=now))
+    reload_notes(qtbot, window)
+    assert notes_of(window)[0] == ("lee", "supervisor_notified", ids["lee"])
+    assert window.unseen_notifications == 1
+    assert window.notes_box.title() == T("review.note.unseen", n=1)
+    reload_notes(qtbot, window)
+    assert window.unseen_notifications == 1  # still hidden: still unseen
+    with qtbot.waitSignal(window.notificationsLoaded, timeout=10_000):
+        window.show()  # showing reloads: the count is there for the user to see
+    assert window.unseen_notifications == 1 and view.item(0).font().bold()
+    reload_notes(qtbot, window)
+    assert window.unseen_notifications == 0
+
+    # The timer reloads on its own (every 30 s; faster here).
+    assert window.notes_timer.isActive()
+    assert window.notes_timer.interval() == review_mod.NOTE_REFRESH_MS == 30_000
+    read(db, lambda s: s.audit("kim", "counselor", "rest_ended", "12 s", ids["kim"],
+                               at=now + 1))
+    window.notes_timer.setInterval(50)
+    qtbot.waitUntil(lambda: len(window.notifications()) == 8, timeout=10_000)
+    assert notes_of(window)[0] == ("kim", "rest_ended", ids["kim"])
+    assert "0:12" in view.item(0).text()
+    window.close()
+    assert not window.notes_timer.isActive()
+
+
+def test_a_counselor_sees_only_their_own_notifications(qtbot, noted, client_for, tmp_path):
+    db, ids, _now = noted
+    window = open_window(qtbot, client_for(db), tmp_path, reviewer="kim", role="counselor")
+    qtbot.waitUntil(lambda: len(window.notifications()) == 3, timeout=10_000)
+    assert notes_of(window) == [
+        ("kim", "rest_started", None),
+        ("kim", "supervisor_notified", ids["kim"]),
+        ("kim", "rest_skipped", ids["kim"]),
+    ]
+    assert all("lee" not in window.notes_list.item(i).text()
+               for i in range(window.notes_list.count()))
+    assert window.unseen_notifications == 0  # no badge for a counselor
+    assert window.notes_box.title() == T("review.note.title")
+    with qtbot.waitSignal(window.notificationsLoaded, timeout=10_000):
+        window.refresh()  # the refresh button reloads them too
+    view = window.notes_list
+    with qtbot.waitSignal(window.callLoaded, timeout=10_000,
+                          check_params_cb=lambda got: got == ids["kim"]):
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                         pos=view.visualItemRect(view.item(1)).center())
+    window.close()
+
+
+def test_notification_helpers():
+    assert review_mod.rest_seconds("600 s") == 600.0
+    assert review_mod.rest_seconds("12.5 s") == 12.5
+    assert review_mod.rest_seconds("") is None and review_mod.rest_seconds("x") is None
+    rec = AuditRecord(7, time.time(), "kim", "counselor", "rest_ended", 3, "75 s")
+    text = review_mod.notification_text(rec)
+    assert "kim" in text and "1:15" in text and T("review.note.rest_ended") in text
+    other = AuditRecord(8, rec.at + 1, "boss", "supervisor", "password_set", None, "")
+    assert review_mod.notifications_from([rec, other]) == [rec]
+    assert review_mod.notifications_from([rec], own_only="lee") == []
 
 
 def test_numbers_are_masked_and_actions_map_to_marker_kinds():
