@@ -12,7 +12,7 @@ from callguard.rules.dryrun import CallReplay, DryRunReport, dry_run
 from callguard.rules.evaluation import PRESETS, DatasetError, evaluate, read_dataset
 from callguard.rules.loader import load_rules
 from callguard.rules.matcher import Matcher, MatchResult
-from callguard.rules.problems import RulesError
+from callguard.rules.problems import RulesError, check_lines, check_summary
 from callguard.store import Store, StoreError
 from callguard.store.records import CallRecord
 
@@ -89,10 +89,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         result = load_rules(args.file)
     except RulesError as exc:
-        for problem in exc.problems:
-            print(problem)
-        print(f"{len(exc.errors)} error(s): {args.file} is not usable; the engine keeps the "
-              "last good rules")
+        for line in check_lines(str(args.file), exc.problems, None):
+            print(line)
         return 1
     for warning in result.warnings:
         print(warning)
@@ -113,9 +111,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.strict and result.warnings:
         print(f"{len(result.warnings)} warning(s) (--strict)")
         return 1
-    enabled = len(rs.enabled_rules)
-    print(f"OK: {args.file}: {len(rs.rules)} rules ({enabled} enabled), "
-          f"{len(result.warnings)} warning(s), version {rs.version[:12]}")
+    print(check_summary(str(args.file), result.warnings, rs))
     return 0
 
 

@@ -10,7 +10,7 @@ What it does (see :class:`RulesEditorWindow`):
 - **Validation as you type**, 300 ms after the last keystroke, on a worker thread (the
   loader runs Kiwi checks, and a changed ``[dictionary]`` loads another Kiwi: seconds).
   The messages are exactly the lines ``callguard rules check <file>`` prints for the same
-  text (:func:`check_lines`); offending lines are marked in the raw editor.
+  text (:func:`callguard.rules.problems.check_lines`); offending lines are marked in the raw editor.
 - **Test a sentence** under the edited rules: hits with rule, category and the matched span
   highlighted.
 - **Dry run** of the edited rules on the last N stored calls
@@ -90,8 +90,8 @@ from callguard.rules.dryrun import CompiledRules, DryRunReport, compile_rules, d
 from callguard.rules.engine import ReloadResult
 from callguard.rules.loader import parse_duration
 from callguard.rules.matcher import MatchResult
-from callguard.rules.model import PROMPT_KEYS, Category, EscalationPolicy, MatchMode, RuleSet
-from callguard.rules.problems import Problem, RulesError, Severity
+from callguard.rules.model import PROMPT_KEYS, Category, EscalationPolicy, MatchMode
+from callguard.rules.problems import Problem, RulesError, Severity, check_lines
 from callguard.store.records import CallRecord, RulesVersion
 
 log = logging.getLogger(__name__)
@@ -248,25 +248,6 @@ _MISSING: Any = object()
 
 
 # -- the `callguard rules check` report ---------------------------------------------------
-def check_lines(name: str, problems: Sequence[Problem], ruleset: RuleSet | None) -> list[str]:
-    """The lines ``callguard rules check <name>`` prints (without ``--analysis``/``--strict``).
-
-    ``ruleset`` is ``None`` when the rules have errors (``problems`` then holds errors and
-    warnings), else the loaded rules with ``problems`` its warnings. Mirrors
-    :func:`callguard.cli.rules_cmd.cmd_check` line for line; the GUI test compares both.
-    """
-    lines = [str(p) for p in problems]
-    if ruleset is None:
-        errors = sum(1 for p in problems if p.severity is Severity.ERROR)
-        lines.append(f"{errors} error(s): {name} is not usable; the engine keeps the "
-                     "last good rules")
-    else:
-        enabled = len(ruleset.enabled_rules)
-        lines.append(f"OK: {name}: {len(ruleset.rules)} rules ({enabled} enabled), "
-                     f"{len(problems)} warning(s), version {ruleset.version[:12]}")
-    return lines
-
-
 @dataclass(frozen=True)
 class Check:
     """The outcome of checking one editor text.

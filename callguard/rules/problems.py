@@ -6,8 +6,13 @@ problem belongs to a rule), the form an admin's editor can jump to.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from callguard.rules.model import RuleSet
 
 
 class Severity(StrEnum):
@@ -45,3 +50,21 @@ class RulesError(Exception):
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity is Severity.ERROR]
+
+
+def check_summary(name: str, problems: Sequence[Problem], ruleset: RuleSet | None) -> str:
+    """The last line of ``callguard rules check <name>``: ``ruleset`` is ``None`` when the
+    file has errors (counted among ``problems``), else the loaded rules with ``problems``
+    its warnings. The rules editor shows the same line."""
+    if ruleset is None:
+        errors = sum(1 for p in problems if p.severity is Severity.ERROR)
+        return f"{errors} error(s): {name} is not usable; the engine keeps the last good rules"
+    enabled = len(ruleset.enabled_rules)
+    return (f"OK: {name}: {len(ruleset.rules)} rules ({enabled} enabled), "
+            f"{len(problems)} warning(s), version {ruleset.version[:12]}")
+
+
+def check_lines(name: str, problems: Sequence[Problem], ruleset: RuleSet | None) -> list[str]:
+    """Everything ``callguard rules check <name>`` prints without ``--analysis`` or
+    ``--strict``: each problem, then :func:`check_summary`."""
+    return [str(p) for p in problems] + [check_summary(name, problems, ruleset)]
