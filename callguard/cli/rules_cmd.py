@@ -215,13 +215,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _finished_calls(path: Path, limit: int) -> tuple[list[CallRecord], int]:
-    """The latest ``limit`` calls that have ended, and how many still going on were left
-    out (they have no outcome to compare with yet)."""
+async def _ended_calls(path: Path, limit: int) -> tuple[list[CallRecord], int]:
     async with Store.open(path) as store:
-        summaries = await store.list_calls(limit=limit)
-        ended = [s for s in summaries if s.duration_s is not None]
-        return [await store.get_call(s.id) for s in ended], len(summaries) - len(ended)
+        return await store.ended_calls(limit)
 
 
 def _replay_line(row: CallReplay) -> str:
@@ -257,7 +253,7 @@ def cmd_dryrun(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     try:
-        records, skipped = asyncio.run(_finished_calls(args.store, args.limit))
+        records, skipped = asyncio.run(_ended_calls(args.store, args.limit))
     except StoreError as exc:
         print(f"callguard rules dryrun: {exc}", file=sys.stderr)
         return 2

@@ -668,13 +668,6 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-async def finished_calls(store, limit: int) -> list[CallRecord]:
-    """The latest ``limit`` calls that have ended, newest first (a call still going on has
-    no outcome to compare a replay with)."""
-    summaries = await store.list_calls(limit=limit)
-    return [await store.get_call(s.id) for s in summaries if s.duration_s is not None]
-
-
 @dataclass(frozen=True)
 class DryRunView:
     """A dry run and, for comparison, what the store recorded for the same calls."""
@@ -1583,8 +1576,8 @@ class RulesEditorWindow(QMainWindow):
         text = self.text()
         self.dry_button.setEnabled(False)
         self.dry_summary.setText(T("rules.dry.running"))
-        self.store.call(lambda s: finished_calls(s, n),
-                        self._guard(lambda records, err: self._dry_records(text, records, err)))
+        self.store.call(lambda s: s.ended_calls(n), self._guard(
+            lambda got, err: self._dry_records(text, got[0] if got else None, err)))
 
     def _dry_records(self, text: str, records: list[CallRecord] | None,
                      error: BaseException | None) -> None:

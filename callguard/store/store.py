@@ -499,6 +499,13 @@ class Store:
                                    " ORDER BY started_at DESC, id DESC LIMIT ?", *params, limit)
         return [_summary(row) for row in rows]
 
+    async def ended_calls(self, limit: int = 100) -> tuple[list[CallRecord], int]:
+        """The whole records of the latest ``limit`` calls that have ended (newest first),
+        and how many of those ``limit`` are still going on (left out: no outcome yet)."""
+        summaries = await self.list_calls(limit=limit)
+        ended = [s for s in summaries if s.duration_s is not None]
+        return [await self.get_call(s.id) for s in ended], len(summaries) - len(ended)
+
     async def counselors(self) -> list[str]:
         """Every counselor name that has calls, sorted."""
         async with self._transaction("counselors", write=False):

@@ -19,7 +19,6 @@ from callguard.gui.bridge import EngineBridge, StoreClient
 from callguard.gui.rules_editor import (
     RulesEditorWindow,
     TomlOutline,
-    finished_calls,
     format_duration,
     stage_validation_error,
 )
@@ -236,7 +235,7 @@ def test_dry_run_counts_match_the_store(qtbot, live, clients):
 
     # The rules the calls were made under give back what the store recorded.
     view = dry_run(qtbot, editor)
-    records = client.submit(lambda s: finished_calls(s, 10)).result(10)
+    records, _ = client.submit(lambda s: s.ended_calls(10)).result(10)
     assert len(records) == 2
     warned = sum(1 for r in records if any(v.kind == "warn" for v in r.verdicts))
     cut_off = sum(1 for r in records if r.end_reason in ("final_notice", "duration_limit"))
