@@ -30,7 +30,6 @@ import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -38,11 +37,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from fakerig import EventLog
 from peers import Baresip, Kamailio, missing_peers, write_wav
 
 from callguard.asr.fake import ScriptedTranscriber
 from callguard.engine.audio_device import FileDevice
-from callguard.engine.engine import Engine, EngineEvent
+from callguard.engine.engine import Engine
 from callguard.store import Store
 from callguard.telephony.sipline import SipConfig, SipLine
 
@@ -112,33 +112,16 @@ class Agent:
             np.int16))
         (tmp / "rules.toml").write_text(RULES.format(limit=limit_s), encoding="utf-8")
         self.db = tmp / "calls.db"
-        self.events: list[EngineEvent] = []
-        self.cv = threading.Condition()
+        self.log = EventLog()
+        self.events = self.log.events
+        self.wait = self.log.wait
         self.line = SipLine(SipConfig(server="127.0.0.1", port=pbx.port, user="agent",
                                       password="agentpw", local_ip="127.0.0.1", sip_port=0,
                                       rtp_low=33000, rtp_high=33998))
         self.engine = Engine(line=self.line, rules_path=tmp / "rules.toml", store_path=self.db,
                              transcriber_factory=lambda: ScriptedTranscriber([]),
                              device_factory=lambda call: FileDevice(mic, None),
-                             auto_answer=True, on_event=self._on_event, counselor="agent")
-
-    def _on_event(self, ev: EngineEvent) -> None:
-        with self.cv:
-            self.events.append(ev)
-            self.cv.notify_all()
-
-    def wait(self, kind: str, timeout: float, after: int = 0,
-             pred=lambda ev: True) -> EngineEvent:
-        deadline = time.monotonic() + timeout
-        with self.cv:
-            while True:
-                for ev in self.events[after:]:
-                    if ev.kind == kind and pred(ev):
-                        return ev
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no {kind} event within {timeout} s")
-                self.cv.wait(left)
+                             auto_answer=True, on_event=self.log, counselor="agent")
 
 
 def one_call(agent: Agent, pbx: Kamailio, tmp: Path, seconds: float, limit_s: float,
@@ -149,9 +132,9 @@ def one_call(agent: Agent, pbx: Kamailio, tmp: Path, seconds: float, limit_s: fl
     with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
         bob.wait_registered()
         bob.dial(pbx.uri("agent"))
-        agent.wait("answered", 15, n_events)
+        agent.wait("answered", 15, after=n_events)
         cpu0, wall0 = time.process_time(), time.monotonic()
-        ended = agent.wait("ended", limit_s + 30, n_events)
+        ended = agent.wait("ended", limit_s + 30, after=n_events)
         cpu1, wall1 = time.process_time(), time.monotonic()
         bob.wait_event("CALL_CLOSED", 10)
         closed_at = time.monotonic()

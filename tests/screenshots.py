@@ -27,10 +27,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-# A real X display (Xvfb) when there is one; the test fixtures would choose offscreen.
+# A real X display (Xvfb) when there is one, else offscreen.
 os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "offscreen")
 
-from gui.conftest import LiveRig, abusive_call_audio
+from fakerig import GUI_RULES, FakeRig, abusive_call_audio, write_tone_wav
 from PySide6.QtWidgets import QApplication, QWidget
 
 from callguard.gui.bridge import EngineBridge, StoreClient
@@ -59,7 +59,7 @@ def counselor_and_review(app: QApplication, tmp: Path, out: Path, lang: str) -> 
     from callguard.gui.counselor import CounselorWindow
     from callguard.gui.review import ReviewWindow
 
-    rig = LiveRig(tmp)
+    rig = FakeRig(tmp)
     bridge = EngineBridge(rig.engine)
     window = CounselorWindow(bridge, counselor="kim")
     window.resize(1100, 760)
@@ -101,8 +101,6 @@ def counselor_and_review(app: QApplication, tmp: Path, out: Path, lang: str) -> 
 
 
 def rules_editor(app: QApplication, tmp: Path, out: Path, lang: str) -> list[Path]:
-    from gui.conftest import GUI_RULES, write_tone_wav
-
     from callguard.gui.rules_editor import RulesEditorWindow, stage_validation_error
 
     write_tone_wav(tmp / "warning.wav", 500, 1.0)

@@ -5,116 +5,33 @@ sentences. Fast checks of what the real-peer tests in test_live_calls.py prove o
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-import wave
-from pathlib import Path
 
 import numpy as np
 import pytest
 from audiocheck import align
+from fakerig import ABUSE_HZ, RATE, FakeRig, rules_text, tone, write_wav
 from synth import call_audio
 
-from callguard.asr.fake import ToneTranscriber
 from callguard.engine.audio_device import FileDevice
-from callguard.engine.engine import Engine, EngineEvent
 from callguard.store import Store
 from callguard.telephony.base import CallState
-from callguard.telephony.fake import FakeLine
-
-RATE = 8000
-ABUSE_HZ = 1000.0
-
-RULES = """\
-format = 1
-name = "fake line test"
-[escalation]
-window = "2m"
-cooldown = "1s"
-notice_at = 1
-warn_at = 1
-warnings = 1
-final_at = 1
-[duration.inbound]
-final_at = "{limit}"
-[prompts.warning]
-file = "warning.wav"
-text = "경고"
-[prompts.final]
-file = "final.wav"
-text = "종료"
-[prompts.duration_final]
-file = "final.wav"
-text = "시간 종료"
-[[rule]]
-id = "t.saekki"
-category = "profanity"
-terms = ["새끼"]
-"""
 
 
-def tone(hz: float, seconds: float, amp: int = 6000) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return np.rint(amp * np.sin(2 * np.pi * hz * t)).astype(np.int16)
-
-
-def write_wav(path: Path, pcm: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(pcm.astype("<i2").tobytes())
-    return path
-
-
-class Rig:
-    def __init__(self, tmp: Path, limit: str = "10m", **engine_kw) -> None:
-        self.tmp = tmp
-        self.warning = tone(500, 1.0)
-        self.final = tone(700, 1.2)
-        write_wav(tmp / "warning.wav", self.warning)
-        write_wav(tmp / "final.wav", self.final)
-        self.rules = tmp / "rules.toml"
-        self.rules.write_text(RULES.format(limit=limit), encoding="utf-8")
-        self.db = tmp / "calls.db"
-        self.line = FakeLine("kim")
-        self.events: list[EngineEvent] = []
-        self.cv = threading.Condition()
-        self.engine = Engine(
-            line=self.line, rules_path=self.rules, store_path=self.db,
-            transcriber_factory=lambda: ToneTranscriber({ABUSE_HZ: "이 새끼야"}),
-            auto_answer=True, on_event=self._on_event, counselor="kim", **engine_kw)
-
-    def _on_event(self, ev: EngineEvent) -> None:
-        with self.cv:
-            self.events.append(ev)
-            self.cv.notify_all()
-
-    def wait(self, kind: str, timeout: float = 15, pred=lambda ev: True) -> EngineEvent:
-        deadline = time.monotonic() + timeout
-        with self.cv:
-            while True:
-                for ev in self.events:
-                    if ev.kind == kind and pred(ev):
-                        return ev
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no {kind} event: {[e.kind for e in self.events]}")
-                self.cv.wait(left)
-
-    def stored(self, store_id: int):
-        async def read():
-            async with Store.open(self.db) as store:
-                return await store.get_call(store_id), await store.check_recording(store_id)
-        return asyncio.run(read())
+def stored(rig: FakeRig, store_id: int):
+    """The stored call and its (sealed, current) recording hashes."""
+    async def read():
+        async with Store.open(rig.db) as store:
+            return await store.get_call(store_id), await store.check_recording(store_id)
+    return asyncio.run(read())
 
 
 @pytest.fixture
 def rig(tmp_path):
-    rigs: list[Rig] = []
+    rigs: list[FakeRig] = []
 
-    def make(**kw) -> Rig:
-        r = Rig(tmp_path, **kw)
+    def make(limit: str = "10m", **kw) -> FakeRig:
+        r = FakeRig(tmp_path, rules_text(limit), auto_answer=True, **kw)
         r.engine.start()
         rigs.append(r)
         return r
@@ -138,7 +55,7 @@ def test_abuse_is_warned_then_the_final_notice_plays_whole_before_the_hangup(rig
     f_pos, f_corr = align(heard, r.final)
     assert w_corr > 0.95 and f_corr > 0.95 and w_pos < f_pos
     assert f_pos + r.final.size <= heard.size  # to its last sample before the BYE
-    rec, (sealed, current) = r.stored(ended.data["store_id"])
+    rec, (sealed, current) = stored(r, ended.data["store_id"])
     assert rec.end_reason == "final_notice" and rec.hung_up_by == "agent"
     assert rec.counselor == "kim" and rec.stage == "final"
     assert sealed == current == rec.recording_sha256
@@ -155,7 +72,7 @@ def test_protect_plays_the_final_notice_and_ends_the_call(rig):
     pos, corr = align(heard, r.final)
     assert corr > 0.95 and pos + r.final.size <= heard.size
     assert call.hangups == 1
-    assert r.stored(ended.data["store_id"])[0].hung_up_by == "agent"
+    assert stored(r, ended.data["store_id"])[0].hung_up_by == "agent"
 
 
 def test_a_second_ringing_call_is_declined_while_one_is_active(rig):
@@ -199,12 +116,12 @@ def test_pushing_bad_rules_is_refused_and_the_rules_in_force_stay(rig, tmp_path)
     r = rig()
     before = r.engine.rules.version
     bad = tmp_path / "bad.toml"
-    bad.write_text(RULES.format(limit="10m") + "enabeld = true\n", encoding="utf-8")
+    bad.write_text(rules_text("10m") + "enabeld = true\n", encoding="utf-8")
     result = r.engine.push_rules(bad).result(30)
     assert not result.ok and r.engine.rules.version == before
     assert "bad.toml" in str(result.problems[0])
     good = tmp_path / "good.toml"
-    good.write_text(RULES.format(limit="20s"), encoding="utf-8")
+    good.write_text(rules_text("20s"), encoding="utf-8")
     result = r.engine.push_rules(good).result(30)
     assert result.ok and r.engine.rules.version != before
     r.line.ring()

@@ -10,7 +10,6 @@ so their arrival at the far end can be found in baresip's own recording.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from pathlib import Path
 
@@ -18,12 +17,13 @@ import numpy as np
 import pytest
 from audiocheck import RATE, align, clip, silence
 from conftest import require_shared
+from fakerig import EventLog
 from peers import require_peers
 from peers.baresip import Baresip, read_wav, write_wav
 from peers.kamailio import Kamailio
 
 from callguard.config import Settings
-from callguard.engine.engine import Engine, EngineEvent
+from callguard.engine.engine import Engine
 from callguard.sim.runner import whisper_factory
 from callguard.store import Store
 from callguard.telephony.sipline import SipConfig, SipLine
@@ -101,33 +101,16 @@ class Harness:
         write_wav(tmp / "final.wav", self.final)
         (tmp / "rules.toml").write_text(rules, encoding="utf-8")
         self.db = tmp / "calls.db"
-        self.events: list[EngineEvent] = []
-        self.cv = threading.Condition()
+        self.log = EventLog()
+        self.events = self.log.events
+        self.wait = self.log.wait
         self.line = SipLine(SipConfig(server="127.0.0.1", port=pbx.port, user="agent",
                                       password="agentpw", local_ip="127.0.0.1", sip_port=0,
                                       rtp_low=31000, rtp_high=31998))
         self.engine = Engine(line=self.line, rules_path=tmp / "rules.toml", store_path=self.db,
                              transcriber_factory=transcriber_factory
                              or whisper_factory(Settings()),
-                             auto_answer=auto_answer, on_event=self._on_event, **engine_kw)
-
-    def _on_event(self, ev: EngineEvent) -> None:
-        with self.cv:
-            self.events.append(ev)
-            self.cv.notify_all()
-
-    def wait(self, kind: str, timeout: float, pred=lambda ev: True) -> EngineEvent:
-        deadline = time.monotonic() + timeout
-        with self.cv:
-            while True:
-                for ev in self.events:
-                    if ev.kind == kind and pred(ev):
-                        return ev
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no {kind!r} event in {timeout} s: "
-                                       f"{[e.kind for e in self.events]}")
-                self.cv.wait(left)
+                             auto_answer=auto_answer, on_event=self.log, **engine_kw)
 
     def wait_registered(self, timeout: float = 10) -> None:
         self.wait("status", timeout, lambda ev: str(ev.data.state) == "registered")

@@ -9,6 +9,7 @@ import wave
 import numpy as np
 import pytest
 from audiocheck import align
+from fakerig import ABUSE_TEXT, abusive_call_audio
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QApplication
 
@@ -17,8 +18,6 @@ from callguard.gui import i18n
 from callguard.gui.bridge import EngineBridge, StoreClient
 from callguard.gui.counselor import CounselorWindow, setup_end_text, stage_demo_call
 from callguard.telephony.base import CallEnd, CallState, LineState, LineStatus
-
-from .conftest import ABUSE_TEXT, abusive_call_audio
 
 NUMBER = "010-1234-5678"
 CLICK = Qt.MouseButton.LeftButton

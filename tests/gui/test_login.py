@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from fakerig import GUI_RULES
 from PySide6.QtWidgets import QApplication
 from shiboken6 import isValid
 
@@ -14,8 +15,6 @@ from callguard.gui.bridge import StoreClient
 from callguard.gui.i18n import tr
 from callguard.gui.login import LoginDialog, may, request_role, role_allows
 from callguard.gui.rules_editor import RulesEditorWindow, open_rules_editor
-
-from .conftest import GUI_RULES
 
 PASSWORD = "correct horse battery"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakerig import abusive_call_audio
 from PySide6.QtCore import QDate, QPoint, Qt
 
 from callguard.evidence import read_key, verify_package
@@ -19,7 +20,6 @@ from callguard.gui import review as review_mod
 from callguard.gui.bridge import StoreClient
 from callguard.gui.review import ReviewWindow, T, action_marker_kind, mask_number
 from callguard.store import ActionRecord, AuditRecord, Store
-from gui.conftest import abusive_call_audio
 
 RATE = 8000
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fakerig import GUI_RULES, abusive_call_audio
 
 from callguard.cli.main import main as cli
 from callguard.gui.bridge import EngineBridge, StoreClient
@@ -23,8 +24,6 @@ from callguard.gui.rules_editor import (
     stage_validation_error,
 )
 from callguard.rules.loader import parse_duration
-
-from .conftest import GUI_RULES, abusive_call_audio
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RULES = ROOT / "rules" / "default.toml"

@@ -1,0 +1,141 @@
+"""The call engine on the in-memory line, for the engine, GUI and screenshot tests: the real
+engine thread, runner, VAD, session, policy, prompts and SQLite store; the far end scripted
+(callguard.telephony.fake) and the recogniser a fake that hears a marker tone as an abusive
+sentence. Also :class:`EventLog`, the engine-event collector every engine test waits on."""
+
+from __future__ import annotations
+
+import threading
+import time
+import wave
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from synth import call_audio
+
+from callguard.asr.fake import ToneTranscriber
+from callguard.engine.engine import Engine, EngineEvent
+from callguard.telephony.fake import FakeLine
+
+RATE = 8000
+ABUSE_HZ = 1000.0  # a burst with this marker tone is "heard" as ABUSE_TEXT
+ABUSE_TEXT = "이 새끼야"
+
+_RULES = """\
+format = 1
+name = "fake line test"
+[escalation]
+window = "2m"
+cooldown = "1s"
+notice_at = 1
+warn_at = 1
+warnings = 1
+final_at = 1
+[duration.inbound]
+final_at = "{limit}"
+[duration.outbound]
+final_at = "{limit}"
+[prompts.warning]
+file = "warning.wav"
+text = "경고"
+[prompts.final]
+file = "final.wav"
+text = "종료"
+[prompts.duration_final]
+file = "final.wav"
+text = "시간 종료"
+[[rule]]
+id = "t.saekki"
+category = "profanity"
+terms = ["새끼"]
+"""
+
+
+def rules_text(limit: str = "10m") -> str:
+    """Rules: one strike warns, the next ends the call; ``limit`` is the duration limit of
+    both directions (a TOML duration such as ``"30s"``)."""
+    return _RULES.format(limit=limit)
+
+
+GUI_RULES = rules_text()
+
+
+def tone(hz: float, seconds: float, amp: int = 6000) -> np.ndarray:
+    """int16 at 8 kHz: a sine of ``hz`` for ``seconds``."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    return np.rint(amp * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+
+
+def write_wav(path: Path, pcm: np.ndarray) -> Path:
+    """A 16-bit mono 8 kHz WAV of ``pcm``."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(pcm.astype("<i2").tobytes())
+    return path
+
+
+def write_tone_wav(path: Path, hz: float, seconds: float) -> Path:
+    return write_wav(path, tone(hz, seconds))
+
+
+def abusive_call_audio(seconds: float = 12.0, bursts=((0.3, 1.2), (4.5, 1.2))) -> np.ndarray:
+    """Caller audio (int16, 8 kHz): speech-like bursts carrying the abuse marker tone."""
+    return call_audio([(s, d, ABUSE_HZ) for s, d in bursts], seconds)
+
+
+class EventLog:
+    """Engine events as they arrive (the engine's ``on_event``, any thread); tests block
+    on :meth:`wait`."""
+
+    def __init__(self) -> None:
+        self.events: list[EngineEvent] = []
+        self._cv = threading.Condition()
+
+    def __call__(self, ev: EngineEvent) -> None:
+        with self._cv:
+            self.events.append(ev)
+            self._cv.notify_all()
+
+    def wait(self, kind: str, timeout: float = 15,
+             pred: Callable[[EngineEvent], bool] = lambda ev: True,
+             after: int = 0) -> EngineEvent:
+        """The first event of ``kind`` (from index ``after``) that satisfies ``pred``. Blocks
+        the calling thread: inside a Qt flow use ``qtbot.waitUntil`` instead."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                for ev in self.events[after:]:
+                    if ev.kind == kind and pred(ev):
+                        return ev
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no {kind!r} event in {timeout} s: "
+                                       f"{[e.kind for e in self.events]}")
+                self._cv.wait(left)
+
+
+class FakeRig:
+    """The engine on a FakeLine in ``tmp``: ``rules`` (path), ``db`` (store path), ``line``
+    (ring calls on it), ``engine``, the prompts' audio ``warning`` (500 Hz, 1.0 s) and
+    ``final`` (700 Hz, 1.2 s); events in ``log`` (``wait(kind)``). Not started."""
+
+    def __init__(self, tmp: Path, rules: str = GUI_RULES, *, auto_answer: bool = False,
+                 **engine_kw) -> None:
+        self.warning = tone(500, 1.0)
+        self.final = tone(700, 1.2)
+        write_wav(tmp / "warning.wav", self.warning)
+        write_wav(tmp / "final.wav", self.final)
+        self.rules = tmp / "rules.toml"
+        self.rules.write_text(rules, encoding="utf-8")
+        self.db = tmp / "calls.db"
+        self.line = FakeLine("kim")
+        self.log = EventLog()
+        self.events = self.log.events
+        self.wait = self.log.wait
+        self.engine = Engine(
+            line=self.line, rules_path=self.rules, store_path=self.db,
+            transcriber_factory=lambda: ToneTranscriber({ABUSE_HZ: ABUSE_TEXT}),
+            auto_answer=auto_answer, on_event=self.log, counselor="kim", **engine_kw)
