@@ -72,7 +72,7 @@ def test_altered_audio_no_longer_matches_the_seal(tmp_path):
     assert stored is not None and stored != current
 
 
-def test_a_crash_before_the_seal_is_sealed_on_recovery(tmp_path):
+def test_a_call_a_crash_left_open_is_sealed_on_recovery(tmp_path):
     path = tmp_path / "calls.db"
 
     async def crash():

@@ -385,34 +385,32 @@ class Store:
         """Close a call: ``ended_at`` unix epoch seconds, ``duration_s`` seconds from answer,
         ``hung_up_by`` one of remote, counselor, agent (or ``None`` if nobody did).
 
-        Then the recording is sealed: the SHA-256 of its stereo WAV (:meth:`wav_bytes`) is
-        stored with the call and returned, so an exported WAV can be checked against it.
-        A call ends once; ending it again raises :class:`StoreError`.
+        The recording is sealed in the same write: the SHA-256 of its stereo WAV
+        (:meth:`wav_bytes`) is stored with the call and returned, so an exported WAV can be
+        checked against it. Write all audio first. A call ends once; ending it again raises
+        :class:`StoreError`.
         """
         if duration_s < 0:
             raise ValueError(f"duration_s must be >= 0, not {duration_s}")
         if hung_up_by is not None:
             _one_of("hung_up_by", hung_up_by, HUNG_UP_BY)
+        digest = await self._recording_digest(call_id)  # also: CallNotFoundError
         async with self._transaction(f"end_call(call {call_id})"):
             row = await self._require_call(call_id)
             if row["ended_at"] is not None:
                 raise StoreError(f"call {call_id} has already ended ({row['end_reason']})")
             await self._exec("UPDATE calls SET ended_at = ?, duration_s = ?, end_reason = ?,"
-                             " hung_up_by = ? WHERE id = ?",
-                             ended_at, duration_s, end_reason, hung_up_by, call_id)
+                             " hung_up_by = ?, recording_sha256 = ? WHERE id = ?",
+                             ended_at, duration_s, end_reason, hung_up_by, digest, call_id)
         log.debug("call %d ended: %s", call_id, end_reason)
-        return await self._seal(call_id)
-
-    async def _seal(self, call_id: int) -> str:
-        """Hash the call's recording and store the hash (the call has ended)."""
-        digest = hashlib.sha256(await self.wav_bytes(call_id)).hexdigest()
-        async with self._transaction(f"seal(call {call_id})"):
-            await self._exec("UPDATE calls SET recording_sha256 = ? WHERE id = ?",
-                             digest, call_id)
         return digest
 
+    async def _recording_digest(self, call_id: int) -> str:
+        return hashlib.sha256(await self.wav_bytes(call_id)).hexdigest()
+
     async def recover_interrupted(self, now: float) -> list[int]:
-        """Close the calls a crash left open (``ended_at`` NULL) as ``interrupted``.
+        """Close the calls a crash left open (``ended_at`` NULL) as ``interrupted``, sealing
+        the recording kept.
 
         Their duration is the length of the audio kept (the longer leg, in seconds; 0 with
         no audio) and ``ended_at`` the start plus that duration, capped at ``now`` (unix
@@ -420,25 +418,22 @@ class Store:
         only says when we noticed. Only call this while no call is being recorded into the
         file (at start-up). Returns the ids, oldest first.
         """
-        async with self._transaction("recover_interrupted"):
+        async with self._transaction("recover_interrupted: find", write=False):
             rows = await self._all(
                 "SELECT c.id, c.started_at, c.sample_rate,"
                 " (SELECT MAX(a.start_sample + length(a.pcm) / 2) FROM audio_chunks a"
                 "  WHERE a.call_id = c.id) AS samples"
                 " FROM calls c WHERE c.ended_at IS NULL ORDER BY c.id")
-            for row in rows:
+        digests = [await self._recording_digest(row["id"]) for row in rows]
+        async with self._transaction("recover_interrupted"):
+            for row, digest in zip(rows, digests, strict=True):
                 duration = (row["samples"] or 0) / row["sample_rate"]
                 ended_at = min(now, row["started_at"] + duration)
                 await self._exec("UPDATE calls SET ended_at = ?, duration_s = ?,"
-                                 " end_reason = 'interrupted' WHERE id = ?",
-                                 ended_at, duration, row["id"])
+                                 " end_reason = 'interrupted', recording_sha256 = ?"
+                                 " WHERE id = ? AND ended_at IS NULL",
+                                 ended_at, duration, digest, row["id"])
         ids = [row["id"] for row in rows]
-        # Ended calls whose hash a crash kept from being stored (and the ones just closed).
-        async with self._transaction("recover_interrupted: unsealed", write=False):
-            unsealed = await self._all("SELECT id FROM calls WHERE ended_at IS NOT NULL"
-                                       " AND recording_sha256 IS NULL ORDER BY id")
-        for row in unsealed:
-            await self._seal(row["id"])
         if ids:
             log.warning("%d call(s) left open by a crash closed as interrupted", len(ids))
             log.debug("interrupted calls: %s", ids)
