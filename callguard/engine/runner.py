@@ -157,7 +157,7 @@ class CallRunner:
             # When this loop ran late, the sender filled silence, and everything written
             # since goes out that much later. Catch up by dropping microphone audio (never
             # a prompt sample): the counselor's voice stays on time.
-            owed = getattr(self.call, "underrun_samples", 0) - self.dropped
+            owed = self.call.underrun_samples - self.dropped
             d = min(owed, n) if k == 0 and owed > 0 else 0
             self.dropped += d
             self.call.write(out[d:])
