@@ -1,4 +1,4 @@
-"""The recognition worker: one thread owns the recogniser and Kiwi; async code awaits results.
+"""The recognition worker: one thread owns the recogniser and matches the rules.
 
 Async callers ``submit()`` an utterance and get an ``asyncio.Future``; the worker thread
 resamples it to 16 kHz, runs the recogniser (consuming faster-whisper's lazy segments

@@ -28,6 +28,8 @@ from callguard.session.call import CallSession, SessionConfig
 from callguard.session.clock import RealClock
 from callguard.store import Store
 from callguard.telephony.base import Call, CallState, Line, LineStatus
+from callguard.text.analyzer import Analyzer
+from callguard.text.kiwiproc import kiwi_process
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,12 @@ class Engine:
                  device_factory: Callable[[Call], AudioDevice] = lambda call: NullDevice(),
                  session_config: SessionConfig | None = None, auto_answer: bool = False,
                  on_event: Callable[[EngineEvent], None] | None = None,
-                 counselor: str = "") -> None:
+                 counselor: str = "", analyzer: Analyzer | None = None) -> None:
         self.line = line
+        # Kiwi for the rules. By default it runs in a child process: building one holds
+        # the GIL for over a second, which in this process would stall the RTP threads,
+        # the call loop and the GUI (callguard.text.kiwiproc).
+        self.analyzer: Analyzer = analyzer if analyzer is not None else kiwi_process()
         self.rules_path = rules_path
         self.store_path = store_path
         self.transcriber_factory = transcriber_factory
@@ -155,7 +161,7 @@ class Engine:
                             len(self.recovered))
         self.worker = RecognitionWorker(self.transcriber_factory)
         await self.worker.start()
-        self.rules = RulesEngine(self.rules_path)
+        self.rules = RulesEngine(self.rules_path, analyzer=self.analyzer)
         loop = asyncio.get_running_loop()
 
         def hop(fn: Callable[..., None]) -> Callable[..., None]:

@@ -159,6 +159,10 @@ class Matcher:
                     if pattern:
                         table = self._phrase if phrase else self._morpheme
                         table[pattern[0][0]].append((index, term, pattern))
+        if analyzer is not None:
+            # Kiwi finishes building on its first analysis (~0.5 s): pay that here, where
+            # rules are loaded, rather than on the first utterance of the next call.
+            analyzer.analyze("가")
 
     def pattern_of(self, rule: Rule, term: str) -> Pattern:
         """The morpheme pattern a morpheme/phrase term compiles to (for display)."""
