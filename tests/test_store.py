@@ -68,7 +68,7 @@ def test_migrates_an_empty_file_and_reopens_idempotently(tmp_path):
             return await new_call(store)
 
     call_id = run(first())
-    assert db_user_version(path) == SCHEMA_VERSION == len(MIGRATIONS) == 2
+    assert db_user_version(path) == SCHEMA_VERSION == len(MIGRATIONS) == 3
     assert {"rulesets", "calls", "audio_chunks", "utterances", "hits", "verdicts",
             "actions", "reviews", "audit_log", "users", "rules_history"} <= tables(path)
     with sqlite3.connect(path) as conn:
@@ -83,7 +83,7 @@ def test_migrates_an_empty_file_and_reopens_idempotently(tmp_path):
             await store.close()  # closing twice is harmless
 
     assert run(second()) == [call_id]
-    assert db_user_version(path) == 2
+    assert db_user_version(path) == SCHEMA_VERSION
 
 
 def test_two_openers_of_a_new_file_both_succeed_and_migrate_once(tmp_path):
@@ -134,16 +134,17 @@ def test_a_failing_migration_is_rolled_back_whole_and_a_good_one_applies(tmp_pat
     run(open_close())
     broken = "CREATE TABLE extra (x);\nINSERT INTO no_such_table VALUES (1);"
     monkeypatch.setattr(schema, "MIGRATIONS", (*MIGRATIONS, broken))
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
-    with pytest.raises(StoreError, match="migration to schema version 3 failed"):
+    current, next_version = SCHEMA_VERSION, SCHEMA_VERSION + 1
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", next_version)
+    with pytest.raises(StoreError, match=f"migration to schema version {next_version} failed"):
         run(open_close())
-    assert db_user_version(path) == 2
+    assert db_user_version(path) == current
     assert "extra" not in tables(path)  # the CREATE before the failure was rolled back
 
     good = "CREATE TABLE extra (x);\nCREATE INDEX extra_x ON extra (x);"
     monkeypatch.setattr(schema, "MIGRATIONS", (*MIGRATIONS, good))
     run(open_close())
-    assert db_user_version(path) == 3
+    assert db_user_version(path) == next_version
     assert "extra" in tables(path)
 
 

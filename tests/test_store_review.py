@@ -232,3 +232,27 @@ def test_a_version_1_file_with_calls_migrates_to_version_2(tmp_path, monkeypatch
 
     (call,) = run(new())
     assert call.counselor == "" and call.recording_sha256 is None and not call.reviewed
+
+
+def test_the_notifications_watermark_is_kept_per_user_and_only_moves_forward(tmp_path):
+    path = tmp_path / "calls.db"
+
+    async def main():
+        async with Store.open(path) as store:
+            await store.set_password("lee", "supervisor", "correct horse")
+            await store.set_password("park", "admin", "battery staple")
+            before = await store.notes_seen("lee")
+            moved = [await store.set_notes_seen("lee", T0 + 10, 5),
+                     await store.set_notes_seen("lee", T0 + 5, 9),   # older: ignored
+                     await store.set_notes_seen("lee", T0 + 10, 4),  # same time, lower id
+                     await store.set_notes_seen("lee", T0 + 10, 7),  # same time, higher id
+                     await store.set_notes_seen("nobody", T0, 1)]    # no such account
+        async with Store.open(path) as store:  # kept across opens
+            return (before, moved, await store.notes_seen("lee"),
+                    await store.notes_seen("park"), await store.notes_seen("nobody"))
+
+    before, moved, lee, park, nobody = run(main())
+    assert before is None
+    assert moved == [True, False, False, True, False]
+    assert lee == (T0 + 10, 7)
+    assert park is None and nobody is None

@@ -185,7 +185,15 @@ CREATE TABLE rules_history (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# Version 3: what each supervisor/admin has seen of the notifications (the counselors'
+# rests and "notify supervisor" entries in the audit log), so a reopened review window does
+# not show them all as new again. A watermark: entries up to (at, id) are seen.
+_V3 = """
+ALTER TABLE users ADD COLUMN notes_seen_at REAL;     -- audit_log.at of the newest seen entry
+ALTER TABLE users ADD COLUMN notes_seen_id INTEGER;  -- and its id (ties on at)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

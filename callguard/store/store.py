@@ -230,9 +230,10 @@ class Store:
                     raise StoreError(f"{self.path}: {what}: {exc}") from exc
                 raise
 
-    async def _exec(self, sql: str, *params: Any) -> None:
-        async with self._conn.execute(sql, _Params(params)):
-            pass
+    async def _exec(self, sql: str, *params: Any) -> int:
+        """Run a statement; return the number of rows it changed."""
+        async with self._conn.execute(sql, _Params(params)) as cur:
+            return cur.rowcount
 
     async def _insert(self, sql: str, *params: Any) -> int:
         """Run an INSERT; return the new row's id."""
@@ -696,6 +697,26 @@ class Store:
         async with self._transaction("users", write=False):
             rows = await self._all("SELECT name, role FROM users ORDER BY name")
         return [(r[0], r[1]) for r in rows]
+
+    async def notes_seen(self, name: str) -> tuple[float, int] | None:
+        """The user's notifications watermark ``(at, id)``: audit entries up to it (in
+        ``(at, id)`` order) are seen. ``None`` if nothing was seen or there is no account."""
+        async with self._transaction("notes_seen", write=False):
+            rows = await self._all("SELECT notes_seen_at, notes_seen_id FROM users"
+                                   " WHERE name = ?", name)
+        if not rows or rows[0][0] is None:
+            return None
+        return (float(rows[0][0]), int(rows[0][1]))
+
+    async def set_notes_seen(self, name: str, at: float, entry_id: int) -> bool:
+        """Move the user's watermark forward to ``(at, entry_id)``; never back (two windows
+        of one user may report in any order). True if it moved."""
+        async with self._transaction("set_notes_seen"):
+            changed = await self._exec(
+                "UPDATE users SET notes_seen_at = ?, notes_seen_id = ? WHERE name = ?"
+                " AND (notes_seen_at IS NULL OR (notes_seen_at, notes_seen_id) < (?, ?))",
+                at, entry_id, name, at, entry_id)
+        return bool(changed)
 
     async def save_rules(self, path: str, text: str, saved_by: str, note: str = "",
                          at: float | None = None) -> str:
