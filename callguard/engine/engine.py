@@ -37,11 +37,12 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EngineEvent:
     """``kind``: status | ringing | dialing | answered | ended | declined | timeline |
-    call_status | rules. ``call_id`` is the SIP Call-ID (not personal data). ``data``: for
+    call_status | rules | headset. ``call_id`` is the SIP Call-ID (not personal data). ``data``: for
     ``timeline`` the :class:`TimelineEvent` (may carry transcript text: show it, never log
     it); for ``call_status`` (once a second) :meth:`CallSession.status` plus ``muted`` and
     ``store_id``; for ``ended`` the reason, ``store_id`` (None if never answered) and
-    ``protected``; for ``rules`` the :class:`ReloadResult` of a push."""
+    ``protected``; for ``rules`` the :class:`ReloadResult` of a push; for ``headset``
+    ``{"ok": False, "error": str}`` when the sound card could not be opened for a call."""
 
     kind: str
     call_id: str | None = None
@@ -226,13 +227,27 @@ class Engine:
             counselor=self.counselor,
             on_event=lambda ev, cid=call.call_id: self._emit("timeline", cid, ev))
         runner = CallRunner(
-            call, session, control, self.device_factory(call), clock,
+            call, session, control, self._open_device(call), clock,
             on_status=lambda st, cid=call.call_id, s=session: self._emit(
-                "call_status", cid, {**st, "store_id": s.call_id}))
+                "call_status", cid, {**st, "store_id": s.call_id}),
+            on_headset=lambda error, cid=call.call_id: self._emit(
+                "headset", cid, {"ok": False, "error": error}))
         self.runners[call.call_id] = runner
         self._emit("answered", call.call_id, {"direction": call.direction})
         task = asyncio.get_running_loop().create_task(self._run_call(runner))
         self.tasks[call.call_id] = task
+
+    def _open_device(self, call: Call) -> AudioDevice:
+        """The counselor's headset for ``call``; if it cannot be opened the call goes on
+        without it (the caller is still recorded, warned and cut off) and a ``headset``
+        event says why, so the window can tell the counselor."""
+        try:
+            return self.device_factory(call)
+        except Exception as exc:
+            log.warning("the headset could not be opened; the call goes on without it: %s",
+                        exc)
+            self._emit("headset", call.call_id, {"ok": False, "error": str(exc)})
+            return NullDevice()
 
     async def _run_call(self, runner: CallRunner) -> None:
         try:
@@ -241,7 +256,10 @@ class Engine:
             self.runners.pop(runner.call.call_id, None)
             self.tasks.pop(runner.call.call_id, None)
             self.finished.append(runner)
-            runner.device.close()
+            try:
+                runner.device.close()
+            except Exception:  # a failing sound card must not keep the call from ending
+                log.exception("closing the headset failed")
             self._emit("ended", runner.call.call_id, {
                 "reason": runner.session.end_reason, "store_id": runner.session.call_id,
                 "protected": runner.session.protected,

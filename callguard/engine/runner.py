@@ -87,7 +87,8 @@ class CallRunner:
 
     def __init__(self, call: Call, session: CallSession, control: LiveCallControl,
                  device: AudioDevice, clock: RealClock,
-                 on_status: Callable[[dict], None] | None = None) -> None:
+                 on_status: Callable[[dict], None] | None = None,
+                 on_headset: Callable[[str], None] | None = None) -> None:
         self.call = call
         self.session = session
         self.control = control
@@ -102,6 +103,8 @@ class CallRunner:
         self.faults = 0
         self.on_status = on_status  # once a second: session.status() plus "muted"
         self.step_s: list[float] = []  # wall time of each 20 ms step (for the benchmark)
+        self.headset_error: str | None = None  # set when the headset failed: not used after
+        self.on_headset = on_headset  # called once with that error (engine loop)
 
     async def run(self) -> None:
         s = self.session
@@ -109,6 +112,7 @@ class CallRunner:
             await s.start()
             self.connected = not self.control.player.busy
             tick = 0
+            headset_noted = False
             t0 = time.monotonic()
             while not s.ended and self.call.state is not CallState.ENDED:
                 began = time.perf_counter()
@@ -119,6 +123,9 @@ class CallRunner:
                     log.exception("call step failed; the call goes on")
                     if self.faults <= 3:  # stored with the call, but never a flood of rows
                         await s.note_fault(f"call step: {type(exc).__name__}")
+                if self.headset_error is not None and not headset_noted:
+                    headset_noted = True  # kept with the call: what the counselor missed
+                    await s.note_fault(f"headset: {self.headset_error}")
                 self.step_s.append(time.perf_counter() - began)
                 tick += 1
                 if tick % 50 == 0 and self.on_status is not None:
@@ -144,11 +151,11 @@ class CallRunner:
             self.rpos = upto
             await self.session.feed("caller", caller[:n])
             if self.connected:
-                self.device.write(caller[:n])
+                self._to_headset(caller[:n])
         want = int(now * RATE) + LEAD
         if want > self.wpos:
             n = want - self.wpos
-            mic = self.device.read(n) if self.connected else np.zeros(n, np.int16)
+            mic = self._from_headset(n) if self.connected else np.zeros(n, np.int16)
             if self.muted:
                 mic = np.zeros(n, np.int16)
             k = min(n, self.control.player.queued)  # prompt samples in this chunk (its head)
@@ -169,6 +176,30 @@ class CallRunner:
             if not self.connected and not self.control.player.busy:
                 self.connected = True  # the pre-call notice is over: put the counselor on
         await self.session.advance(now)
+
+    # The headset is the counselor's, not the caller's: if it fails mid-call (unplugged,
+    # driver error), the call, its recording, warnings and cut-off go on without it.
+    def _to_headset(self, pcm: np.ndarray) -> None:
+        if self.headset_error is None:
+            try:
+                self.device.write(pcm)
+            except Exception as exc:
+                self._headset_failed(exc)
+
+    def _from_headset(self, n: int) -> np.ndarray:
+        if self.headset_error is None:
+            try:
+                return self.device.read(n)
+            except Exception as exc:
+                self._headset_failed(exc)
+        return np.zeros(n, np.int16)
+
+    def _headset_failed(self, exc: Exception) -> None:
+        self.headset_error = f"{type(exc).__name__}: {exc}"
+        log.warning("the headset failed mid-call; the call goes on without it: %s",
+                    self.headset_error)
+        if self.on_headset is not None:
+            self.on_headset(self.headset_error)
 
     async def _drain_remaining(self) -> None:
         """Audio that arrived before the end still belongs to the recording: read the
