@@ -280,3 +280,21 @@ def test_resolve_model_bundled_uses_the_cache_dir(tmp_path, monkeypatch):
 
 def test_demo_dir_constant_points_into_the_package():
     assert config.DEMO_DIR == ROOT / "callguard" / "demo"
+
+
+def test_headset_devices_by_name_or_number(tmp_path):
+    cfg = write(tmp_path / "c.toml", """
+        [headset]
+        input = "USB Headset"
+        output = "3"
+    """)
+    headset = load_settings(cfg).headset
+    assert headset.device(headset.input) == "USB Headset"
+    assert headset.device(headset.output) == 3
+    assert Settings().headset.device(Settings().headset.input) is None  # system default
+    bad = write(tmp_path / "bad.toml", "[headset]\noutput = 3\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml: headset\.output must be a string"):
+        load_settings(bad)
+    typo = write(tmp_path / "typo.toml", "[headset]\ninptu = 'x'\n")
+    with pytest.raises(ConfigError, match="did you mean 'input'"):
+        load_settings(typo)
