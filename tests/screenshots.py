@@ -33,7 +33,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else
 from fakerig import GUI_RULES, FakeRig, abusive_call_audio, write_tone_wav
 from PySide6.QtWidgets import QApplication, QWidget
 
-from callguard.gui.bridge import EngineBridge, StoreClient
+from callguard.gui.bridge import EngineBridge, StoreClient, release_windows
 from callguard.gui.i18n import set_language
 
 
@@ -137,12 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     set_language("ko")
     print(json.dumps({"screenshots": [str(p) for p in written]}, ensure_ascii=False),
           flush=True)
-    # Qt's teardown at interpreter exit can destroy objects in the wrong order (a known
-    # PySide6 hazard with objects released from worker threads); the PNGs are written, so
-    # leave without it.
-    app.closeAllWindows()
-    sys.stderr.flush()
-    os._exit(0)
+    release_windows()  # the windows go now, on this thread, before Qt's own teardown
+    return 0
 
 
 if __name__ == "__main__":

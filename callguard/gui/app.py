@@ -18,13 +18,13 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from callguard.config import ConfigError, Settings, load_settings
 from callguard.engine.engine import Engine
-from callguard.gui.bridge import EngineBridge, StoreClient
+from callguard.gui.bridge import EngineBridge, StoreClient, release_windows
 from callguard.gui.i18n import set_language, texts
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = build_windows(bridge, store, rules_path, settings.sip.user or "")
     window.show()
 
-    started = _Started()
+    started = _Started(bridge)  # parented: deleted by Qt, not by whichever thread drops it
     started.done.connect(lambda err: err is not None and QMessageBox.critical(
         window, T("app.start_failed"), str(err)))
 
@@ -127,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return app.exec()
     finally:
+        # The windows first, on the GUI thread while the QApplication lives (see
+        # release_windows for why not later, by PySide at exit); their closeEvent may still
+        # write to the store, so the engine and the store stop after them.
+        release_windows()
         engine.stop()
         store.close()
 
@@ -138,7 +142,15 @@ def build_windows(bridge: EngineBridge, store: StoreClient, rules_path: Path, co
 
     window = CounselorWindow(bridge, store, counselor)
     menu = window.menuBar().addMenu(T("app.menu.supervisor"))
-    opened: list[object] = []  # keep the windows alive
+    opened: list[object] = []  # keep the windows alive while they are open
+
+    def keep(w) -> None:
+        # Closing deletes the window (Qt, on the GUI thread): a closed window kept alive
+        # only by the lambdas connected to its own widgets would otherwise linger until
+        # PySide deletes it at exit (see bridge.release_windows).
+        w.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        opened.append(w)
+        w.destroyed.connect(lambda: opened.remove(w))
 
     def open_review() -> None:
         dialog = None
@@ -150,7 +162,7 @@ def build_windows(bridge: EngineBridge, store: StoreClient, rules_path: Path, co
                 # An admin may sign in to review: the window gets the account's real role.
                 role = getattr(dialog, "account_role", None) or "supervisor"
                 w = ReviewWindow(store, user, role)
-                opened.append(w)
+                keep(w)
                 w.show()
         dialog = request_role(store, "supervisor", window, go)
 
@@ -160,7 +172,7 @@ def build_windows(bridge: EngineBridge, store: StoreClient, rules_path: Path, co
                 from callguard.gui.rules_editor import RulesEditorWindow
 
                 w = RulesEditorWindow(store, rules_path, user, bridge)
-                opened.append(w)
+                keep(w)
                 w.show()
         request_role(store, "admin", window, go)
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import copy
 import hashlib
 import html
@@ -51,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QColor, QFont, QTextCursor, QTextFormat, QValidator
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -83,7 +82,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from callguard.gui.bridge import EngineBridge, StoreClient
+from callguard.gui.bridge import EngineBridge, Poster, StoreClient
 from callguard.gui.i18n import texts
 from callguard.gui.login import request_role
 from callguard.rules.dryrun import CompiledRules, DryRunReport, compile_rules, dry_run
@@ -690,24 +689,6 @@ def _dry_run(check: Check, records: Sequence[CallRecord]) -> DryRunView:
 
 
 # -- Qt pieces ---------------------------------------------------------------------------------
-class _Poster(QObject):
-    """Carries a worker result to the GUI thread (a queued signal: it lives there)."""
-
-    finished = Signal(object, object, object)  # callback, result, error
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.finished.connect(self._run)
-
-    @Slot(object, object, object)
-    def _run(self, callback: Callable[[Any, BaseException | None], None], result: Any,
-             error: BaseException | None) -> None:
-        try:
-            callback(result, error)
-        except Exception:
-            log.exception("rules editor callback failed")
-
-
 class _StatusLabel(QLabel):
     """A message line that takes no room while it has nothing to say."""
 
@@ -852,7 +833,7 @@ class RulesEditorWindow(QMainWindow):
         # One worker thread: checks, tests and dry runs queue behind each other, so at most
         # one Kiwi-heavy job runs and the shared analyser is never used concurrently by us.
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rules-editor")
-        self._poster = _Poster()
+        self._poster = Poster(self)  # parented: deleted with the window, by Qt
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)
@@ -1139,18 +1120,10 @@ class RulesEditorWindow(QMainWindow):
     # == plumbing =============================================================================
     def _run(self, job: Callable[[], Any], done: Callable[[Any, BaseException | None], None]
              ) -> None:
-        """Run ``job`` on the worker thread; ``done(result, error)`` on the GUI thread."""
-        poster = self._poster
-
-        def finished(fut: concurrent.futures.Future[Any]) -> None:
-            if fut.cancelled():
-                return
-            err = fut.exception()
-            with contextlib.suppress(RuntimeError):  # the window (and its poster) is gone
-                poster.finished.emit(self._guard(done), None if err else fut.result(), err)
-
-        with contextlib.suppress(RuntimeError):  # the pool was shut down: window closing
-            self._pool.submit(job).add_done_callback(finished)
+        """Run ``job`` on the worker thread; ``done(result, error)`` on the GUI thread.
+        Both close over this window: the poster keeps them on the GUI thread (bridge.Poster),
+        so the worker never drops the last reference to the window."""
+        self._poster.run_in(self._pool, job, self._guard(done))
 
     def _guard(self, fn: Callable[[Any, BaseException | None], None]
                ) -> Callable[[Any, BaseException | None], None]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 
-from PySide6.QtCore import QThread
+from PySide6.QtCore import QObject, QThread
 
-from callguard.gui.bridge import EngineBridge, StoreClient
+from callguard.gui.bridge import EngineBridge, Poster, StoreClient
 
 
 def test_engine_events_arrive_on_the_gui_thread(qtbot, live):
@@ -52,3 +53,42 @@ def test_store_client_runs_queries_off_the_gui_thread(qtbot, tmp_path):
         assert err is None and calls == [] and name == "gui-store"
     finally:
         client.close()
+
+
+class _Tracked:
+    """A callable that records on which thread its last reference went."""
+
+    def __init__(self, dropped: list[str], value=None) -> None:
+        self.dropped, self.value = dropped, value
+
+    def __call__(self, *args):
+        return self.value
+
+    def __del__(self) -> None:
+        self.dropped.append(threading.current_thread().name)
+
+
+def test_jobs_and_callbacks_are_released_on_the_gui_thread(qtbot):
+    # A job or a callback closes over a window in real use: if a worker thread dropped the
+    # last reference, PySide would delete the window's widgets on that thread.
+    owner = QObject()
+    poster = Poster(owner)
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="worker")
+    dropped: list[str] = []
+    got = []
+    try:
+        poster.run_in(pool, _Tracked(dropped, 42), lambda r, e: got.append((r, e)))
+        qtbot.waitUntil(lambda: bool(got), timeout=5000)
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        poster.watch(fut, _Tracked(dropped))
+        threading.Thread(target=fut.set_result, args=(1,), name="worker-2").start()
+        qtbot.waitUntil(lambda: len(dropped) == 2, timeout=5000)
+    finally:
+        pool.shutdown()
+    assert got == [(42, None)]
+    assert dropped == [threading.main_thread().name] * 2
+    # A callback whose answer never comes goes with the poster (deleted with its owner).
+    poster.watch(concurrent.futures.Future(), _Tracked(dropped))
+    owner.deleteLater()
+    qtbot.waitUntil(lambda: len(dropped) == 3, timeout=5000)
+    assert dropped[2] == threading.main_thread().name
