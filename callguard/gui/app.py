@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -71,18 +72,34 @@ def _line(settings: Settings, fake: bool):
                              sip_port=sip.sip_port, rtp_low=sip.rtp_low, rtp_high=sip.rtp_high))
 
 
-def _devices():
-    from callguard.engine.audio_device import NullDevice
+def _devices(settings: Settings):
+    """The counselor's headset for each call ([headset] settings). If it cannot be opened
+    the engine goes on without it and tells the window (a ``headset`` event)."""
+    from callguard.engine.audio_device import SoundDevice
+
+    headset = settings.headset
 
     def make(call):
-        try:
-            from callguard.engine.audio_device import SoundDevice
-
-            return SoundDevice()
-        except Exception as exc:  # no sound card or no PortAudio: the call still works
-            log.warning("no headset (%s): the counselor hears nothing", exc)
-            return NullDevice()
+        return SoundDevice(headset.device(headset.input), headset.device(headset.output))
     return make
+
+
+def _quit_on_signals(app: QApplication) -> QTimer:
+    """SIGTERM (the PC shutting down, a service manager) and SIGINT (Ctrl-C) end the event
+    loop like closing the window does, so a call in progress is hung up with a BYE and
+    closed and sealed in the store, rather than the process dying with the caller left on
+    a dead line. Python runs signal handlers only between bytecodes, and Qt's event loop
+    runs none while idle: a timer wakes the interpreter every 200 ms to let them run."""
+    def stop(signum, frame) -> None:
+        log.warning("signal %d: stopping", signum)
+        app.quit()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    wake = QTimer(app)
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    return wake
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,7 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rules_path = args.rules or settings.rules_path
     store_path = args.store or settings.store_path
     engine = Engine(line=line, rules_path=rules_path, store_path=store_path,
-                    transcriber_factory=whisper_factory(settings), device_factory=_devices(),
+                    transcriber_factory=whisper_factory(settings),
+                    device_factory=_devices(settings),
                     auto_answer=settings.sip.auto_answer, counselor=settings.sip.user or "")
     bridge = EngineBridge(engine)
     store = StoreClient(store_path)
@@ -124,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         started.done.emit(None)
 
     threading.Thread(target=start, name="engine-start", daemon=True).start()
+    _quit_on_signals(app)
     try:
         return app.exec()
     finally:
