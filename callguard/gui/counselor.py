@@ -175,6 +175,11 @@ T = texts({
                            "New rules in force ({version})"),
     "counselor.rules_refused": ("새 규칙을 적용하지 못했습니다: 기존 규칙이 유지됩니다",
                                 "The new rules were refused; the rules in force stay"),
+    "counselor.headset": ("헤드셋을 쓸 수 없습니다. 통화는 계속 녹음·보호되지만 "
+                          "상담사는 듣고 말할 수 없습니다: {error}",
+                          "The headset is not working. The call is still recorded and "
+                          "protected, but you cannot hear or speak: {error}"),
+    "counselor.tray.headset": ("헤드셋 오류", "Headset problem"),
     "counselor.tray.ringing": ("전화가 왔습니다", "Incoming call"),
     "counselor.tray.abuse": ("폭언으로 통화가 종료되었습니다. 잠시 쉬어 가세요.",
                              "The call was ended for abuse. Take a break."),
@@ -395,6 +400,13 @@ class CounselorWindow(QMainWindow):
         self.rest_label.setStyleSheet("QLabel { color:#0d47a1; background:#bbdefb;"
                                       " border-radius:4px; font-weight:bold }")
         self.rest_label.hide()
+        # Shown when the engine could not open (or lost) the headset for this call.
+        self.headset_label = QLabel()
+        self.headset_label.setWordWrap(True)
+        self.headset_label.setMargin(6)
+        self.headset_label.setStyleSheet("QLabel { color:#b71c1c; background:#ffcdd2;"
+                                         " border-radius:4px; font-weight:bold }")
+        self.headset_label.hide()
 
         # Dial pad.
         self.number_edit = QLineEdit()
@@ -519,6 +531,7 @@ class CounselorWindow(QMainWindow):
         outer = QVBoxLayout(central)
         outer.addLayout(top)
         outer.addWidget(self.rest_label)
+        outer.addWidget(self.headset_label)
         outer.addLayout(body, 1)
         self.setCentralWidget(central)
         self.resize(980, 700)
@@ -641,7 +654,7 @@ class CounselorWindow(QMainWindow):
                    "dialing": self._on_dialing, "answered": self._on_answered,
                    "ended": self._on_ended, "declined": self._on_declined,
                    "call_status": self._on_call_status, "timeline": self._on_timeline,
-                   "rules": self._on_rules}.get(ev.kind)
+                   "rules": self._on_rules, "headset": self._on_headset}.get(ev.kind)
         if handler is not None:
             handler(ev)
 
@@ -696,6 +709,14 @@ class CounselorWindow(QMainWindow):
             self.statusBar().showMessage(T("counselor.rules_ok", version=version), 10_000)
         else:
             self.statusBar().showMessage(T("counselor.rules_refused"), 10_000)
+
+    def _on_headset(self, ev: EngineEvent) -> None:
+        """The sound card failed for this call: the call goes on (recorded, protected), but
+        the counselor must know at once why they hear nothing."""
+        error = str((ev.data or {}).get("error", ""))
+        self.headset_label.setText(T("counselor.headset", error=error))
+        self.headset_label.show()
+        self._alert(T("counselor.tray.headset"), T("counselor.headset", error=error))
 
     def _on_ended(self, ev: EngineEvent) -> None:
         if not self._mine(ev):
@@ -922,6 +943,7 @@ class CounselorWindow(QMainWindow):
 
     def _new_call(self, direction: str, remote: str) -> None:
         self._remote, self._direction = remote, direction
+        self.headset_label.hide()  # a new call opens the headset afresh
         self.call_id = None
         self._store_id = None
         self._protected = self._final = self._answering = False

@@ -434,3 +434,25 @@ def test_the_screenshot_state(qtbot, live):
     assert window.stage_label.text() == "다음 단계: 종료 안내 (0/1)"
     assert window.elapsed_s() >= 42.0
 
+
+
+def test_a_headset_that_cannot_be_opened_is_shown_and_the_call_goes_on(qtbot, tmp_path):
+    from fakerig import FakeRig
+
+    def no_card(call):
+        raise RuntimeError("cannot open the headset microphone ('USB'): busy")
+
+    rig = FakeRig(tmp_path, device_factory=no_card)
+    rig.engine.start()
+    try:
+        window = open_window(qtbot, rig)
+        assert not window.headset_label.isVisible()
+        call = ring_and_answer(qtbot, rig, window)
+        qtbot.waitUntil(window.headset_label.isVisible, timeout=5000)
+        assert "('USB'): busy" in window.headset_label.text()
+        assert window.notices[-1][0] == "헤드셋 오류"
+        qtbot.mouseClick(window.protect_button, CLICK)  # protecting works all the same
+        qtbot.waitUntil(lambda: window.call_state == "idle", timeout=10000)
+        assert call.hangups == 1
+    finally:
+        rig.engine.stop()
