@@ -92,6 +92,7 @@ from callguard.rules.matcher import MatchResult
 from callguard.rules.model import PROMPT_KEYS, Category, EscalationPolicy, MatchMode
 from callguard.rules.problems import Problem, RulesError, Severity, check_lines
 from callguard.store.records import CallRecord, RulesVersion
+from callguard.text.kiwiproc import kiwi_process
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +297,10 @@ class RulesChecker:
         except tomllib.TOMLDecodeError:
             data = None
         try:
-            compiled = compile_rules(text, name=self.name, base_dir=self.base_dir)
+            # Kiwi in its own process: a [dictionary] edit builds a new one, which in this
+            # process would hold the GIL (and freeze the window and the calls) for a second.
+            compiled = compile_rules(text, name=self.name, base_dir=self.base_dir,
+                                     analyzer=kiwi_process())
         except RulesError as exc:
             result = Check(text, version, data, tuple(exc.problems),
                            tuple(check_lines(self.name, exc.problems, None)), None)

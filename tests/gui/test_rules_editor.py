@@ -359,3 +359,36 @@ def test_the_screenshot_state_shows_a_validation_error(qtbot, tmp_path, clients)
     assert editor.tabs.currentIndex() == editor._tab_index["toml"]
     assert editor.raw.textCursor().blockNumber() == line - 1
     assert path.read_text(encoding="utf-8") == GUI_RULES
+
+
+def test_editing_the_dictionary_never_freezes_the_window(qtbot, tmp_path, clients):
+    """A new [dictionary] word makes the check build another Kiwi (over a second of work
+    that holds the GIL); it runs in Kiwi's own process, so the GUI thread keeps going."""
+    import random
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    from callguard.text.kiwiproc import KiwiProcess
+
+    path = tmp_path / "rules.toml"
+    shutil.copy(DEFAULT_RULES, path)
+    editor = open_editor(qtbot, clients(tmp_path / "calls.db"), path)
+    word = "".join(chr(0xAC00 + random.randrange(11172)) for _ in range(3))  # unseen
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start(20)
+    began = time.monotonic()
+    editor.set_text(editor.text().replace("[dictionary]\nwords = []",
+                                          f'[dictionary]\nwords = ["{word}/NNG"]'))
+    wait_checked(qtbot, editor)
+    took = time.monotonic() - began
+    timer.stop()
+    assert editor.is_valid, editor.validation_lines()
+    analyzer = editor.check.compiled.matcher.analyzer
+    assert isinstance(analyzer, KiwiProcess) and analyzer.dictionary.words == ((word, "NNG"),)
+    assert took > 0.8, took  # a Kiwi was built meanwhile
+    during = [t for t in ticks if t <= began + took]
+    gaps = [b - a for a, b in zip([began, *during], during, strict=False)]
+    assert max(gaps) < 0.4, (max(gaps), took)
