@@ -509,7 +509,8 @@ class ReviewWindow(QWidget):
         self._notes: list[AuditRecord] = []  # shown, newest first
         self._notes_shown: tuple[Any, ...] | None = None  # what the list was built from
         # The newest entry (at, id) a load put on screen while the window was visible:
-        # it and older ones are seen. Only this window's memory: a new window starts unseen.
+        # it and older ones are seen. Kept per account in the store (users.notes_seen_*),
+        # so a reopened window, or another PC, does not show them as new again.
         self._notes_seen: tuple[float, int] | None = None
         self._unseen = 0
         self._closed = False
@@ -633,11 +634,14 @@ class ReviewWindow(QWidget):
         # A counselor's own entries are filtered after the query: look further back.
         limit = NOTE_LIMIT if own is None else 1000
 
-        async def job(store: Store) -> list[AuditRecord]:
+        user = self.reviewer if self.can_review else None
+
+        async def job(store: Store) -> tuple[list[AuditRecord], tuple[float, int] | None]:
             records: list[AuditRecord] = []
             for kind in NOTE_KINDS:
                 records += await store.audit_log(kind=kind, limit=limit)
-            return notifications_from(records, own)
+            seen = await store.notes_seen(user) if user else None
+            return notifications_from(records, own), seen
 
         self._notes_pending += 1
         self.store.call(job, lambda result, error: self._notes_loaded(gen, result, error))
@@ -1085,8 +1089,9 @@ class ReviewWindow(QWidget):
             self._notes_failing = True
             return
         self._notes_failing = False
-        notes: list[AuditRecord] = result
-        seen = self._notes_seen
+        notes: list[AuditRecord] = result[0]
+        stored: tuple[float, int] | None = result[1]
+        seen = max(filter(None, (self._notes_seen, stored)), default=None)
         unseen = ({n.id for n in notes if seen is None or (n.at, n.id) > seen}
                   if self.can_review else set())
         self._notes = notes
@@ -1100,6 +1105,14 @@ class ReviewWindow(QWidget):
         if notes and self._watching():
             newest = (notes[0].at, notes[0].id)
             self._notes_seen = newest if seen is None else max(seen, newest)
+            if self.can_review and (stored is None or self._notes_seen > stored):
+                at, entry = self._notes_seen
+                user = self.reviewer
+                self.store.call(lambda st: st.set_notes_seen(user, at, entry),
+                                lambda _r, err: err is not None and log.warning(
+                                    "could not keep what was seen: %s", err))
+        else:
+            self._notes_seen = seen
         self.notificationsLoaded.emit(len(notes))
 
     def _fill_notes(self, notes: list[AuditRecord], unseen: set[int]) -> None:

@@ -431,6 +431,8 @@ def reload_notes(qtbot, window: ReviewWindow) -> None:
 def test_notifications_show_rests_newest_first_and_a_click_opens_the_call(
         qtbot, noted, client_for, tmp_path):
     db, ids, now = noted
+    for name in ("boss", "sue"):
+        read(db, lambda s, n=name: s.set_password(n, "supervisor", "correct horse"))
     window = open_window(qtbot, client_for(db), tmp_path, reviewer="boss")
     qtbot.waitUntil(lambda: len(window.notifications()) == 6, timeout=10_000)
     assert notes_of(window) == [
@@ -502,6 +504,18 @@ def test_notifications_show_rests_newest_first_and_a_click_opens_the_call(
     assert "0:12" in view.item(0).text()
     window.close()
     assert not window.notes_timer.isActive()
+
+    # What boss has seen is kept with the account: a new window of boss's has nothing
+    # new; another supervisor's window has all eight.
+    qtbot.waitUntil(lambda: read(db, lambda s: s.notes_seen("boss")) is not None
+                    and read(db, lambda s: s.notes_seen("boss"))[0] == now + 1,
+                    timeout=10_000)
+    again = open_window(qtbot, client_for(db), tmp_path, reviewer="boss")
+    qtbot.waitUntil(lambda: len(again.notifications()) == 8, timeout=10_000)
+    assert again.unseen_notifications == 0
+    other = open_window(qtbot, client_for(db), tmp_path, reviewer="sue")
+    qtbot.waitUntil(lambda: len(other.notifications()) == 8, timeout=10_000)
+    assert other.unseen_notifications == 8
 
 
 def test_a_counselor_sees_only_their_own_notifications(qtbot, noted, client_for, tmp_path):
