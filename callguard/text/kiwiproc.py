@@ -27,6 +27,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -239,6 +240,9 @@ def serve(requests: IO[str], replies: IO[str]) -> int:
 
 
 def main() -> int:
+    # Ctrl-C in the terminal reaches the whole process group: the parent decides when to
+    # stop, and the child leaves when its stdin closes (also if the parent is killed).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The protocol owns the original stdout; anything a library prints goes to stderr.
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
