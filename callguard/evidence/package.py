@@ -49,6 +49,7 @@ from callguard import __version__
 from callguard.evidence.keys import key_id
 from callguard.store import AuditRecord, CallRecord, ReviewRecord, Store
 from callguard.store.schema import ROLES
+from callguard.text.spans import mark_spans
 
 log = logging.getLogger(__name__)
 
@@ -251,19 +252,7 @@ _LEG_LABEL = {"caller": "고객 caller", "counselor": "상담사 counselor"}
 
 def marked(text: str, hits: Sequence[Any]) -> str:
     """``text`` with each hit span wrapped in 【】 (overlapping spans merged)."""
-    spans: list[list[int]] = []
-    for start, end in sorted((h.start, h.end) for h in hits):
-        start, end = max(0, start), min(len(text), end)
-        if spans and start <= spans[-1][1]:
-            spans[-1][1] = max(spans[-1][1], end)
-        elif start < end:
-            spans.append([start, end])
-    out, pos = [], 0
-    for start, end in spans:
-        out += [text[pos:start], "【", text[start:end], "】"]
-        pos = end
-    out.append(text[pos:])
-    return "".join(out)
+    return mark_spans(text, ((h.start, h.end) for h in hits), "【", "】")
 
 
 def _transcript_txt(call: CallRecord) -> str:

@@ -75,6 +75,7 @@ from callguard.gui.i18n import texts
 from callguard.gui.rest import REST_S, RestDialog
 from callguard.session.events import TimelineEvent
 from callguard.telephony.base import CallEnd, CallState, LineState, LineStatus
+from callguard.text.spans import mark_spans
 
 log = logging.getLogger(__name__)
 
@@ -225,29 +226,10 @@ def mmss(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
-def _merge(spans: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
-    """Overlapping or touching ``[start, end)`` character spans merged, clipped to ``size``."""
-    out: list[tuple[int, int]] = []
-    for a, b in sorted((max(0, a), min(size, b)) for a, b in spans):
-        if b <= a:
-            continue
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
-
-
 def marked_html(text: str, spans: list[tuple[int, int]]) -> str:
     """``text`` as HTML with each span (character offsets, end exclusive) on a red ground."""
-    parts, pos = [], 0
-    for a, b in _merge(spans, len(text)):
-        parts.append(html.escape(text[pos:a]))
-        parts.append(f'<span style="background-color:{HIGHLIGHT}; color:#000000;'
-                     f' font-weight:bold">{html.escape(text[a:b])}</span>')
-        pos = b
-    parts.append(html.escape(text[pos:]))
-    return "".join(parts)
+    return mark_spans(text, spans, f'<span style="background-color:{HIGHLIGHT}; '
+                      'color:#000000; font-weight:bold">', "</span>", html.escape)
 
 
 @dataclass

@@ -121,6 +121,7 @@ from callguard.store import (
     Store,
 )
 from callguard.store.records import HitRecord, UtteranceRecord
+from callguard.text.spans import mark_spans
 
 log = logging.getLogger(__name__)
 
@@ -349,21 +350,9 @@ def notification_text(r: AuditRecord) -> str:
 
 def _highlighted(text: str, hits: Sequence[HitRecord]) -> str:
     """``text`` as HTML with each hit span (character offsets) highlighted."""
-    spans: list[list[int]] = []
-    for start, end in sorted((h.start, h.end) for h in hits):
-        start, end = max(0, start), min(len(text), end)
-        if spans and start <= spans[-1][1]:
-            spans[-1][1] = max(spans[-1][1], end)
-        elif start < end:
-            spans.append([start, end])
-    out, pos = [], 0
-    for start, end in spans:
-        out.append(html.escape(text[pos:start]))
-        out.append('<span style="background-color:#ffcdd2; color:#b71c1c; font-weight:bold">'
-                   f"{html.escape(text[start:end])}</span>")
-        pos = end
-    out.append(html.escape(text[pos:]))
-    return "".join(out)
+    return mark_spans(text, ((h.start, h.end) for h in hits),
+                      '<span style="background-color:#ffcdd2; color:#b71c1c; font-weight:bold">',
+                      "</span>", html.escape)
 
 
 def utterance_html(u: UtteranceRecord) -> str:

@@ -93,6 +93,7 @@ from callguard.rules.model import PROMPT_KEYS, Category, EscalationPolicy, Match
 from callguard.rules.problems import Problem, RulesError, Severity, check_lines
 from callguard.store.records import CallRecord, RulesVersion
 from callguard.text.kiwiproc import kiwi_process
+from callguard.text.spans import mark_spans
 
 log = logging.getLogger(__name__)
 
@@ -773,20 +774,9 @@ def _table(columns: Sequence[str]) -> QTableWidget:
 
 def highlight_html(result: MatchResult) -> str:
     """The sentence as HTML with every hit's span marked (overlapping hits merged)."""
-    spans: list[list[int]] = []
-    for start, end in sorted((h.start, h.end) for h in result.hits):
-        if spans and start <= spans[-1][1]:
-            spans[-1][1] = max(spans[-1][1], end)
-        else:
-            spans.append([start, end])
-    text, out, pos = result.text, [], 0
-    for start, end in spans:
-        out.append(html.escape(text[pos:start]))
-        out.append('<span style="background-color:#ffb3b3; font-weight:bold">'
-                   f"{html.escape(text[start:end])}</span>")
-        pos = end
-    out.append(html.escape(text[pos:]))
-    return "".join(out)
+    return mark_spans(result.text, ((h.start, h.end) for h in result.hits),
+                      '<span style="background-color:#ffb3b3; font-weight:bold">', "</span>",
+                      html.escape)
 
 
 _ERROR_BG = QColor("#ffd6d6")
