@@ -195,6 +195,9 @@ def test_a_headset_that_cannot_be_opened_never_costs_the_call(rig):
     pos, corr = align(call.heard(), r.final)
     assert corr > 0.95 and pos + r.final.size <= call.heard().size
     assert ended.data["reason"] == "final_notice"
+    rec, _ = stored(r, ended.data["store_id"])
+    assert [a.detail for a in rec.actions if a.kind == "fault"] == [
+        "headset: cannot open the headset microphone ('USB'): no such device"]
 
     # A card that fails during the call: every step fails over to the recording going on.
     r2 = rig(device_factory=lambda call: Broken())

@@ -42,7 +42,8 @@ class EngineEvent:
     it); for ``call_status`` (once a second) :meth:`CallSession.status` plus ``muted`` and
     ``store_id``; for ``ended`` the reason, ``store_id`` (None if never answered) and
     ``protected``; for ``rules`` the :class:`ReloadResult` of a push; for ``headset``
-    ``{"ok": False, "error": str}`` when the sound card could not be opened for a call."""
+    ``{"ok": False, "error": str}`` when the sound card could not be opened for a call or
+    failed during it."""
 
     kind: str
     call_id: str | None = None
@@ -226,28 +227,22 @@ class Engine:
             remote=call.remote, source="sip", config=self.session_config,
             counselor=self.counselor,
             on_event=lambda ev, cid=call.call_id: self._emit("timeline", cid, ev))
+        try:
+            device, failed = self.device_factory(call), None
+        except Exception as exc:  # the call goes on without the headset (see the runner)
+            device, failed = NullDevice(), str(exc)
         runner = CallRunner(
-            call, session, control, self._open_device(call), clock,
+            call, session, control, device, clock,
             on_status=lambda st, cid=call.call_id, s=session: self._emit(
                 "call_status", cid, {**st, "store_id": s.call_id}),
             on_headset=lambda error, cid=call.call_id: self._emit(
                 "headset", cid, {"ok": False, "error": error}))
+        if failed is not None:
+            runner.headset_failed(failed)
         self.runners[call.call_id] = runner
         self._emit("answered", call.call_id, {"direction": call.direction})
         task = asyncio.get_running_loop().create_task(self._run_call(runner))
         self.tasks[call.call_id] = task
-
-    def _open_device(self, call: Call) -> AudioDevice:
-        """The counselor's headset for ``call``; if it cannot be opened the call goes on
-        without it (the caller is still recorded, warned and cut off) and a ``headset``
-        event says why, so the window can tell the counselor."""
-        try:
-            return self.device_factory(call)
-        except Exception as exc:
-            log.warning("the headset could not be opened; the call goes on without it: %s",
-                        exc)
-            self._emit("headset", call.call_id, {"ok": False, "error": str(exc)})
-            return NullDevice()
 
     async def _run_call(self, runner: CallRunner) -> None:
         try:

@@ -177,29 +177,31 @@ class CallRunner:
                 self.connected = True  # the pre-call notice is over: put the counselor on
         await self.session.advance(now)
 
-    # The headset is the counselor's, not the caller's: if it fails mid-call (unplugged,
-    # driver error), the call, its recording, warnings and cut-off go on without it.
+    # The headset is the counselor's, not the caller's: if it cannot be opened or fails
+    # mid-call (unplugged, driver error), the call, its recording, warnings and cut-off go
+    # on without it.
     def _to_headset(self, pcm: np.ndarray) -> None:
         if self.headset_error is None:
             try:
                 self.device.write(pcm)
             except Exception as exc:
-                self._headset_failed(exc)
+                self.headset_failed(f"{type(exc).__name__}: {exc}")
 
     def _from_headset(self, n: int) -> np.ndarray:
         if self.headset_error is None:
             try:
                 return self.device.read(n)
             except Exception as exc:
-                self._headset_failed(exc)
+                self.headset_failed(f"{type(exc).__name__}: {exc}")
         return np.zeros(n, np.int16)
 
-    def _headset_failed(self, exc: Exception) -> None:
-        self.headset_error = f"{type(exc).__name__}: {exc}"
-        log.warning("the headset failed mid-call; the call goes on without it: %s",
-                    self.headset_error)
+    def headset_failed(self, error: str) -> None:
+        """Stop using the headset for this call: log ``error``, report it once through
+        ``on_headset``, and (at the next step) keep it with the call as a fault."""
+        self.headset_error = error
+        log.warning("headset: %s; the call goes on without it", error)
         if self.on_headset is not None:
-            self.on_headset(self.headset_error)
+            self.on_headset(error)
 
     async def _drain_remaining(self) -> None:
         """Audio that arrived before the end still belongs to the recording: read the
