@@ -5,6 +5,7 @@ sentence. Also :class:`EventLog`, the engine-event collector every engine test w
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import wave
@@ -59,6 +60,12 @@ def rules_text(limit: str = "10m") -> str:
 
 
 GUI_RULES = rules_text()
+
+
+def fresh_word() -> str:
+    """A made-up noun no earlier test (and no cached Kiwi) has seen: three random syllables,
+    so a [dictionary] holding it makes Kiwi be built anew."""
+    return "".join(chr(0xAC00 + random.randrange(11172)) for _ in range(3))
 
 
 def tone(hz: float, seconds: float, amp: int = 6000) -> np.ndarray:

@@ -64,16 +64,21 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def make_alsa_home(home: Path) -> Path:
+    """``home`` as a HOME whose ALSA has the ``cgmic``/``cgspk`` devices; the microphone
+    plays a ramp (1 … 30000, repeating), so order and skips can be read off the samples."""
+    (home / ".asoundrc").write_text(ASOUNDRC.format(dir=home), encoding="utf-8")
+    (np.arange(8000 * 600) % 30000 + 1).astype("<i2").tofile(home / "in.raw")
+    return home
+
+
 @pytest.fixture
 def alsa_home(tmp_path):
     try:
         import sounddevice  # noqa: F401
     except OSError as exc:  # the package is a dependency; PortAudio comes from the system
         pytest.fail(f"PortAudio is missing (install libportaudio2): {exc}")
-    (tmp_path / ".asoundrc").write_text(ASOUNDRC.format(dir=tmp_path), encoding="utf-8")
-    # The microphone's source: a ramp, so order and skips can be read off the samples.
-    (np.arange(8000 * 600) % 30000 + 1).astype("<i2").tofile(tmp_path / "in.raw")
-    return tmp_path
+    return make_alsa_home(tmp_path)
 
 
 def without_long_silences(pcm: np.ndarray, shortest: int = 64) -> np.ndarray:

@@ -102,11 +102,3 @@ class PcmFifo:
                 self.underruns += 1
                 self._priming = True
         return out
-
-    def clear(self) -> None:
-        """Forget what is queued (not counted as dropped) and prime again."""
-        with self._lock:
-            self._blocks.clear()
-            self._head = 0
-            self._queued = 0
-            self._priming = True

@@ -165,5 +165,6 @@ class SoundDevice:
             stream.stop()
             stream.close()
         log.info("headset closed: microphone dropped %d / padded %d samples, speaker "
-                 "dropped %d / padded %d", self.mic.dropped, self.mic.padded,
-                 self.speaker.dropped, self.speaker.padded)
+                 "dropped %d / padded %d; the card flagged %d callbacks (last: %s)",
+                 self.mic.dropped, self.mic.padded, self.speaker.dropped,
+                 self.speaker.padded, self.card_problems, self.last_problem or "none")

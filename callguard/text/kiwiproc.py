@@ -9,8 +9,8 @@ whenever pushed rules bring a new ``[dictionary]``.
 A :class:`KiwiProcess` owns one Kiwi, for one :class:`~callguard.text.analyzer.Dictionary`,
 in a child process (``python -m callguard.text.kiwiproc``). Requests and replies are one
 JSON object per line on the child's stdin and stdout; the parent waits in a blocking pipe
-read, which releases the GIL. The child starts at the first request (or :meth:`KiwiProcess.start`);
-it builds and warms Kiwi (one analysis) before it answers.
+read, which releases the GIL. The child starts at the first request; it builds and warms
+Kiwi (one analysis) before it answers.
 
 If the child dies (killed, out of memory), the next request starts a new one and is
 retried once; a second failure raises :class:`KiwiProcessError`.
@@ -141,11 +141,6 @@ class KiwiProcess:
                 self._finalizer.detach()
             self._finalizer = weakref.finalize(self, _close, self._child.proc)
         return self._child
-
-    def start(self) -> None:
-        """Start the child (it builds Kiwi meanwhile) without waiting for it."""
-        with self._lock:
-            self._started()
 
     def _request(self, message: dict[str, Any]) -> Any:
         with self._lock:

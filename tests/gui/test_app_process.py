@@ -20,7 +20,7 @@ from conftest import require_shared
 from peers import require_peers
 from peers.baresip import Baresip, write_wav
 from peers.kamailio import Kamailio
-from test_headset_alsa import ASOUNDRC, without_long_silences
+from test_headset_alsa import make_alsa_home, without_long_silences
 from test_live_calls import _agent_config, _rules
 
 from callguard.store import Store
@@ -31,8 +31,7 @@ pytestmark = pytest.mark.slow
 def test_callguard_gui_takes_a_real_call_on_the_headset_and_stops_cleanly(tmp_path):
     require_peers("kamailio", "baresip")
     require_shared()
-    (tmp_path / ".asoundrc").write_text(ASOUNDRC.format(dir=tmp_path), encoding="utf-8")
-    (np.arange(8000 * 600) % 30000 + 1).astype("<i2").tofile(tmp_path / "in.raw")
+    make_alsa_home(tmp_path)
     rules = tmp_path / "rules.toml"
     rules.write_text(_rules(), encoding="utf-8")
     speech = clip("k027")

@@ -364,9 +364,9 @@ def test_the_screenshot_state_shows_a_validation_error(qtbot, tmp_path, clients)
 def test_editing_the_dictionary_never_freezes_the_window(qtbot, tmp_path, clients):
     """A new [dictionary] word makes the check build another Kiwi (over a second of work
     that holds the GIL); it runs in Kiwi's own process, so the GUI thread keeps going."""
-    import random
     import time
 
+    from fakerig import fresh_word
     from PySide6.QtCore import QTimer
 
     from callguard.text.kiwiproc import KiwiProcess
@@ -374,7 +374,7 @@ def test_editing_the_dictionary_never_freezes_the_window(qtbot, tmp_path, client
     path = tmp_path / "rules.toml"
     shutil.copy(DEFAULT_RULES, path)
     editor = open_editor(qtbot, clients(tmp_path / "calls.db"), path)
-    word = "".join(chr(0xAC00 + random.randrange(11172)) for _ in range(3))  # unseen
+    word = fresh_word()
     ticks: list[float] = []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.monotonic()))

@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import os
-import random
 import time
 
-from fakerig import rules_text
+from fakerig import fresh_word, rules_text
 from PySide6.QtCore import QEvent, QObject
 
 from callguard.telephony.base import CallState
@@ -26,11 +25,6 @@ class PaintTimes(PaintCounter):
         if event.type() == QEvent.Type.Paint:
             self.times.append(time.monotonic())
         return super().eventFilter(obj, event)
-
-
-def fresh_word() -> str:
-    """A made-up noun no earlier test (and no cached Kiwi) has seen: three random syllables."""
-    return "".join(chr(0xAC00 + random.randrange(11172)) for _ in range(3))
 
 
 def test_a_push_that_builds_kiwi_neither_freezes_the_window_nor_the_call(qtbot, live):
