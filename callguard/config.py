@@ -40,12 +40,14 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from callguard.errors import InputError
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RULES = REPO_ROOT / "rules" / "default.toml"
 DEMO_DIR = REPO_ROOT / "callguard" / "demo"
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """A settings file problem; the message names the file and the key."""
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from callguard.errors import ResourceError
+
 log = logging.getLogger(__name__)
 
 #: SHA-256 and size of the joined ``model.bin`` (Whisper base, CTranslate2, float16 weights).
@@ -31,7 +33,7 @@ SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 STAMP = "callguard-model.json"
 
 
-class ModelError(RuntimeError):
+class ModelError(ResourceError, RuntimeError):
     """The model cannot be found, assembled or loaded; the message says what to do."""
 
 

@@ -19,10 +19,11 @@ import getpass
 import sys
 from pathlib import Path
 
+from callguard.cli.failure import failed, say
 from callguard.config import ConfigError, load_settings
+from callguard.errors import CallguardError
 from callguard.evidence import (
     DEFAULT_KEY_NAME,
-    EvidenceError,
     KeyFileError,
     export_package,
     key_id,
@@ -30,7 +31,7 @@ from callguard.evidence import (
     read_key,
     verify_package,
 )
-from callguard.store import Store, StoreError
+from callguard.store import Store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,8 +74,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         try:
             key = read_key(args.key)
         except KeyFileError as exc:
-            print(f"callguard verify: {exc}", file=sys.stderr)
-            return 2
+            return failed(exc)  # 2
     report = verify_package(args.package, key)
     print("\n".join(report.lines))
     return report.exit_code
@@ -100,8 +100,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         try:
             store_path = load_settings(args.config).store_path
         except ConfigError as exc:
-            print(f"callguard export: {exc}", file=sys.stderr)
-            return 2
+            return failed(exc)  # 2
     # Opening a store creates a missing file: a mistyped path must not become an empty store.
     if not store_path.is_file():
         print(f"callguard export: no call store at {store_path}", file=sys.stderr)
@@ -112,13 +111,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         key_path = args.key or store_path.parent / DEFAULT_KEY_NAME
         try:
             key = read_key(key_path) if args.key else load_or_create_key(key_path)
-        except (KeyFileError, OSError) as exc:
-            print(f"callguard export: {exc}", file=sys.stderr)
+        except (KeyFileError, OSError) as exc:  # OSError: the new key cannot be written
+            say(exc)
             return 2
     try:
         out = asyncio.run(_export(store_path, args.call_id, args.out, args.by or _login(), key))
-    except (EvidenceError, StoreError, OSError) as exc:
-        print(f"callguard export: {exc}", file=sys.stderr)
+    except CallguardError as exc:  # EvidenceError, StoreError (CallNotFoundError): 1
+        return failed(exc)
+    except OSError as exc:  # the package cannot be written
+        say(exc)
         return 1
     how = f"signed with {key_path} (key id {key_id(key)})" if key else "unsigned"
     print(f"call {args.call_id} exported to {out}, {how}")

@@ -9,6 +9,10 @@ from collections.abc import Sequence
 
 from callguard import __version__
 from callguard.cli import call_cmd, evidence_cmd, rules_cmd, run_cmd
+from callguard.cli.failure import failed
+from callguard.errors import CallguardError
+
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``callguard`` command; its exit status. Every error callguard raises on
+    purpose (a :class:`~callguard.errors.CallguardError`) ends here as one line,
+    ``callguard: <message>``, with the error's exit status (1, or 2 for unusable input);
+    anything else is a bug and keeps its traceback."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _command(args_list)
+    except CallguardError as exc:
+        log.debug("the command failed", exc_info=exc)  # the traceback, with -vv
+        return failed(exc)
+
+
+def _command(args_list: list[str]) -> int:
     if args_list[:1] == ["gui"]:
         # The desktop app (its own options). Imported by name: the CLI package itself stays
         # free of Qt (an import-linter contract), and headless commands never load it.

@@ -17,12 +17,14 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from callguard.errors import InputError
+
 log = logging.getLogger(__name__)
 
 KEY_BYTES = 32
 
 
-class KeyFileError(ValueError):
+class KeyFileError(InputError, ValueError):
     """The key file cannot be used; the message names the file."""
 
 

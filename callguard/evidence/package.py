@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from callguard import __version__
+from callguard.errors import ResourceError
 from callguard.evidence.keys import key_id
 from callguard.store import AuditRecord, CallRecord, ReviewRecord, Store
 from callguard.store.schema import ROLES
@@ -73,7 +74,7 @@ _TIME_NOTE = {
 }
 
 
-class EvidenceError(Exception):
+class EvidenceError(ResourceError):
     """The call cannot be exported as evidence (still going on, recording altered...)."""
 
 

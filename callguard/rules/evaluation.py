@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from callguard.errors import InputError
 from callguard.rules.matcher import Matcher, MatchResult
 from callguard.rules.model import Category
 
@@ -105,7 +106,7 @@ class Report:
         }
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError, ValueError):
     """The dataset could not be read with the given options."""
 
 

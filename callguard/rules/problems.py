@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from callguard.errors import InputError
+
 if TYPE_CHECKING:
     from callguard.rules.model import RuleSet
 
@@ -37,7 +39,7 @@ class Problem:
         return f"{where}:{tag}{rule} {self.message}"
 
 
-class RulesError(Exception):
+class RulesError(InputError):
     """A rules file could not be used. ``problems`` holds every error (and warning) found."""
 
     def __init__(self, problems: list[Problem]) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 
+from callguard.errors import InputError
 from callguard.text.analyzer import KIWI_TAGS, base_tag
 
 
-class TermSyntaxError(ValueError):
+class TermSyntaxError(InputError, ValueError):
     """A tagged term is malformed (message says how)."""
 
 

@@ -10,11 +10,12 @@ import numpy as np
 
 from callguard.audio import g711
 from callguard.audio.resample import float_to_int16, resample
+from callguard.errors import InputError
 
 TELEPHONE_RATE = 8000
 
 
-class AudioFileError(ValueError):
+class AudioFileError(InputError, ValueError):
     """The file is not a WAV we can read; the message names it."""
 
 

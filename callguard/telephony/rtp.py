@@ -36,6 +36,8 @@ import struct
 from collections import deque
 from dataclasses import dataclass
 
+from callguard.errors import CallguardError
+
 __all__ = [
     "DTMF_DIGITS",
     "RTP_HEADER_SIZE",
@@ -68,7 +70,7 @@ _SEQ_MOD = 1 << 16
 _TS_MOD = 1 << 32
 
 
-class RtpError(ValueError):
+class RtpError(CallguardError, ValueError):
     """A packet (or packet field) that is not valid RTP / telephone-event."""
 
 

@@ -35,6 +35,7 @@ import weakref
 from collections.abc import Sequence
 from typing import IO, Any
 
+from callguard.errors import ResourceError
 from callguard.text.analyzer import Dictionary, Morph
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 _EXIT_GRACE_S = 2.0
 
 
-class KiwiProcessError(RuntimeError):
+class KiwiProcessError(ResourceError, RuntimeError):
     """The Kiwi child process failed twice in a row, or could not build its Kiwi."""
 
 
