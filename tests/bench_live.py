@@ -45,6 +45,7 @@ from callguard.engine.audio_device import FileDevice
 from callguard.engine.engine import Engine
 from callguard.store import Store
 from callguard.telephony.sipline import SipConfig, SipLine
+from callguard.vocabulary import HangupSent
 
 RATE = 8000
 BEEP_EVERY_S = 10.0
@@ -139,9 +140,8 @@ def one_call(agent: Agent, pbx: Kamailio, tmp: Path, seconds: float, limit_s: fl
         bob.wait_event("CALL_CLOSED", 10)
         closed_at = time.monotonic()
     runner = agent.engine.finished[-1]
-    hangup = [e for e in runner.session.timeline if e.kind == "action"
-              and e.detail["kind"] == "hangup"]
-    due = runner.call.media_start + hangup[0].t if hangup else None
+    hangup = [e for e in runner.session.timeline if isinstance(e, HangupSent)]
+    due = runner.call.media_start + hangup[0].at_s if hangup else None
     out = {
         "end_reason": ended.data["reason"],
         "bye_latency_ms": None if due is None or runner.control.bye_sent_at is None

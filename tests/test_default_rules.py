@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from conftest import DATA, DEFAULT_RULES, require_shared
 
-from callguard.policy import CallState, HitsObserved, PolicyEvaluator, VerdictKind
+from callguard.policy import HitsObserved, PolicyEvaluator, PolicyState, VerdictKind
 from callguard.rules import Category, Matcher, load_rules
 from callguard.rules.evaluation import PRESETS, evaluate, read_dataset
 
@@ -69,7 +69,7 @@ def test_ordinary_call_sentences_do_not_hit(matcher, text):
 def test_default_escalation_warns_before_hanging_up(default, matcher):
     rs = default.ruleset
     policy = PolicyEvaluator.for_call(rs, "inbound")
-    state = CallState("inbound")
+    state = PolicyState("inbound")
     kinds: list[VerdictKind] = []
     t = 0.0
     while not state.ended and t < 600:

@@ -20,17 +20,11 @@ from synth import call_audio
 
 from callguard.asr.fake import ToneTranscriber
 from callguard.asr.worker import RecognitionWorker
-from callguard.policy.escalation import CallState, PolicyEvaluator, ProtectRequested
-from callguard.rules.dryrun import (
-    CUT_REASONS,
-    PROTECT_REASON,
-    compile_rules,
-    dry_run,
-    replay_call,
-)
+from callguard.policy.escalation import PolicyEvaluator, PolicyState, ProtectRequested
 from callguard.rules.engine import RulesEngine
 from callguard.rules.loader import load_rules
 from callguard.rules.problems import RulesError
+from callguard.services.dryrun import compile_rules, dry_run, replay_call
 from callguard.session.call import SessionConfig
 from callguard.sim.callaudio import CallAudio
 from callguard.sim.driver import run_call
@@ -138,7 +132,7 @@ def _edit(old: str, new: str):
 
 
 def _recorded_cut(record: CallRecord) -> str | None:
-    return record.end_reason if record.end_reason in CUT_REASONS else None
+    return record.end_reason if record.end_reason in ("final_notice", "duration_limit") else None
 
 
 def _assert_replay_matches_the_store(records: dict[str, CallRecord], compiled) -> None:
@@ -327,7 +321,8 @@ def test_speech_still_open_when_the_line_closed_never_escalates(small):
 def test_the_warning_length_the_call_recorded_is_used(small):
     # A live call plays a text-only prompt as a 1.5 s chime, not the simulator's estimate.
     utts = [_utt(1, 1.0, 2.0, "나쁜말 못된말"), _utt(2, 5.0, 6.0, "나쁜말")]
-    played = ActionRecord(1, 1, 2.0, "play_prompt", "warning (1.5 s)", True, None)
+    played = ActionRecord(1, 1, 2.0, "play_prompt", "warning (1.5 s)", True, None,
+                          prompt="warning", seconds=1.5)
     record = _call(utts, actions=[played])
     assert replay_call(record, small.ruleset, small.matcher).cut_reason == "final_notice"
     # With the rules' own estimate (a longer prompt), the 5 s abuse is spoken over it.
@@ -336,15 +331,22 @@ def test_the_warning_length_the_call_recorded_is_used(small):
 
 
 def test_a_protect_press_is_replayed_as_the_counselors_decision(small):
-    reason = PolicyEvaluator.for_call(small.ruleset, "inbound").step(
-        CallState(), ProtectRequested(), 1.0)[1][0].reason
-    assert reason == PROTECT_REASON  # the recorded reason the replay looks for
-    pressed = VerdictRecord(1, 1, 5.0, "final", "final", True, PROTECT_REASON)
+    verdict = PolicyEvaluator.for_call(small.ruleset, "inbound").step(
+        PolicyState(), ProtectRequested(), 1.0)[1][0]
+    assert verdict.cause == "protect"  # what the store keeps and the replay looks for
+    # Told from a rules decision by its cause, never by its wording.
+    pressed = VerdictRecord(1, 1, 5.0, "final", "final", True, "reworded reason",
+                            cause="protect")
     record = _call([_utt(1, 1.0, 2.0, "안녕하세요")], verdicts=[pressed], stage="final",
                    end_reason="final_notice")
     row = replay_call(record, small.ruleset, small.matcher)
     assert (row.cut_reason, row.cut_at, row.reason, row.changed) == (
-        "final_notice", 5.0, PROTECT_REASON, False)
+        "final_notice", 5.0, verdict.reason, False)
+    # A rules decision with the same wording is not a press.
+    ruled = VerdictRecord(1, 1, 5.0, "final", "final", True, verdict.reason, cause="rules")
+    record = _call([_utt(1, 1.0, 2.0, "안녕하세요")], verdicts=[ruled], stage="final",
+                   end_reason="final_notice")
+    assert replay_call(record, small.ruleset, small.matcher).cut_reason is None
 
 
 # -- the command ---------------------------------------------------------------------------

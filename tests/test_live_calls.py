@@ -27,6 +27,7 @@ from callguard.engine.engine import Engine
 from callguard.sim.runner import whisper_factory
 from callguard.store import Store
 from callguard.telephony.sipline import SipConfig, SipLine
+from callguard.vocabulary import PromptStarted, VerdictIssued
 
 pytestmark = pytest.mark.slow
 
@@ -156,7 +157,7 @@ def test_inbound_abusive_call_is_warned_then_ended_after_the_final_notice(pbx, t
     ended, closed, received, rate = _inbound(pbx, h, caller, 60)
     assert rate == RATE
     runner = h.engine.finished[0]
-    kinds = [e.detail["kind"] for e in runner.session.timeline if e.kind == "verdict"]
+    kinds = [e.kind for e in runner.session.timeline if isinstance(e, VerdictIssued)]
     assert kinds == ["notice", "warn", "final"], runner.session.timeline
     assert ended.data["reason"] == "final_notice"
     assert runner.control.hangups == 1 and runner.call.end_reason == "local_hangup"
@@ -213,9 +214,8 @@ def test_outbound_call_survives_a_minute_and_the_duration_limit_ends_it(pbx, tmp
     bye_at = runner.control.bye_sent_at - runner.call.media_start
     expected = 61.0 + h.final.size / RATE + 0.3
     assert abs(bye_at - expected) <= 0.5, (bye_at, expected)
-    prompts = [e.detail["detail"] for e in runner.session.timeline
-               if e.kind == "action" and e.detail["kind"] == "play_prompt"]
-    assert [p.split()[0] for p in prompts] == ["duration_notice", "duration_final"]
+    prompts = [e.key for e in runner.session.timeline if isinstance(e, PromptStarted)]
+    assert prompts == ["duration_notice", "duration_final"]
     assert h.stored().direction == "outbound"
 
 
@@ -350,9 +350,8 @@ def test_a_recognition_crash_mid_call_keeps_the_call_and_the_duration_limit(pbx,
 
 
 def _is_prompt(key: str):
-    return lambda ev: (ev.kind == "timeline" and ev.data.kind == "action"
-                       and ev.data.detail["kind"] == "play_prompt"
-                       and ev.data.detail["detail"].split()[0] == key)
+    return lambda ev: (ev.kind == "timeline" and isinstance(ev.data, PromptStarted)
+                       and ev.data.key == key)
 
 
 def test_the_caller_hangs_up_during_the_warning(pbx, tmp_path):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from callguard.policy import (
-    CallState,
     ClockTick,
     HitsObserved,
     PolicyEvaluator,
+    PolicyState,
     ProtectRequested,
     VerdictKind,
 )
@@ -28,7 +28,7 @@ class Call:
     def __init__(self, escalation=EscalationPolicy(), duration=DurationPolicy(),
                  direction="inbound") -> None:
         self.policy = PolicyEvaluator(escalation, duration)
-        self.state = CallState(direction)
+        self.state = PolicyState(direction)
         self.log: list[tuple[float, VerdictKind]] = []
 
     def send(self, event, now: float) -> list[VerdictKind]:
@@ -59,7 +59,7 @@ def test_stages_notice_warn_final():
 
 def test_verdicts_carry_prompts_and_hangup_flag():
     policy = PolicyEvaluator(POLICY, DurationPolicy())
-    state, (notice,) = policy.step(CallState(), HitsObserved((hit("a"),)), 1)
+    state, (notice,) = policy.step(PolicyState(), HitsObserved((hit("a"),)), 1)
     state, (warn,) = policy.step(state, HitsObserved((hit("b"),)), 2)
     assert notice.prompt is None and not notice.hangup
     assert warn.prompt == "warning" and not warn.hangup and warn.rule_ids == ("b",)
@@ -75,7 +75,7 @@ def test_strikes_fall_out_of_the_window():
     assert call.say(0) == [N]
     # 60 s later the first strike has left the window: one strike is not enough to warn.
     assert call.say(60) == []
-    assert call.policy.stage(call.state, 60).strikes == 1
+    assert call.policy.progress(call.state, 60).strikes == 1
     assert call.say(119.9) == [W]  # strikes at 60 and 119.9 are both inside
 
 
@@ -111,7 +111,7 @@ def test_severity_and_one_strike_per_rule_per_utterance():
     call = Call(POLICY)
     # two hits of one rule in one utterance count once; two rules add up
     assert call.say(0, hit("a"), hit("a")) == [N]
-    assert call.policy.stage(call.state, 0).strikes == 1
+    assert call.policy.progress(call.state, 0).strikes == 1
     call2 = Call(POLICY)
     assert call2.say(0, hit("a"), hit("b", start=3, end=5)) == [N, W]
     call3 = Call(POLICY)
@@ -152,7 +152,7 @@ def test_duration_stages_per_direction(direction, notice, final):
     rs = RuleSet(None, "v", "t", (), inbound=DurationPolicy(900, 1200),
                  outbound=DurationPolicy(300, 600))
     policy = PolicyEvaluator.for_call(rs, direction)
-    state = CallState(direction)
+    state = PolicyState(direction)
     state, v = policy.step(state, ClockTick(), notice - 0.001)
     assert v == []
     state, v = policy.step(state, ClockTick(), notice)
@@ -186,24 +186,24 @@ def test_no_duration_limit_means_none():
 
 def test_stage_reports_next_step():
     call = Call(POLICY)
-    assert call.policy.stage(call.state, 0).next is N
+    assert call.policy.progress(call.state, 0).next is N
     call.say(0)
-    s = call.policy.stage(call.state, 0)
+    s = call.policy.progress(call.state, 0)
     assert (s.next, s.strikes, s.needed) == (W, 1, 2)
     call.say(1)
-    s = call.policy.stage(call.state, 1)
+    s = call.policy.progress(call.state, 1)
     assert (s.next, s.strikes, s.needed) == (F, 0, 2)
     call.say(10)
     call.say(11)
-    assert call.policy.stage(call.state, 11).next is None
+    assert call.policy.progress(call.state, 11).next is None
 
 
 def test_step_is_pure():
     policy = PolicyEvaluator(POLICY, DurationPolicy())
-    state = CallState()
+    state = PolicyState()
     a = policy.step(state, HitsObserved((hit(),)), 5)
     b = policy.step(state, HitsObserved((hit(),)), 5)
-    assert a == b and state == CallState()
+    assert a == b and state == PolicyState()
 
 
 def test_utterance_weight_counts_overlapping_words_once():
@@ -229,6 +229,6 @@ def test_strikes_spoken_over_a_playing_warning_do_not_count():
     assert call.say(24) == [] and call.say(25) == [F]
     # An earlier end than the warning itself never moves the mark back.
     state = PolicyEvaluator(POLICY, DurationPolicy()).warning_heard_at(
-        CallState(last_warning_at=30.0), 20.0)
+        PolicyState(last_warning_at=30.0), 20.0)
     assert state.last_warning_at == 30.0
-    assert PolicyEvaluator.warning_heard_at(CallState(), 5.0).last_warning_at is None
+    assert PolicyEvaluator.warning_heard_at(PolicyState(), 5.0).last_warning_at is None

@@ -13,12 +13,14 @@ from synth import call_audio
 
 from callguard.asr.fake import ToneTranscriber
 from callguard.asr.worker import RecognitionWorker
+from callguard.policy.enforcement import HANGUP_MARGIN_S
 from callguard.rules.engine import RulesEngine
-from callguard.session.call import HANGUP_MARGIN_S, SessionConfig
+from callguard.session.call import SessionConfig
 from callguard.session.control import FakeCallControl
 from callguard.sim.callaudio import CallAudio
 from callguard.sim.driver import SimulationResult, run_call
 from callguard.store import Store
+from callguard.vocabulary import AlertRaised, PromptFailed, Transcribed
 
 CLEAN, ABUSE, CRISIS = 1000.0, 1500.0, 2000.0
 SCRIPT = {CLEAN: "안녕하세요 요금 문의드릴게요", ABUSE: "야 이 개새끼야",
@@ -102,6 +104,12 @@ def simulate(engine: RulesEngine, caller, counselor=None, *, db: Path | None = N
     return asyncio.run(main())
 
 
+def _speech(res) -> list[Transcribed]:
+    """The final transcripts of accepted speech, in order."""
+    return [e for e in res.timeline if isinstance(e, Transcribed) and e.status == "ok"
+            and not e.early]
+
+
 def _kinds(res: SimulationResult) -> list[str]:
     return [k for _, k in res.verdicts()]
 
@@ -148,7 +156,7 @@ def test_clean_call_triggers_nothing(rules, tmp_path):
     res = simulate(rules(), caller, db=tmp_path / "c.db")
     assert res.verdicts() == [] and res.control.played == [] and res.control.hangups == 0
     assert res.end_reason == "end_of_audio"
-    speech = [e for e in res.timeline if e.kind == "speech"]
+    speech = _speech(res)
     assert [e.text for e in speech] == [SCRIPT[CLEAN]] * 3
 
     async def read():
@@ -164,14 +172,14 @@ def test_counselor_speech_is_transcribed_but_never_counts(rules):
     counselor = call_audio([(3, 1.5, ABUSE)], 8, seed=2)
     res = simulate(rules(), caller, counselor)
     assert res.verdicts() == []
-    legs = {(e.leg, e.text) for e in res.timeline if e.kind == "speech"}
+    legs = {(e.leg, e.text) for e in _speech(res)}
     assert legs == {("caller", SCRIPT[CLEAN]), ("counselor", SCRIPT[ABUSE])}
 
 
 def test_crisis_alerts_without_ending_the_call(rules):
     res = simulate(rules(), call_audio([(1, 1.5, CRISIS), (5, 1.5, CRISIS)], 9))
     assert set(_kinds(res)) == {"alert"} and res.control.hangups == 0
-    assert any(e.kind == "action" and e.detail["kind"] == "alert" for e in res.timeline)
+    assert any(isinstance(e, AlertRaised) for e in res.timeline)
 
 
 def test_early_look_cuts_detection_latency(rules):
@@ -190,8 +198,8 @@ def test_speech_resuming_after_the_early_look_is_recognised_whole(rules):
     caller = call_audio([(1, 1.0, CLEAN), (2.45, 1.0, CLEAN)], 6)
     tones = ToneTranscriber(SCRIPT)
     res = simulate(rules(), caller, transcriber=tones)
-    speech = [e for e in res.timeline if e.kind == "speech"]
-    assert len(speech) == 1 and speech[0].detail["start"] < 1.0 < 3.4 < speech[0].detail["end"]
+    speech = _speech(res)
+    assert len(speech) == 1 and speech[0].start_s < 1.0 < 3.4 < speech[0].end_s
     assert tones.calls == 2  # one early look, then the whole utterance once more
 
 
@@ -226,8 +234,8 @@ def test_a_long_utterance_is_looked_at_by_its_tail(rules):
     looks = tones.seconds
     assert looks[-1] > 6.5  # the transcript is recognised from the whole utterance
     assert any(x < 2.0 for x in looks[:-1])  # the abuse was looked at on its own
-    speech = [e for e in res.timeline if e.kind == "speech"]
-    assert len(speech) == 1 and speech[0].detail["start"] < 1.0 and speech[0].detail["end"] > 7.6
+    speech = _speech(res)
+    assert len(speech) == 1 and speech[0].start_s < 1.0 and speech[0].end_s > 7.6
 
 
 def test_without_tail_looks_the_long_utterance_hides_the_abuse_until_its_end(rules):
@@ -255,8 +263,8 @@ def test_a_prompt_that_cannot_play_still_ends_the_call(rules):
     res = simulate(rules(), caller, control=control)
     assert _kinds(res) == ["notice", "warn", "final"]
     assert control.hangups == 1 and res.end_reason == "final_notice"
-    failed = [e for e in res.timeline if e.kind == "action" and not e.detail["ok"]]
-    assert [e.detail["kind"] for e in failed] == ["play_prompt", "play_prompt"]
+    failed = [e.key for e in res.timeline if isinstance(e, PromptFailed)]
+    assert failed == ["warning", "final"]
     # With nothing played, the hangup follows the final verdict at once.
     assert res.hangups() == [pytest.approx(res.verdicts()[-1][0])]
 
@@ -334,7 +342,8 @@ def test_a_failing_recogniser_keeps_the_call_and_the_recording(rules, tmp_path):
     caller = call_audio([(1, 1.2, ABUSE)], 5)
     res = simulate(rules(), caller, db=tmp_path / "b.db", transcriber=_Broken())
     assert res.verdicts() == [] and res.end_reason == "end_of_audio"
-    assert [e.detail["status"] for e in res.timeline if e.kind == "dropped"] == ["failed"]
+    assert [e.status for e in res.timeline
+            if isinstance(e, Transcribed) and e.status != "ok"] == ["failed"]
 
     async def read():
         async with Store.open(tmp_path / "b.db") as store:

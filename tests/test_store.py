@@ -68,7 +68,7 @@ def test_migrates_an_empty_file_and_reopens_idempotently(tmp_path):
             return await new_call(store)
 
     call_id = run(first())
-    assert db_user_version(path) == SCHEMA_VERSION == len(MIGRATIONS) == 3
+    assert db_user_version(path) == SCHEMA_VERSION == len(MIGRATIONS) == 4
     assert {"rulesets", "calls", "audio_chunks", "utterances", "hits", "verdicts",
             "actions", "reviews", "audit_log", "users", "rules_history"} <= tables(path)
     with sqlite3.connect(path) as conn:
@@ -84,6 +84,44 @@ def test_migrates_an_empty_file_and_reopens_idempotently(tmp_path):
 
     assert run(second()) == [call_id]
     assert db_user_version(path) == SCHEMA_VERSION
+
+
+def test_schema_4_fills_old_rows_with_the_values_they_recorded(tmp_path):
+    # A store written by schema 3: a protect press is known only by its reason sentence and
+    # a played prompt only by its "<key> (<seconds> s)" detail. The migration turns those
+    # into values once, so nothing reads them back from text afterwards.
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        for script in MIGRATIONS[:3]:
+            for statement in split_statements(script):
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 3")
+        conn.execute("INSERT INTO calls (id, direction, remote, source, started_at,"
+                     " sample_rate) VALUES (1, 'inbound', '', 'sip', 0, 8000)")
+        conn.executemany(
+            "INSERT INTO verdicts (call_id, t_s, kind, prompt, hangup, reason)"
+            " VALUES (1, ?, ?, ?, ?, ?)",
+            [(1.0, "warn", "warning", 0, "warning 1/2: 2 strike(s)"),
+             (5.0, "final", "final", 1, "counselor pressed protect"),
+             (6.0, "duration_notice", "duration_notice", 0, "call passed 900 s"),
+             (7.0, "alert", None, 0, "crisis words")])
+        conn.executemany(
+            "INSERT INTO actions (call_id, t_s, kind, detail, ok, error) VALUES (1, ?, ?, ?, ?, ?)",
+            [(1.0, "play_prompt", "warning (6.4 s)", 1, None),
+             (5.0, "play_prompt", "final", 0, "bad wav"),
+             (9.0, "hangup", "final", 1, None)])
+        conn.execute("INSERT INTO utterances (call_id, leg, start_s, end_s, text, status)"
+                     " VALUES (1, 'caller', 0.5, 1.0, '', 'ok')")
+
+    async def read():
+        async with Store.open(path) as store:
+            return await store.get_call(1)
+    call = run(read())
+    assert db_user_version(path) == 4
+    assert [v.cause for v in call.verdicts] == ["rules", "protect", "duration", "crisis"]
+    assert [(a.prompt, a.seconds) for a in call.actions] == [
+        ("warning", 6.4), ("final", 0.0), (None, None)]
+    assert call.utterances[0].at_s is None  # not known for old rows: the dry-run uses end_s
 
 
 def test_two_openers_of_a_new_file_both_succeed_and_migrate_once(tmp_path):
@@ -434,4 +472,4 @@ def test_transcripts_and_numbers_never_reach_the_log(tmp_path, caplog):
     # (The rule's term may be logged: it comes from the rules file, not from the caller.)
     for secret in (TRANSCRIPT, "너네 집", REMOTE, "9876", "재발신"):
         assert secret not in text  # ...but not their values
-    assert "<9 SQL parameter(s)>" in caplog.text
+    assert "<10 SQL parameter(s)>" in caplog.text  # the utterance insert, values hidden

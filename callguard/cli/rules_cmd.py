@@ -8,12 +8,13 @@ import json
 import sys
 from pathlib import Path
 
-from callguard.rules.dryrun import CallReplay, DryRunReport, dry_run
+from callguard.cli.failure import say
 from callguard.rules.evaluation import PRESETS, DatasetError, evaluate, read_dataset
 from callguard.rules.loader import load_rules
 from callguard.rules.matcher import Matcher, MatchResult
 from callguard.rules.problems import RulesError, check_lines, check_summary
-from callguard.store import Store, StoreError
+from callguard.services.dryrun import CallReplay, DryRunReport, dry_run
+from callguard.store import Store
 from callguard.store.records import CallRecord
 
 DEFAULT_RULES = Path(__file__).resolve().parents[2] / "rules" / "default.toml"
@@ -183,8 +184,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             text=args.text_col if args.text_col is not None else preset.get("text"),
             label=args.label_col if args.label_col is not None else preset.get("label"),
             labels=labels)
-    except (DatasetError, OSError) as exc:
-        print(f"callguard rules eval: {exc}", file=sys.stderr)
+    except OSError as exc:  # the dataset cannot be read (a DatasetError goes to main: 2)
+        say(exc)
         return 2
     report = evaluate(Matcher(loaded.ruleset), examples, dataset=str(args.dataset),
                       samples=args.examples)
@@ -252,11 +253,7 @@ def cmd_dryrun(args: argparse.Namespace) -> int:
     loaded = _load(args.file)
     if loaded is None:
         return 1
-    try:
-        records, skipped = asyncio.run(_ended_calls(args.store, args.limit))
-    except StoreError as exc:
-        print(f"callguard rules dryrun: {exc}", file=sys.stderr)
-        return 2
+    records, skipped = asyncio.run(_ended_calls(args.store, args.limit))
     report = dry_run(records, loaded.ruleset, Matcher(loaded.ruleset))
     if args.json:
         print(json.dumps({**report.as_dict(), "skipped_ongoing": skipped}, ensure_ascii=False,

@@ -15,8 +15,10 @@ import sys
 import threading
 from pathlib import Path
 
-from callguard.config import ConfigError, HeadsetSettings, load_settings
+from callguard.cli.timeline import format_event
+from callguard.config import HeadsetSettings, load_settings
 from callguard.engine.engine import Engine, EngineEvent
+from callguard.vocabulary import Transcribed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,11 +78,7 @@ def _device_factory(args: argparse.Namespace, headset: HeadsetSettings):
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(f"callguard run: {exc}", file=sys.stderr)
-        return 2
+    settings = load_settings(args.config)  # a ConfigError goes to main: exit 2
     sip = settings.sip
     if not sip.server or not sip.user:
         print("callguard run: no SIP line configured: set [sip] server, user and password in "
@@ -105,15 +103,14 @@ def run(args: argparse.Namespace) -> int:
                 engine.dial(args.dial)
         elif ev.kind == "timeline":
             te = ev.data
-            if te.kind in ("speech", "early") and not args.show_text:
-                if te.detail.get("hits"):
-                    print(f"{te.t:7.2f}s {te.leg}: hits {te.detail['hits']}", flush=True)
+            if isinstance(te, Transcribed) and not args.show_text:
+                # The transcript is personal data: only the rules it hit, unless asked.
+                if te.hits:
+                    print(f"{te.at_s:7.2f}s {te.leg}: hits {list(te.rule_ids)}", flush=True)
                 return
-            if te.kind in ("speech", "early"):
-                print(f"{te.t:7.2f}s {te.leg}: {te.text}  {te.detail.get('hits') or ''}",
-                      flush=True)
-            elif te.kind in ("verdict", "action", "call"):
-                print(f"{te.t:7.2f}s {te.kind}: {te.detail}", flush=True)
+            line = format_event(te)
+            if line is not None:
+                print(line, flush=True)
         elif ev.kind == "call_status":
             return  # once a second: for the GUI's clock, too chatty for a terminal
         elif ev.kind == "rules":

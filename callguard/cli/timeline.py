@@ -1,8 +1,27 @@
-"""Human-readable timeline lines for ``simulate`` and ``demo`` (stdout, never the log)."""
+"""Human-readable timeline lines and JSON records of a call's events, for ``simulate`` and
+``demo`` (stdout, never the log: they carry transcript text)."""
 
 from __future__ import annotations
 
-from callguard.session.events import TimelineEvent
+import dataclasses
+import re
+from typing import Any
+
+from callguard.vocabulary import (
+    AlertRaised,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    FaultNoted,
+    HangupSent,
+    Leg,
+    PromptFailed,
+    PromptFinished,
+    PromptStarted,
+    Transcribed,
+    UtteranceStatus,
+    VerdictIssued,
+)
 
 
 def clock(t: float) -> str:
@@ -11,34 +30,50 @@ def clock(t: float) -> str:
     return f"{int(m):02d}:{s:04.1f}"
 
 
-def format_event(ev: TimelineEvent) -> str | None:
-    d = ev.detail
-    at = clock(ev.t)
-    if ev.kind == "call":
-        if ev.text == "end":
-            return f"{at}  ·          call ended: {d.get('reason')}"
-        return f"{at}  ·          call answered ({d.get('direction')}, rules {d.get('rules')})"
-    if ev.kind in ("speech", "early"):
-        hits = d.get("hits") or []
-        mark = f"   ⚑ {', '.join(hits)}" if hits else ""
-        lag = d.get("lag_s")
-        timing = f"   (+{lag:.2f} s after speech)" if lag is not None and ev.leg == "caller" else ""
-        early = " (early look)" if ev.kind == "early" else ""
-        if d.get("after_end"):
-            early += " (recognised after the call ended)"
-            timing = ""
-        return f"{at}  {ev.leg:<9}  “{ev.text}”{early}{mark}{timing}"
-    if ev.kind == "dropped":
-        reason = d.get("reason") or d.get("status")
-        return f"{at}  {ev.leg:<9}  [not used: {reason}]"
-    if ev.kind == "verdict":
-        rules = f" [{', '.join(d['rules'])}]" if d.get("rules") else ""
-        return f"{at}  ■ {d['kind'].upper():<8} {d['reason']}{rules}"
-    if ev.kind == "action":
-        ok = "" if d.get("ok", True) else f"  FAILED: {d.get('error')}"
-        if d["kind"] == "play_prompt":
-            return f"{at}  ▶ prompt   {d['detail']}{ok}"
-        if d["kind"] == "hangup":
-            return f"{at}  ✆ hangup   after {d['detail']} notice played to the end{ok}"
-        return f"{at}  ! {d['kind']:<8} {d['detail']}{ok}"
+def event_name(ev: CallEvent) -> str:
+    """The event's type in snake case (``VerdictIssued`` → ``verdict_issued``)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(ev).__name__).lower()
+
+
+def event_record(ev: CallEvent) -> dict[str, Any]:
+    """``ev`` as a JSON-ready dict: ``{"event": <event_name>, <its fields>...}``."""
+    return {"event": event_name(ev), **dataclasses.asdict(ev)}
+
+
+def format_event(ev: CallEvent) -> str | None:
+    """One line of the printed timeline, or ``None`` for events it does not show."""
+    match ev:
+        case CallStarted():
+            return (f"{clock(ev.at_s)}  ·          call answered ({ev.direction}, "
+                    f"rules {ev.rules_version[:12]})")
+        case CallEnded():
+            return f"{clock(ev.at_s)}  ·          call ended: {ev.reason}"
+        case Transcribed() if ev.status is not UtteranceStatus.OK:
+            return f"{clock(ev.at_s)}  {ev.leg:<9}  [not used: {ev.reason or ev.status}]"
+        case Transcribed():
+            mark = f"   ⚑ {', '.join(ev.rule_ids)}" if ev.hits else ""
+            timing = (f"   (+{ev.lag_s:.2f} s after speech)"
+                      if ev.lag_s is not None and ev.leg is Leg.CALLER else "")
+            early = " (early look)" if ev.early else ""
+            if ev.after_end:
+                early += " (recognised after the call ended)"
+                timing = ""
+            return f"{clock(ev.at_s)}  {ev.leg:<9}  “{ev.text}”{early}{mark}{timing}"
+        case VerdictIssued():
+            rules = f" [{', '.join(ev.rule_ids)}]" if ev.rule_ids else ""
+            return f"{clock(ev.at_s)}  ■ {ev.kind.upper():<8} {ev.reason}{rules}"
+        case PromptStarted():
+            return f"{clock(ev.at_s)}  ▶ prompt   {ev.key} ({ev.seconds:.1f} s)"
+        case PromptFailed():
+            return f"{clock(ev.at_s)}  ▶ prompt   {ev.key}  FAILED: {ev.error}"
+        case HangupSent():
+            failed = "" if ev.ok else f"  FAILED: {ev.error}"
+            return (f"{clock(ev.at_s)}  ✆ hangup   after {ev.verdict} notice played to the "
+                    f"end{failed}")
+        case AlertRaised():
+            return f"{clock(ev.at_s)}  ! alert    supervisor alert: {', '.join(ev.rule_ids)}"
+        case FaultNoted():
+            return f"{clock(ev.at_s)}  ! fault    {ev.detail}"
+        case PromptFinished():
+            return None
     return None

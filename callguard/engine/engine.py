@@ -30,6 +30,7 @@ from callguard.store import Store
 from callguard.telephony.base import Call, CallState, Line, LineStatus
 from callguard.text.analyzer import Analyzer
 from callguard.text.kiwiproc import kiwi_process
+from callguard.vocabulary import Source
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +38,13 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EngineEvent:
     """``kind``: status | ringing | dialing | answered | ended | declined | timeline |
-    call_status | rules | headset. ``call_id`` is the SIP Call-ID (not personal data). ``data``: for
-    ``timeline`` the :class:`TimelineEvent` (may carry transcript text: show it, never log
-    it); for ``call_status`` (once a second) :meth:`CallSession.status` plus ``muted`` and
-    ``store_id``; for ``ended`` the reason, ``store_id`` (None if never answered) and
-    ``protected``; for ``rules`` the :class:`ReloadResult` of a push; for ``headset``
-    ``{"ok": False, "error": str}`` when the sound card could not be opened for a call or
-    failed during it."""
+    call_status | rules | headset. ``call_id`` is the SIP Call-ID (not personal data).
+    ``data``: for ``timeline`` a :data:`~callguard.vocabulary.CallEvent` (may carry
+    transcript text: show it, never log it); for ``call_status`` (once a second) the
+    :class:`~callguard.vocabulary.CallStatus`; for ``ended`` the reason, ``store_id``
+    (None if never answered) and ``protected``; for ``rules`` the :class:`ReloadResult` of a
+    push; for ``headset`` ``{"ok": False, "error": str}`` when the sound card could not be
+    opened for a call or failed during it."""
 
     kind: str
     call_id: str | None = None
@@ -224,7 +225,7 @@ class Engine:
         session = CallSession(
             ruleset=rules.ruleset, matcher=rules.matcher, recogniser=self.worker,
             control=control, clock=clock, store=self.store, direction=call.direction,
-            remote=call.remote, source="sip", config=self.session_config,
+            remote=call.remote, source=Source.SIP, config=self.session_config,
             counselor=self.counselor,
             on_event=lambda ev, cid=call.call_id: self._emit("timeline", cid, ev))
         try:
@@ -233,8 +234,7 @@ class Engine:
             device, failed = NullDevice(), str(exc)
         runner = CallRunner(
             call, session, control, device, clock,
-            on_status=lambda st, cid=call.call_id, s=session: self._emit(
-                "call_status", cid, {**st, "store_id": s.call_id}),
+            on_status=lambda st, cid=call.call_id: self._emit("call_status", cid, st),
             on_headset=lambda error, cid=call.call_id: self._emit(
                 "headset", cid, {"ok": False, "error": error}))
         if failed is not None:

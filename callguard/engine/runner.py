@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from callguard.rules.model import Prompt
 from callguard.session.call import CallSession
 from callguard.session.clock import RealClock
 from callguard.telephony.base import FRAME, RATE, Call, CallEnd, CallState
+from callguard.vocabulary import Direction, EndReason, Leg
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ class LiveCallControl:
         self.drained_at: float | None = None
         self.bye_sent_at: float | None = None
 
-    async def start_prompt(self, key: str, prompt: Prompt) -> float:
+    def start_prompt(self, key: str, prompt: Prompt) -> float:
         pcm = self.library.audio(prompt)
         self.player.add(pcm)
         return pcm.size / RATE
@@ -130,7 +132,7 @@ class CallRunner:
                 tick += 1
                 if tick % 50 == 0 and self.on_status is not None:
                     try:
-                        self.on_status({**s.status(), "muted": self.muted})
+                        self.on_status(replace(s.status(), muted=self.muted))
                     except Exception:
                         log.exception("status listener failed")
                 # Absolute schedule: never accumulate sleep error.
@@ -149,7 +151,7 @@ class CallRunner:
             if caller.size < n:  # a line without a timeline (fix off) returns less
                 caller = np.concatenate([caller, np.zeros(n - caller.size, np.int16)])
             self.rpos = upto
-            await self.session.feed("caller", caller[:n])
+            await self.session.feed(Leg.CALLER, caller[:n])
             if self.connected:
                 self._to_headset(caller[:n])
         want = int(now * RATE) + LEAD
@@ -172,7 +174,7 @@ class CallRunner:
                 self.control.prompt_mark = self.written + k
             self.written += n - d
             self.wpos = want
-            await self.session.feed("counselor", out)
+            await self.session.feed(Leg.COUNSELOR, out)
             if not self.connected and not self.control.player.busy:
                 self.connected = True  # the pre-call notice is over: put the counselor on
         await self.session.advance(now)
@@ -211,15 +213,18 @@ class CallRunner:
             caller = self.call.read(upto)[:upto - self.rpos]
             self.rpos = upto
             if caller.size:
-                await self.session.feed("caller", caller)
+                await self.session.feed(Leg.CALLER, caller)
 
 
-def _end_reason(call: Call, session: CallSession) -> str:
+def _end_reason(call: Call, session: CallSession) -> EndReason:
     if session.end_reason:
         return session.end_reason
     r = call.end_reason
     if r is CallEnd.REMOTE_HANGUP:
-        return "caller_hangup" if call.direction == "inbound" else "remote_hangup"
+        return (EndReason.CALLER_HANGUP if call.direction == Direction.INBOUND
+                else EndReason.REMOTE_HANGUP)
     if r is CallEnd.LOCAL_HANGUP:
-        return "counselor_hangup"
-    return str(r) if r else "ended"
+        return EndReason.COUNSELOR_HANGUP
+    # A call that was answered ends by a hangup or a failure; anything else the line
+    # reports (cancelled, declined, rejected) cannot happen after the answer.
+    return EndReason.LINE_FAILED if r is CallEnd.FAILED else EndReason.ENDED

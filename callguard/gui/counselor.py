@@ -73,9 +73,23 @@ from callguard.engine.engine import EngineEvent
 from callguard.gui.bridge import EngineBridge, StoreClient
 from callguard.gui.i18n import texts
 from callguard.gui.rest import REST_S, RestDialog
-from callguard.session.events import TimelineEvent
 from callguard.telephony.base import CallEnd, CallState, LineState, LineStatus
 from callguard.text.spans import mark_spans
+from callguard.vocabulary import (
+    CallStatus,
+    Cause,
+    Direction,
+    EndReason,
+    HitSpan,
+    Leg,
+    PromptFailed,
+    PromptStarted,
+    Stage,
+    Transcribed,
+    UtteranceStatus,
+    VerdictIssued,
+    VerdictKind,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +97,7 @@ TICK_MS = 100  # local refresh of the call time (10 Hz): smooth, and cheap
 HIGHLIGHT = "#ff8a8a"  # background of rule-hit spans in the transcript
 # End reasons after which the counselor is offered a rest (callguard ended the call for
 # abuse). "duration_limit" is not abuse; a normal hangup is not either.
-ABUSE_ENDS = frozenset({"final_notice"})
+ABUSE_ENDS = frozenset({EndReason.FINAL_NOTICE})
 
 T = texts({
     "counselor.title": ("callguard 상담사", "callguard counselor"),
@@ -198,7 +212,6 @@ _SAY_STYLE = {  # prompt/status line: (text colour, background) per level
     "warn": ("#4e3400", "#ffd54f"),
     "danger": ("#ffffff", "#c62828"),
 }
-_SECONDS = re.compile(r"\(([\d.]+) s\)")  # "warning (1.0 s)" in a play_prompt action
 # SIP final answers to our INVITE, by status code, for the status line.
 _REFUSALS = {486: "far_busy", 600: "far_busy", 603: "far_declined", 480: "far_no_answer",
              408: "far_no_answer", 404: "far_not_found", 484: "far_not_found",
@@ -724,7 +737,7 @@ class CounselorWindow(QMainWindow):
             self._say(T("counselor.say.ended_abuse"), "danger")
             self._alert(T("counselor.say.ended_abuse"), T("counselor.tray.abuse"))
             self.offer_rest(store_id if isinstance(store_id, int) else None)
-        elif reason == "duration_limit":
+        elif reason == EndReason.DURATION_LIMIT:
             self._say(T("counselor.say.ended_limit"), "info")
         else:
             self._say(T("counselor.say.ended"), "info")
@@ -732,78 +745,70 @@ class CounselorWindow(QMainWindow):
     def _on_call_status(self, ev: EngineEvent) -> None:
         if not self._mine(ev) or self.call_state != "active":
             return
-        st = ev.data or {}
-        self._sync_time(float(st.get("t", 0.0)))
-        self._limit_s = st.get("limit_s")
-        self._notice_s = st.get("notice_s")
-        self._next = st.get("next")
-        self._strikes = int(st.get("strikes") or 0)
-        self._needed = int(st.get("needed") or 0)
-        if st.get("store_id") is not None:
-            self._store_id = st["store_id"]
-        if self._mute_pending == 0 and bool(st.get("muted")) != self.mute_button.isChecked():
+        st = ev.data
+        if not isinstance(st, CallStatus):
+            return
+        self._sync_time(st.at_s)
+        self._limit_s = st.limit_s
+        self._notice_s = st.notice_s
+        self._next = st.next
+        self._strikes = st.strikes
+        self._needed = st.needed
+        if st.store_id is not None:
+            self._store_id = st.store_id
+        if self._mute_pending == 0 and st.muted != self.mute_button.isChecked():
             self.mute_button.blockSignals(True)  # the engine's state, not a new command
-            self.mute_button.setChecked(bool(st.get("muted")))
-            self.mute_button.setText(T("counselor.unmute" if st.get("muted")
+            self.mute_button.setChecked(st.muted)
+            self.mute_button.setText(T("counselor.unmute" if st.muted
                                        else "counselor.mute"))
             self.mute_button.blockSignals(False)
         self._show_stage()
         self._show_time()
 
     def _on_timeline(self, ev: EngineEvent) -> None:
-        if not self._mine(ev) or not isinstance(ev.data, TimelineEvent):
+        if not self._mine(ev):
             return
-        te: TimelineEvent = ev.data
-        if te.kind in ("speech", "early"):
-            self._add_speech(te)
-        elif te.kind == "verdict":
-            self._verdict(te)
-        elif te.kind == "action":
-            self._action(te)
+        match ev.data:
+            case Transcribed(status=UtteranceStatus.OK) as te:
+                self._add_speech(te)
+            case VerdictIssued() as verdict:
+                self._verdict(verdict)
+            case PromptStarted(key=VerdictKind.WARN.prompt) as prompt:
+                self._prompt_until = prompt.ends_at
+            case PromptFailed() as failed:
+                self._say(T("counselor.say.prompt_failed", detail=failed.key), "danger")
 
-    def _verdict(self, te: TimelineEvent) -> None:
-        kind = str(te.detail.get("kind", ""))
-        if kind in ("final", "duration_final"):
+    def _verdict(self, v: VerdictIssued) -> None:
+        kind = v.kind
+        if kind.hangup:
             self._final = True
             self._prompt_until = None
             self._say(T(f"counselor.say.{kind}"), "danger")
-        elif kind == "warn":
+        elif kind is VerdictKind.WARN:
             self._say(T("counselor.say.warn"), "warn")
-        elif (kind in ("notice", "duration_notice", "alert")
-              and self._prompt_until is None and not self._final):
+        elif self._prompt_until is None and not self._final:
             # A notice is only news when nothing more pressing is on the line.
-            self._say(T(f"counselor.say.{kind}"), "warn" if kind == "notice" else "info")
+            self._say(T(f"counselor.say.{kind}"),
+                      "warn" if kind is VerdictKind.NOTICE else "info")
         self._refresh()
-
-    def _action(self, te: TimelineEvent) -> None:
-        d = te.detail
-        if d.get("kind") != "play_prompt":
-            return
-        what = str(d.get("detail", ""))
-        if not d.get("ok", True):
-            self._say(T("counselor.say.prompt_failed", detail=what), "danger")
-            return
-        m = _SECONDS.search(what)
-        if what.startswith("warning") and m:
-            self._prompt_until = te.t + float(m.group(1))
 
     # --- the transcript -------------------------------------------------------------------
 
-    def _add_speech(self, te: TimelineEvent) -> None:
-        if not te.text.strip() or te.leg not in ("caller", "counselor"):
+    def _add_speech(self, te: Transcribed) -> None:
+        if not te.text.strip():
             return
-        start = float(te.detail.get("start", te.t))
-        spans = [(int(s[0]), int(s[1])) for s in te.detail.get("spans", [])
-                 if te.leg == "caller"]  # only the caller's words count as abuse
+        start = te.start_s
+        spans = [(h.start, h.end) for h in te.hits
+                 if te.leg is Leg.CALLER]  # only the caller's words count as abuse
         key = (te.leg, round(start, 1))
-        if te.kind == "speech":
+        if not te.early:
             # The final transcript of an utterance replaces its early look: same leg, and
             # the same start give or take the segmenter's frame rounding.
             for k, u in list(self._utterances.items()):
                 if u.provisional and u.leg == te.leg and abs(u.start - start) < 0.5:
                     del self._utterances[k]
         self._utterances[key] = _Utterance(te.leg, start, te.text.strip(), spans,
-                                           provisional=te.kind == "early")
+                                           provisional=te.early)
         self._render_transcript()
         self.hits_label.setText(T("counselor.hits", n=sum(
             1 for u in self._utterances.values() if u.spans)))
@@ -813,7 +818,7 @@ class CounselorWindow(QMainWindow):
         at_end = bar.value() >= bar.maximum() - 4
         lines = []
         for u in sorted(self._utterances.values(), key=lambda u: (u.start, u.leg)):
-            caller = u.leg == "caller"
+            caller = u.leg is Leg.CALLER
             who = T("counselor.leg.caller" if caller else "counselor.leg.counselor")
             colour = "#b71c1c" if caller else "#0d47a1"
             body = marked_html(u.text, u.spans)
@@ -1044,25 +1049,23 @@ def stage_demo_call(window: CounselorWindow, remote: str = "010-1234-5678",
     def ev(kind: str, data: Any, call_id: str | None = cid) -> None:
         window.on_engine_event(EngineEvent(kind, call_id, data))
 
-    def say(at: float, leg: str, text: str, start: float, spans: list | None = None) -> None:
-        ev("timeline", TimelineEvent(at, "speech", leg, text, {
-            "start": start, "end": at - 0.3, "spans": spans or [],
-            "hits": [s[2] for s in spans or []]}))
+    def say(at: float, leg: Leg, text: str, start: float,
+            hits: tuple[HitSpan, ...] = ()) -> None:
+        ev("timeline", Transcribed(at, leg, text, start, at - 0.3, UtteranceStatus.OK,
+                                   hits=hits))
 
     ev("status", LineStatus(LineState.REGISTERED, "as kim"), None)
     ev("ringing", {"remote": remote})
-    ev("answered", {"direction": "inbound"})
-    say(3.4, "counselor", "안녕하세요, 고객센터 상담사 김민지입니다. 무엇을 도와드릴까요?", 0.8)
-    say(9.6, "caller", "지난주에 주문한 거 환불이 왜 아직도 안 되는 건데요?", 5.1)
-    say(16.2, "counselor", "불편을 드려 죄송합니다. 주문 번호 확인해 드리겠습니다.", 11.0)
+    ev("answered", {"direction": Direction.INBOUND})
+    say(3.4, Leg.COUNSELOR, "안녕하세요, 고객센터 상담사 김민지입니다. 무엇을 도와드릴까요?", 0.8)
+    say(9.6, Leg.CALLER, "지난주에 주문한 거 환불이 왜 아직도 안 되는 건데요?", 5.1)
+    say(16.2, Leg.COUNSELOR, "불편을 드려 죄송합니다. 주문 번호 확인해 드리겠습니다.", 11.0)
     abuse = "아 진짜 이 새끼야 빨리 해"
     at = abuse.index("새끼")
-    say(t - 2.0, "caller", abuse, t - 5.0, [[at, at + 2, "t.saekki", "profanity"]])
-    ev("timeline", TimelineEvent(t - 1.8, "verdict", detail={
-        "kind": "warn", "reason": "warning 1/1: 1 strike(s)", "strikes": 1,
-        "rules": ["t.saekki"], "prompt": "warning", "hangup": False}))
-    ev("timeline", TimelineEvent(t - 1.8, "action", detail={
-        "kind": "play_prompt", "detail": "warning (6.0 s)", "ok": True, "error": None}))
-    ev("call_status", {"t": t, "next": "final", "strikes": 0, "needed": 1, "notice_s": 480.0,
-                       "limit_s": 600.0, "stage": "warned", "ended": False, "muted": False,
-                       "store_id": None})
+    say(t - 2.0, Leg.CALLER, abuse, t - 5.0, (HitSpan(at, at + 2, "t.saekki", "profanity"),))
+    ev("timeline", VerdictIssued(t - 1.8, VerdictKind.WARN, Cause.RULES,
+                                 "warning 1/1: 1 strike(s)", 1, ("t.saekki",)))
+    ev("timeline", PromptStarted("warning", t - 1.8, 6.0))
+    ev("call_status", CallStatus(at_s=t, next=VerdictKind.FINAL, strikes=0, needed=1,
+                                 notice_s=480.0, limit_s=600.0, stage=Stage.WARNED, ended=False,
+                                 warnings_given=1, warnings=1))

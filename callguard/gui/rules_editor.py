@@ -14,7 +14,7 @@ What it does (see :class:`RulesEditorWindow`):
 - **Test a sentence** under the edited rules: hits with rule, category and the matched span
   highlighted.
 - **Dry run** of the edited rules on the last N stored calls
-  (:func:`callguard.rules.dryrun.dry_run`): would warn / would cut off / changed, and the
+  (:func:`callguard.services.dryrun.dry_run`): would warn / would cut off / changed, and the
   calls that change.
 - **Save** (refused while the rules have errors: the file on disk is untouched), atomically
   (temporary file + rename), kept in the store's version history and audited
@@ -82,15 +82,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from callguard.errors import CallguardError
 from callguard.gui.bridge import EngineBridge, Poster, StoreClient
 from callguard.gui.i18n import texts
 from callguard.gui.login import request_role
-from callguard.rules.dryrun import CompiledRules, DryRunReport, compile_rules, dry_run
 from callguard.rules.engine import ReloadResult
 from callguard.rules.loader import parse_duration
 from callguard.rules.matcher import MatchResult
 from callguard.rules.model import PROMPT_KEYS, Category, EscalationPolicy, MatchMode
 from callguard.rules.problems import Problem, RulesError, Severity, check_lines
+from callguard.services.dryrun import CompiledRules, DryRunReport, compile_rules, dry_run
 from callguard.store.records import CallRecord, RulesVersion
 from callguard.text.kiwiproc import kiwi_process
 from callguard.text.spans import mark_spans
@@ -463,7 +464,7 @@ def _value_end(lines: list[str], row: int, col: int) -> tuple[int, int]:
     return last, len(lines[last])
 
 
-class NotEditable(Exception):
+class NotEditable(CallguardError):
     """The form cannot change this value where it is written (an inline table, dotted
     keys): the admin edits it in the raw TOML."""
 

@@ -2,7 +2,7 @@
 
 Nothing here does I/O, reads a clock or keeps hidden state: the caller passes the
 current **call time in seconds** (0 = the call was answered, on the engine's clock) and
-gets back a new immutable :class:`CallState` and the verdicts to act on. The same inputs
+gets back a new immutable :class:`PolicyState` and the verdicts to act on. The same inputs
 always give the same outputs, so the tests drive it with a manual clock.
 
 Stages (see :class:`~callguard.rules.model.EscalationPolicy`)::
@@ -26,51 +26,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from enum import StrEnum
 
 from callguard.rules.matcher import Hit
 from callguard.rules.model import Category, DurationPolicy, EscalationPolicy
-
-CALLER = "caller"
-COUNSELOR = "counselor"
-
-
-class VerdictKind(StrEnum):
-    NOTICE = "notice"
-    WARN = "warn"
-    FINAL = "final"
-    ALERT = "alert"
-    DURATION_NOTICE = "duration_notice"
-    DURATION_FINAL = "duration_final"
-
-    @property
-    def prompt(self) -> str | None:
-        """Key of the prompt (``[prompts.<key>]``) this verdict plays to the caller."""
-        return _PROMPTS.get(self)
-
-    @property
-    def hangup(self) -> bool:
-        """True when the call ends after the prompt has played to its last sample."""
-        return self in (VerdictKind.FINAL, VerdictKind.DURATION_FINAL)
-
-
-_PROMPTS = {
-    VerdictKind.WARN: "warning",
-    VerdictKind.FINAL: "final",
-    VerdictKind.DURATION_NOTICE: "duration_notice",
-    VerdictKind.DURATION_FINAL: "duration_final",
-}
+from callguard.vocabulary import Cause, Direction, Leg, VerdictKind
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A decision at call time ``at`` (seconds). ``reason`` never quotes the transcript."""
+    """A decision at call time ``at`` (seconds), for ``cause``. ``reason`` never quotes the
+    transcript; it is for people, never parsed (``kind`` and ``cause`` say what it is)."""
 
     kind: VerdictKind
     at: float
     reason: str
     strikes: int = 0
     rule_ids: tuple[str, ...] = ()
+    cause: Cause = Cause.RULES
 
     @property
     def prompt(self) -> str | None:
@@ -95,7 +67,7 @@ class HitsObserved:
     """Rule hits found in one utterance of ``leg`` (``"caller"`` or ``"counselor"``)."""
 
     hits: tuple[Hit, ...]
-    leg: str = CALLER
+    leg: Leg = Leg.CALLER
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +84,10 @@ Event = HitsObserved | ClockTick | ProtectRequested
 
 
 @dataclass(frozen=True, slots=True)
-class CallState:
-    """Everything the policy remembers about one call. Start with ``CallState(direction)``."""
+class PolicyState:
+    """Everything the policy remembers about one call. Start with ``PolicyState(direction)``."""
 
-    direction: str = "inbound"
+    direction: Direction = Direction.INBOUND
     strikes: tuple[Strike, ...] = ()
     noticed: bool = False
     warnings_given: int = 0
@@ -126,7 +98,7 @@ class CallState:
 
 
 @dataclass(frozen=True, slots=True)
-class Stage:
+class Progress:
     """Where a call stands, for the counselor's screen.
 
     ``next`` is the verdict kind the next strikes lead to (``None`` once ended);
@@ -171,7 +143,7 @@ class PolicyEvaluator:
         self.duration = duration
 
     @classmethod
-    def for_call(cls, ruleset, direction: str) -> PolicyEvaluator:
+    def for_call(cls, ruleset, direction: Direction) -> PolicyEvaluator:
         """The evaluator for a call in ``direction`` under ``ruleset`` (a RuleSet)."""
         return cls(ruleset.escalation, ruleset.duration(direction))
 
@@ -179,7 +151,7 @@ class PolicyEvaluator:
     def _live(self, strikes: Iterable[Strike], now: float) -> tuple[Strike, ...]:
         return tuple(s for s in strikes if now - s.at < self.escalation.window)
 
-    def _counted(self, state: CallState, strikes: Iterable[Strike]) -> int:
+    def _counted(self, state: PolicyState, strikes: Iterable[Strike]) -> int:
         """Strikes that count toward the next stage: after the last warning's cooldown."""
         if state.last_warning_at is None:
             return sum(s.weight for s in strikes)
@@ -189,21 +161,21 @@ class PolicyEvaluator:
         since = warned + self.escalation.cooldown
         return sum(s.weight for s in strikes if s.at > warned and s.at >= since)
 
-    def stage(self, state: CallState, now: float) -> Stage:
+    def progress(self, state: PolicyState, now: float) -> Progress:
         """The next escalation stage and how close the call is to it at ``now``."""
         if state.ended:
-            return Stage(None, 0, 0)
+            return Progress(None, 0, 0)
         live = self._live(state.strikes, now)
         counted = self._counted(state, live)
         p = self.escalation
         if not state.noticed and p.notice_at < p.warn_at:
-            return Stage(VerdictKind.NOTICE, counted, p.notice_at)
+            return Progress(VerdictKind.NOTICE, counted, p.notice_at)
         if state.warnings_given < p.warnings:
-            return Stage(VerdictKind.WARN, counted, p.warn_at)
-        return Stage(VerdictKind.FINAL, counted, p.final_at)
+            return Progress(VerdictKind.WARN, counted, p.warn_at)
+        return Progress(VerdictKind.FINAL, counted, p.final_at)
 
     @staticmethod
-    def warning_heard_at(state: CallState, t: float) -> CallState:
+    def warning_heard_at(state: PolicyState, t: float) -> PolicyState:
         """The last warning's prompt ends at call time ``t`` (seconds), possibly in the future.
 
         From then on the caller has heard it: the cooldown, and which strikes count toward
@@ -215,7 +187,8 @@ class PolicyEvaluator:
         return replace(state, last_warning_at=t)
 
     # -- the step function -----------------------------------------------------------------
-    def step(self, state: CallState, event: Event, now: float) -> tuple[CallState, list[Verdict]]:
+    def step(self, state: PolicyState, event: Event,
+             now: float) -> tuple[PolicyState, list[Verdict]]:
         """Apply ``event`` at call time ``now`` (seconds); return the new state and verdicts."""
         if state.ended:
             return state, []
@@ -225,28 +198,29 @@ class PolicyEvaluator:
         if isinstance(event, ProtectRequested):
             return self._end(state, verdicts, Verdict(
                 VerdictKind.FINAL, now, "counselor pressed protect",
-                self._counted(state, state.strikes)))
+                self._counted(state, state.strikes), cause=Cause.PROTECT))
 
         d = self.duration
         if d.final_at is not None and now >= d.final_at:
             return self._end(state, verdicts, Verdict(
-                VerdictKind.DURATION_FINAL, now, f"call reached the {d.final_at:g} s limit"))
+                VerdictKind.DURATION_FINAL, now, f"call reached the {d.final_at:g} s limit",
+                cause=Cause.DURATION))
         if d.notice_at is not None and now >= d.notice_at and not state.duration_noticed:
             state = replace(state, duration_noticed=True)
             verdicts.append(Verdict(VerdictKind.DURATION_NOTICE, now,
-                                    f"call passed {d.notice_at:g} s"))
+                                    f"call passed {d.notice_at:g} s", cause=Cause.DURATION))
 
-        if isinstance(event, HitsObserved) and event.leg == CALLER:
+        if isinstance(event, HitsObserved) and event.leg == Leg.CALLER:
             state = self._observe(state, event.hits, now, verdicts)
         return state, verdicts
 
-    def _observe(self, state: CallState, hits: tuple[Hit, ...], now: float,
-                 verdicts: list[Verdict]) -> CallState:
+    def _observe(self, state: PolicyState, hits: tuple[Hit, ...], now: float,
+                 verdicts: list[Verdict]) -> PolicyState:
         crisis = sorted({h.rule_id for h in hits if h.category is Category.CRISIS})
         if crisis:
             state = replace(state, alerts=state.alerts + 1)
             verdicts.append(Verdict(VerdictKind.ALERT, now, "crisis words (자해·자살 암시)",
-                                    0, tuple(crisis)))
+                                    0, tuple(crisis), cause=Cause.CRISIS))
         weight, rule_ids = utterance_weight(hits)
         if not weight:
             return state
@@ -276,7 +250,7 @@ class PolicyEvaluator:
         return state
 
     @staticmethod
-    def _end(state: CallState, verdicts: list[Verdict],
-             final: Verdict) -> tuple[CallState, list[Verdict]]:
+    def _end(state: PolicyState, verdicts: list[Verdict],
+             final: Verdict) -> tuple[PolicyState, list[Verdict]]:
         verdicts.append(final)
         return replace(state, ended=True), verdicts

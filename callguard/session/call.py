@@ -36,34 +36,46 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from callguard.asr.worker import CALLER, COUNSELOR, Recognition
+from callguard.asr.worker import Recognition
 from callguard.audio.vad import Segmenter, Utterance
-from callguard.policy.escalation import (
-    CallState,
-    ClockTick,
-    HitsObserved,
-    PolicyEvaluator,
-    ProtectRequested,
-    Verdict,
-    VerdictKind,
-)
+from callguard.policy.enforcement import Enforcement
+from callguard.policy.escalation import ClockTick, Event, HitsObserved, ProtectRequested
 from callguard.rules.matcher import Hit, Matcher
-from callguard.rules.model import Prompt, RuleSet
+from callguard.rules.model import RuleSet
 from callguard.session.clock import CallClock
 from callguard.session.control import CallControl
-from callguard.session.events import TimelineEvent
+from callguard.vocabulary import (
+    ActionKind,
+    AlertRaised,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    CallStatus,
+    Direction,
+    EndReason,
+    FaultNoted,
+    HangupSent,
+    HitSpan,
+    Leg,
+    PromptFailed,
+    PromptFinished,
+    PromptStarted,
+    Source,
+    Transcribed,
+    UtteranceStatus,
+    VerdictIssued,
+    VerdictKind,
+)
 
 log = logging.getLogger(__name__)
 
-LEGS = (CALLER, COUNSELOR)
-#: Extra time after a final prompt's nominal end before BYE, for jitter buffers downstream.
-HANGUP_MARGIN_S = 0.3
+LEGS = tuple(Leg)
 
 
 class Recogniser(Protocol):
     """What the session needs from :class:`~callguard.asr.worker.RecognitionWorker`."""
 
-    def submit(self, utterance: Utterance, leg: str, matcher: Matcher | None = None, *,
+    def submit(self, utterance: Utterance, leg: Leg, matcher: Matcher | None = None, *,
                priority: int | None = None): ...
 
     def pending(self, max_priority: int = 0) -> int: ...
@@ -75,23 +87,25 @@ class CallStore(Protocol):
     """What the session writes (implemented by :class:`callguard.store.store.Store`)."""
 
     async def ensure_ruleset(self, version: str, path: str | None, text: str) -> None: ...
-    async def create_call(self, direction: str, remote: str | None, source: str,
+    async def create_call(self, direction: Direction, remote: str | None, source: Source,
                           started_at: float, rules_version: str, sample_rate: int,
                           counselor: str = "") -> int: ...
-    async def append_audio(self, call_id: int, leg: str, start_sample: int,
+    async def append_audio(self, call_id: int, leg: Leg, start_sample: int,
                            pcm: bytes) -> None: ...
-    async def add_utterance(self, call_id: int, leg: str, start_s: float, end_s: float,
-                            text: str, status: str, reason: str | None = None,
+    async def add_utterance(self, call_id: int, leg: Leg, start_s: float, end_s: float,
+                            text: str, status: UtteranceStatus, reason: str | None = None,
                             asr_s: float | None = None, lag_s: float | None = None,
-                            hits=()) -> int: ...
-    async def add_verdict(self, call_id: int, t_s: float, kind: str, prompt: str | None,
-                          hangup: bool, reason: str) -> None: ...
-    async def add_action(self, call_id: int, t_s: float, kind: str, detail: str,
-                         ok: bool = True, error: str | None = None) -> None: ...
+                            hits=(), at_s: float | None = None) -> int: ...
+    async def add_verdict(self, call_id: int, t_s: float, kind: VerdictKind,
+                          prompt: str | None, hangup: bool, reason: str,
+                          cause: str | None = None) -> None: ...
+    async def add_action(self, call_id: int, t_s: float, kind: ActionKind, detail: str,
+                         ok: bool = True, error: str | None = None,
+                         prompt: str | None = None, seconds: float | None = None) -> None: ...
     async def update_call(self, call_id: int, flagged: bool | None = None,
                           stage: str | None = None) -> None: ...
     async def end_call(self, call_id: int, ended_at: float, duration_s: float,
-                       end_reason: str, hung_up_by: str | None = None) -> Any: ...
+                       end_reason: EndReason, hung_up_by: str | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -125,12 +139,12 @@ class SessionConfig:
 
 @dataclass
 class _Pending:
-    leg: str
+    leg: Leg
     utterance: Utterance
     future: Any
     t_submit: float
     wall_submit: float
-    key: tuple[str, int]  # (leg, start of the whole utterance): hits are counted per key
+    key: tuple[Leg, int]  # (leg, start of the whole utterance): hits are counted per key
     final: Utterance | None = None  # set when the final utterance reuses this early look
     superseded: bool = False
     result: tuple[float, Recognition] | None = None  # (call time, result) once dispatched
@@ -148,19 +162,8 @@ class _Due:
     payload: Any = field(compare=False, default=None)
 
 
-_STAGE_OF = {VerdictKind.NOTICE: "notice", VerdictKind.WARN: "warned",
-             VerdictKind.FINAL: "final", VerdictKind.DURATION_FINAL: "final"}
-
-
 def _hit_row(h: Hit) -> tuple:
     return (h.rule_id, str(h.category), h.severity, h.term, h.start, h.end, h.matched)
-
-
-def hung_up_by(end_reason: str) -> str | None:
-    """Who ended the call, from its end reason: ``agent`` (callguard), ``remote`` (the other
-    party), ``counselor``; ``None`` when nobody hung up (interrupted, end of audio)."""
-    return {"final_notice": "agent", "duration_limit": "agent", "caller_hangup": "remote",
-            "remote_hangup": "remote", "counselor_hangup": "counselor"}.get(end_reason)
 
 
 class CallSession:
@@ -169,10 +172,10 @@ class CallSession:
 
     def __init__(self, *, ruleset: RuleSet, matcher: Matcher, recogniser: Recogniser,
                  control: CallControl, clock: CallClock, store: CallStore | None = None,
-                 direction: str = "inbound", remote: str | None = None,
-                 source: str = "simulate", config: SessionConfig | None = None,
+                 direction: Direction = Direction.INBOUND, remote: str | None = None,
+                 source: Source = Source.SIMULATE, config: SessionConfig | None = None,
                  counselor: str = "",
-                 on_event: Callable[[TimelineEvent], None] | None = None,
+                 on_event: Callable[[CallEvent], None] | None = None,
                  wall_clock: Callable[[], float] = time.monotonic) -> None:
         self.ruleset = ruleset
         self.matcher = matcher
@@ -180,39 +183,36 @@ class CallSession:
         self.control = control
         self.clock = clock
         self.store = store
-        self.direction = direction
+        self.direction = Direction(direction)
         self.remote = remote
-        self.source = source
+        self.source = Source(source)
         self.counselor = counselor
         self.config = cfg = config or SessionConfig()
         self._emit_cb = on_event
         self._wall = wall_clock
-        self.policy = PolicyEvaluator.for_call(ruleset, direction)
-        self.state = CallState(direction)
+        self.enforcement = Enforcement(ruleset, self.direction)
         self.segmenters = {
             leg: Segmenter(sample_rate=cfg.sample_rate, frame_ms=cfg.frame_ms, mode=cfg.vad_mode,
                            pre_roll_ms=cfg.pre_roll_ms, hangover_ms=cfg.hangover_ms,
                            tail_ms=cfg.tail_ms, max_utterance_s=cfg.max_utterance_s,
-                           early_ms=cfg.early_ms if leg == CALLER else None)
+                           early_ms=cfg.early_ms if leg is Leg.CALLER else None)
             for leg in LEGS
         }
         self.call_id: int | None = None
         self.ended = False  # hung up (by us) or finished
-        self.end_reason: str | None = None
-        self.timeline: list[TimelineEvent] = []
+        self.end_reason: EndReason | None = None
+        self.timeline: list[CallEvent] = []
         self.latencies: list[float] = []  # end of caller speech → result, seconds
         self._rec_buf = {leg: bytearray() for leg in LEGS}
         self._rec_start = dict.fromkeys(LEGS, 0)
-        self._early: dict[tuple[str, int], _Pending] = {}
-        self._counted: dict[tuple[str, int], set[str]] = {}
+        self._early: dict[tuple[Leg, int], _Pending] = {}
+        self._counted: dict[tuple[Leg, int], set[str]] = {}
         self._inflight: list[_Pending] = []
         self._due: list[_Due] = []
         self._seq = itertools.count()
-        self._playing_until = 0.0
+        self._prompt_ends: list[tuple[float, int, str]] = []  # (call time, seq, key)
         self._hangup_scheduled = False
         self._last_tick = 0
-        self._stage = "none"
-        self._flagged = False
         self._finished = False
         self._hung_up_at: float | None = None
         self.protected = False  # the counselor pressed protect during the call
@@ -226,15 +226,15 @@ class CallSession:
         if self.store is not None:
             self._started_at = time.time() if started_at is None else started_at
             await self._ensure_call()
-        self._emit(TimelineEvent(0.0, "call", detail={"direction": self.direction,
-                                                      "rules": rs.version[:12]}))
-        if self.config.play_pre_call and "pre_call" in rs.prompts:
-            await self._play(0.0, "pre_call", rs.prompts["pre_call"])
+        await self._publish(CallStarted(0.0, self.direction, rs.version))
+        for ev in self.enforcement.start(self._start_prompt, pre_call=self.config.play_pre_call):
+            await self._publish(ev)
 
-    async def feed(self, leg: str, pcm: np.ndarray) -> None:
+    async def feed(self, leg: Leg, pcm: np.ndarray) -> None:
         """Audio of ``leg`` as it arrives: int16 mono at ``config.sample_rate``."""
         if leg not in LEGS:
             raise ValueError(f"unknown leg {leg!r}")
+        leg = Leg(leg)
         if self.ended:
             return
         await self._record(leg, pcm)
@@ -245,33 +245,53 @@ class CallSession:
         """Deliver everything due by call time ``now`` (default: the clock's now)."""
         now = self.clock.now() if now is None else now
         self._collect()
-        while self._due and self._due[0].t <= now and not self.ended:
-            item = heapq.heappop(self._due)
-            await self._dispatch(item)
-        while not self.ended and self._last_tick + 1 <= now:
-            self._last_tick += 1
-            await self._apply(ClockTick(), float(self._last_tick))
+        # In call-time order, results before a clock tick at the same time: the order the
+        # dry-run replays a stored call in, so both see the policy events alike.
+        while not self.ended:
+            tick = self._last_tick + 1
+            if self._due and self._due[0].t <= min(now, tick):
+                await self._dispatch(heapq.heappop(self._due))
+            elif tick <= now:
+                self._last_tick = tick
+                await self._apply(ClockTick(), float(tick))
+            elif self._due and self._due[0].t <= now:
+                await self._dispatch(heapq.heappop(self._due))
+            else:
+                break
+        while self._prompt_ends and self._prompt_ends[0][0] <= now:
+            t, _, key = heapq.heappop(self._prompt_ends)
+            self._emit(PromptFinished(key, t))
 
     async def protect(self) -> None:
         """The counselor asked for protection: final notice, then hangup."""
         self.protected = True
         await self._apply(ProtectRequested(), self.clock.now())
 
-    def status(self, now: float | None = None) -> dict[str, Any]:
-        """Where the call stands at call time ``now`` (seconds), for the counselor's screen:
-        ``t``; ``next`` (the verdict the next strikes lead to, or None once ended),
-        ``strikes`` counted toward it and ``needed``; the duration limits ``notice_s`` and
-        ``limit_s`` (None if off) and the highest ``stage`` reached."""
+    @property
+    def stage(self):
+        """The highest escalation stage reached (:class:`~callguard.vocabulary.Stage`)."""
+        return self.enforcement.stage
+
+    @property
+    def flagged(self) -> bool:
+        """True when the call is marked for a supervisor's review."""
+        return self.enforcement.flagged
+
+    def status(self, now: float | None = None) -> CallStatus:
+        """Where the call stands at call time ``now`` (seconds; default the clock's)."""
         now = self.clock.now() if now is None else now
-        st = self.policy.stage(self.state, now)
-        dur = self.policy.duration
-        return {"t": round(now, 2), "next": None if st.next is None else str(st.next),
-                "strikes": st.strikes, "needed": st.needed, "notice_s": dur.notice_at,
-                "limit_s": dur.final_at, "stage": self._stage, "ended": self.ended}
+        enf = self.enforcement
+        progress = enf.progress(now)
+        dur = enf.policy.duration
+        return CallStatus(at_s=round(now, 2), next=progress.next, strikes=progress.strikes,
+                          needed=progress.needed, notice_s=dur.notice_at,
+                          limit_s=dur.final_at, stage=enf.stage, ended=self.ended,
+                          warnings_given=enf.warnings, warnings=enf.policy.escalation.warnings,
+                          store_id=self.call_id)
 
     async def note_fault(self, detail: str) -> None:
         """Record a fault of the call's machinery (the call goes on) with the call."""
-        await self._action(self.clock.now(), "fault", detail, ok=False, error=detail)
+        await self._publish(FaultNoted(self.clock.now(), detail))
 
     async def wait_inflight(self) -> None:
         """Wait (wall time) until every submitted recognition has finished. A virtual-clock
@@ -286,7 +306,7 @@ class CallSession:
         self._collect()
         return self._due[0].t if self._due else None
 
-    async def finish(self, reason: str = "end_of_audio") -> None:
+    async def finish(self, reason: EndReason = EndReason.END_OF_AUDIO) -> None:
         """The line is gone (hung up by either side, or the audio ended): flush the VAD and
         the recordings, wait for recognitions still running (their transcripts are kept,
         but can no longer trigger prompts), and store the end. Idempotent."""
@@ -298,7 +318,7 @@ class CallSession:
                 self._on_utterance(leg, utt)
         await self.wait_inflight()
         self.ended = True
-        self.end_reason = self.end_reason or reason
+        self.end_reason = self.end_reason or EndReason(reason)
         while self._due:
             item = heapq.heappop(self._due)
             await self._dispatch(item, after_end=True)
@@ -307,18 +327,11 @@ class CallSession:
         duration = max(self.clock.now(), self._audio_seconds())
         if self._hung_up_at is not None:
             duration = self._hung_up_at
-        self._emit(TimelineEvent(duration, "call", text="end",
-                                 detail={"reason": self.end_reason}))
-        if self.store is not None and self.call_id is not None:
-            await self._safe(self.store.update_call(self.call_id, flagged=self._flagged,
-                                                    stage=self._stage))
-            await self._safe(self.store.end_call(self.call_id, time.time(), duration,
-                                                 self.end_reason,
-                                                 hung_up_by(self.end_reason)))
+        await self._publish(CallEnded(duration, self.end_reason))
 
     # --- audio → recognition --------------------------------------------------------------
 
-    def _on_utterance(self, leg: str, utt: Utterance) -> None:
+    def _on_utterance(self, leg: Leg, utt: Utterance) -> None:
         key = (leg, utt.start)
         if utt.provisional:
             # Only when the worker is free: an early look must never delay a final one.
@@ -343,7 +356,7 @@ class CallSession:
             else:
                 early.superseded = True
                 self.recogniser.cancel(early.future)
-        if leg == COUNSELOR and not self.config.transcribe_counselor:
+        if leg is Leg.COUNSELOR and not self.config.transcribe_counselor:
             return
         self._submit(leg, utt, key).detected_by = detected_by
 
@@ -360,8 +373,8 @@ class CallSession:
                          sample_rate=utt.sample_rate, speech_end=utt.speech_end,
                          provisional=True)
 
-    def _submit(self, leg: str, utt: Utterance, key: tuple[str, int]) -> _Pending:
-        matcher = self.matcher if leg == CALLER else None
+    def _submit(self, leg: Leg, utt: Utterance, key: tuple[Leg, int]) -> _Pending:
+        matcher = self.matcher if leg is Leg.CALLER else None
         fut = self.recogniser.submit(utt, leg, matcher)
         # Submitted when the segmenter emitted it: the end of the audio it was cut from.
         t_submit = max(self.clock.now(), self.segmenters[leg].position / self.config.sample_rate)
@@ -393,18 +406,21 @@ class CallSession:
     async def _dispatch(self, item: _Due, after_end: bool = False) -> None:
         if item.what == "result":
             p, rec = item.payload
-            await self._on_result(item.t, p, rec, after_end)
+            # A result dispatched after the end arrived then, never earlier: the dry-run
+            # (and any reader of ``at_s``) sees it was never acted on.
+            t = max(item.t, self.clock.now()) if after_end else item.t
+            await self._on_result(t, p, rec, after_end)
         elif item.what == "hangup" and not after_end:
-            await self._hangup(item.t, item.payload)
-
+            await self._hangup(item.t)
 
     async def _on_result(self, t: float, p: _Pending, rec: Recognition, after_end: bool) -> None:
         utt = p.final or p.utterance
         is_final = not p.utterance.provisional or p.final is not None
         key = p.key
         hits = rec.hits
+        status = UtteranceStatus(rec.status)
         new_hits: tuple[Hit, ...] = ()
-        if p.leg == CALLER and hits:
+        if p.leg is Leg.CALLER and hits:
             seen = self._counted.setdefault(key, set())
             new_hits = tuple(h for h in hits if h.rule_id not in seen)
             seen.update(h.rule_id for h in new_hits)
@@ -416,23 +432,18 @@ class CallSession:
         # reuses its early look, the early result's time.
         t_known = p.result[0] if (p.final is not None and p.result is not None) else t
         d = p.detected_by
-        if d is not None and d.result is not None and d.result[1].status in ("ok", "rejected"):
+        if d is not None and d.result is not None and UtteranceStatus(d.result[1].status).heard:
             t_known = min(t_known, d.result[0])
         lag = t_known - utt.speech_end / utt.sample_rate if utt.speech_end >= 0 else None
-        if p.leg == CALLER and lag is not None and is_final and rec.status in ("ok",
-                                                                              "rejected"):
+        if p.leg is Leg.CALLER and lag is not None and is_final and status.heard:
             self.latencies.append(lag)
-        kind = "speech" if rec.status == "ok" else "dropped"
-        detail_extra = {"after_end": True} if after_end else {}
-        if p.utterance.provisional and not is_final:
-            kind = "early"
-        self._emit(TimelineEvent(t, kind, p.leg, rec.text, detail={
-            "start": round(utt.start_s, 2), "end": round(utt.end_s, 2), "status": rec.status,
-            "reason": rec.reason, "hits": [h.rule_id for h in hits],
-            # Character spans into ``text`` (NFC), end exclusive: for highlighting.
-            "spans": [[h.start, h.end, h.rule_id, str(h.category)] for h in hits],
-            "lag_s": None if lag is None else round(lag, 3), "asr_s": round(rec.asr_s, 3),
-            **detail_extra}))
+        event = Transcribed(
+            at_s=t, leg=p.leg, text=rec.text, start_s=round(utt.start_s, 2),
+            end_s=round(utt.end_s, 2), status=status, reason=rec.reason,
+            hits=tuple(HitSpan(h.start, h.end, h.rule_id, str(h.category)) for h in hits),
+            lag_s=None if lag is None else round(lag, 3), asr_s=round(rec.asr_s, 3),
+            early=p.utterance.provisional and not is_final, after_end=after_end)
+        self._emit(event)
         # One row per utterance: an early look that found hits is stored at once (it is
         # evidence even if the caller goes on and the whole utterance reads differently);
         # a final that reuses that early result is not stored again.
@@ -440,86 +451,91 @@ class CallSession:
         if store_it and self.store is not None and self.call_id is not None:
             p.stored = True
             await self._safe(self.store.add_utterance(
-                self.call_id, p.leg, utt.start_s, utt.end_s, rec.text, rec.status,
+                self.call_id, p.leg, utt.start_s, utt.end_s, rec.text, status,
                 reason=rec.reason if not p.utterance.provisional else "early_look",
-                asr_s=rec.asr_s, lag_s=lag, hits=[_hit_row(h) for h in hits]))
+                asr_s=rec.asr_s, lag_s=lag, hits=[_hit_row(h) for h in hits], at_s=t))
         if new_hits and not after_end:
             await self._apply(HitsObserved(new_hits, p.leg), t)
         elif new_hits:
-            self._flagged = True  # heard only after the call ended: evidence, no action
+            self.enforcement.late_hits()  # heard only after the call ended: no action
+            await self._store_progress()
 
-    async def _apply(self, event, t: float) -> None:
-        if self.ended or self.state.ended:
+    async def _apply(self, event: Event, t: float) -> None:
+        if self.ended:
             return
-        self.state, verdicts = self.policy.step(self.state, event, t)
-        for v in verdicts:
-            await self._on_verdict(v)
-
-    async def _on_verdict(self, v: Verdict) -> None:
-        self._flagged = self._flagged or v.kind in (VerdictKind.WARN, VerdictKind.FINAL,
-                                                    VerdictKind.ALERT, VerdictKind.NOTICE)
-        if self._stage != "final":
-            self._stage = _STAGE_OF.get(v.kind, self._stage)
-        self._emit(TimelineEvent(v.at, "verdict", detail={
-            "kind": str(v.kind), "reason": v.reason, "strikes": v.strikes,
-            "rules": list(v.rule_ids), "prompt": v.prompt, "hangup": v.hangup}))
-        if self.store is not None and self.call_id is not None:
-            await self._safe(self.store.add_verdict(self.call_id, v.at, str(v.kind), v.prompt,
-                                                    v.hangup, v.reason))
-            await self._safe(self.store.update_call(self.call_id, flagged=self._flagged,
-                                                    stage=self._stage))
-        ends_at = v.at
-        if v.prompt is not None:
-            prompt = self.ruleset.prompts.get(v.prompt)
-            if prompt is not None:
-                ends_at = await self._play(v.at, v.prompt, prompt)
-            else:
-                await self._action(v.at, "play_prompt", v.prompt, ok=False,
-                                   error="prompt not configured")
-        if v.kind is VerdictKind.WARN:
-            self.state = self.policy.warning_heard_at(self.state, ends_at)
-        if v.kind is VerdictKind.ALERT:
-            await self._action(v.at, "alert", "supervisor alert: " + ",".join(v.rule_ids))
-        if v.hangup and not self._hangup_scheduled:
+        for ev in self.enforcement.observe(event, t, self._start_prompt):
+            await self._publish(ev)
+        enf = self.enforcement
+        if enf.hangup_at is not None and not self._hangup_scheduled:
             self._hangup_scheduled = True
-            when = ends_at + (HANGUP_MARGIN_S if ends_at > v.at else 0.0)
-            heapq.heappush(self._due, _Due(when, next(self._seq), "hangup", str(v.kind)))
+            heapq.heappush(self._due, _Due(enf.hangup_at, next(self._seq), "hangup"))
 
-    async def _play(self, t: float, key: str, prompt: Prompt) -> float:
-        """Start ``prompt`` after whatever is playing; return the call time it ends."""
-        begin = max(t, self._playing_until)
-        try:
-            seconds = await self.control.start_prompt(key, prompt)
-        except Exception as exc:  # a broken prompt must not keep the call up
-            log.warning("prompt %s failed: %s", key, exc)
-            await self._action(begin, "play_prompt", key, ok=False, error=str(exc))
-            return begin
-        self._playing_until = begin + seconds
-        await self._action(begin, "play_prompt", f"{key} ({seconds:.1f} s)")
-        return self._playing_until
+    def _start_prompt(self, key: str) -> float:
+        """The enforcement core's prompt player: start ``key`` on the line."""
+        return self.control.start_prompt(key, self.ruleset.prompts[key])
 
-    async def _hangup(self, t: float, why: str) -> None:
+    async def _hangup(self, t: float) -> None:
+        verdict = self.enforcement.hangup_verdict
+        assert verdict is not None
         try:
             await self.control.hangup()
-            await self._action(t, "hangup", why)
+            sent = HangupSent(t, verdict)
         except Exception as exc:
             log.error("hangup failed: %s", exc)
-            await self._action(t, "hangup", why, ok=False, error=str(exc))
+            sent = HangupSent(t, verdict, ok=False, error=str(exc))
         self.ended = True
         self._hung_up_at = t
-        self.end_reason = "final_notice" if why == str(VerdictKind.FINAL) else "duration_limit"
-        self._stage = "final"
+        self.end_reason = self.enforcement.hangup_done()
+        await self._publish(sent)
 
-    async def _action(self, t: float, kind: str, detail: str, ok: bool = True,
-                      error: str | None = None) -> None:
-        self._emit(TimelineEvent(t, "action", detail={"kind": kind, "detail": detail, "ok": ok,
-                                                      "error": error}))
+    async def _publish(self, ev: CallEvent) -> None:
+        """Show ``ev`` to listeners and keep it in the store (the one place a call event
+        becomes rows)."""
+        self._emit(ev)
+        if isinstance(ev, PromptStarted):
+            # Not on the due heap: a prompt's end is news, never a reason to keep the
+            # simulated clock running.
+            heapq.heappush(self._prompt_ends, (ev.ends_at, next(self._seq), ev.key))
+        store, cid = self.store, self.call_id
+        if store is None or cid is None:
+            return
+        match ev:
+            case VerdictIssued():
+                await self._safe(store.add_verdict(cid, ev.at_s, ev.kind, ev.prompt,
+                                                   ev.hangup, ev.reason, cause=ev.cause))
+                await self._store_progress()
+            case PromptStarted():
+                await self._safe(store.add_action(
+                    cid, ev.at_s, ActionKind.PLAY_PROMPT, f"{ev.key} ({ev.seconds:.1f} s)",
+                    prompt=ev.key, seconds=ev.seconds))
+            case PromptFailed():
+                log.warning("prompt %s failed: %s", ev.key, ev.error)
+                await self._safe(store.add_action(cid, ev.at_s, ActionKind.PLAY_PROMPT, ev.key,
+                                                  ok=False, error=ev.error, prompt=ev.key,
+                                                  seconds=0.0))
+            case AlertRaised():
+                await self._safe(store.add_action(
+                    cid, ev.at_s, ActionKind.ALERT,
+                    "supervisor alert: " + ",".join(ev.rule_ids)))
+            case HangupSent():
+                await self._safe(store.add_action(cid, ev.at_s, ActionKind.HANGUP,
+                                                  str(ev.verdict), ev.ok, ev.error))
+            case FaultNoted():
+                await self._safe(store.add_action(cid, ev.at_s, ActionKind.FAULT, ev.detail,
+                                                  ok=False, error=ev.detail))
+            case CallEnded():
+                await self._store_progress()
+                await self._safe(store.end_call(cid, time.time(), ev.at_s, ev.reason,
+                                                ev.hung_up_by))
+
+    async def _store_progress(self) -> None:
         if self.store is not None and self.call_id is not None:
-            await self._safe(self.store.add_action(self.call_id, t, kind, detail, ok, error))
+            await self._safe(self.store.update_call(self.call_id, flagged=self.flagged,
+                                                    stage=self.stage))
 
     # --- recording ------------------------------------------------------------------------
 
-    async def _record(self, leg: str, pcm: np.ndarray) -> None:
+    async def _record(self, leg: Leg, pcm: np.ndarray) -> None:
         buf = self._rec_buf[leg]
         buf += np.asarray(pcm, dtype="<i2").tobytes()
         if len(buf) >= 2 * self.config.record_chunk_s * self.config.sample_rate:
@@ -538,7 +554,7 @@ class CallSession:
                 self.config.sample_rate, counselor=self.counselor))
         return self.call_id
 
-    async def _flush_recording(self, leg: str) -> None:
+    async def _flush_recording(self, leg: Leg) -> None:
         buf = self._rec_buf[leg]
         if not buf:
             return
@@ -568,7 +584,7 @@ class CallSession:
             return default
         return True if result is None else result
 
-    def _emit(self, ev: TimelineEvent) -> None:
+    def _emit(self, ev: CallEvent) -> None:
         self.timeline.append(ev)
         if self._emit_cb is not None:
             try:

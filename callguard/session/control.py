@@ -28,9 +28,10 @@ def prompt_seconds(prompt: Prompt) -> float:
 
 
 class CallControl(Protocol):
-    async def start_prompt(self, key: str, prompt: Prompt) -> float:
+    def start_prompt(self, key: str, prompt: Prompt) -> float:
         """Begin playing ``prompt`` to the caller (after anything already playing); return
-        its length in seconds."""
+        its length in seconds. Queues audio and returns at once (never waits on the line);
+        raises if the prompt cannot be played."""
         ...
 
     async def hangup(self) -> None:
@@ -47,7 +48,7 @@ class FakeCallControl:
     hangups: int = 0
     fail_prompts: bool = False
 
-    async def start_prompt(self, key: str, prompt: Prompt) -> float:
+    def start_prompt(self, key: str, prompt: Prompt) -> float:
         if self.fail_prompts:
             raise OSError(f"cannot play prompt {key!r}")
         seconds = prompt_seconds(prompt)

@@ -18,8 +18,17 @@ from callguard.rules.model import RuleSet
 from callguard.session.call import CallSession, CallStore, Recogniser, SessionConfig
 from callguard.session.clock import RealClock, VirtualClock
 from callguard.session.control import FakeCallControl
-from callguard.session.events import TimelineEvent
 from callguard.sim.callaudio import CallAudio
+from callguard.vocabulary import (
+    CallEvent,
+    Direction,
+    EndReason,
+    HangupSent,
+    Leg,
+    Source,
+    VerdictIssued,
+    VerdictKind,
+)
 
 
 @dataclass
@@ -30,7 +39,7 @@ class SimulationResult:
     wall_s: float
 
     @property
-    def timeline(self) -> list[TimelineEvent]:
+    def timeline(self) -> list[CallEvent]:
         return self.session.timeline
 
     @property
@@ -38,23 +47,25 @@ class SimulationResult:
         return self.session.call_id
 
     @property
-    def end_reason(self) -> str | None:
+    def end_reason(self) -> EndReason | None:
         return self.session.end_reason
 
-    def verdicts(self) -> list[tuple[float, str]]:
-        return [(e.t, e.detail["kind"]) for e in self.timeline if e.kind == "verdict"]
+    def verdicts(self) -> list[tuple[float, VerdictKind]]:
+        """``(call time, kind)`` of every verdict, in order."""
+        return [(e.at_s, e.kind) for e in self.timeline if isinstance(e, VerdictIssued)]
 
     def hangups(self) -> list[float]:
-        return [e.t for e in self.timeline
-                if e.kind == "action" and e.detail.get("kind") == "hangup"]
+        """Call times the agent hung up."""
+        return [e.at_s for e in self.timeline if isinstance(e, HangupSent)]
 
 
 async def run_call(audio: CallAudio, *, ruleset: RuleSet, matcher: Matcher,
                    recogniser: Recogniser, store: CallStore | None = None,
-                   realtime: bool = False, chunk_ms: int = 20, direction: str = "inbound",
-                   remote: str | None = None, source: str = "simulate",
+                   realtime: bool = False, chunk_ms: int = 20,
+                   direction: Direction = Direction.INBOUND,
+                   remote: str | None = None, source: Source = Source.SIMULATE,
                    config: SessionConfig | None = None,
-                   on_event: Callable[[TimelineEvent], None] | None = None,
+                   on_event: Callable[[CallEvent], None] | None = None,
                    control: FakeCallControl | None = None) -> SimulationResult:
     """Play ``audio`` through a session as a call of ``direction``; return what happened."""
     cfg = config or SessionConfig(sample_rate=audio.rate)
@@ -79,8 +90,8 @@ async def run_call(audio: CallAudio, *, ruleset: RuleSet, matcher: Matcher,
                 await asyncio.sleep(delay)
         else:
             clock.set(t_end)
-        await session.feed("caller", audio.caller[i:i + n])
-        await session.feed("counselor", audio.counselor[i:i + n])
+        await session.feed(Leg.CALLER, audio.caller[i:i + n])
+        await session.feed(Leg.COUNSELOR, audio.counselor[i:i + n])
         if not realtime:
             await session.wait_inflight()
         await session.advance(None if realtime else t_end)
@@ -94,5 +105,5 @@ async def run_call(audio: CallAudio, *, ruleset: RuleSet, matcher: Matcher,
             clock.set(max(clock.now(), due))
         await session.advance(None if realtime else max(clock.now(), due))
         await session.wait_inflight()
-    await session.finish("end_of_audio")
+    await session.finish(EndReason.END_OF_AUDIO)
     return SimulationResult(session, control, audio.seconds, time.perf_counter() - wall0)

@@ -16,10 +16,10 @@ from callguard.asr.worker import RecognitionWorker
 from callguard.config import Settings, resolve_model
 from callguard.rules.engine import RulesEngine
 from callguard.session.call import SessionConfig
-from callguard.session.events import TimelineEvent
 from callguard.sim.callaudio import CallAudio, load_call
 from callguard.sim.driver import SimulationResult, run_call
 from callguard.store import Store
+from callguard.vocabulary import CallEvent, Direction, Source
 
 
 def whisper_factory(settings: Settings) -> Callable[[], Transcriber]:
@@ -44,11 +44,11 @@ class RunInfo:
 
 async def simulate_file(path: Path, *, settings: Settings, rules_path: Path,
                         store_path: Path | None, realtime: bool = False,
-                        codec: str | None = "ulaw", direction: str = "inbound",
-                        source: str = "simulate",
+                        codec: str | None = "ulaw", direction: Direction = Direction.INBOUND,
+                        source: Source = Source.SIMULATE,
                         factory: Callable[[], Transcriber] | None = None,
                         config: SessionConfig | None = None,
-                        on_event: Callable[[TimelineEvent], None] | None = None,
+                        on_event: Callable[[CallEvent], None] | None = None,
                         on_ready: Callable[[RunInfo], None] | None = None,
                         ) -> tuple[SimulationResult, RunInfo]:
     """Run the recording at ``path`` as a call through the live pipeline and store it.

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from callguard.errors import ResourceError
 
-class StoreError(Exception):
+
+class StoreError(ResourceError):
     """The call store cannot do what was asked (bad file, newer schema, missing row...)."""
 
 
@@ -64,6 +66,8 @@ class UtteranceRecord:
     asr_s: float | None = None
     lag_s: float | None = None
     hits: tuple[HitRecord, ...] = ()
+    #: Call time (seconds) the live call acted on this result; ``None`` before schema 4.
+    at_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,9 @@ class VerdictRecord:
     prompt: str | None
     hangup: bool
     reason: str
+    #: Why it was given (:class:`~callguard.vocabulary.Cause`); ``None`` in a store older
+    #: than schema 4 only where the migration could not tell.
+    cause: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,9 @@ class ActionRecord:
     detail: str
     ok: bool
     error: str | None
+    #: For ``play_prompt``: the prompt's key and the seconds it played (0 when it failed).
+    prompt: str | None = None
+    seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,24 +27,39 @@ from contextlib import suppress
 import aiosqlite
 
 from callguard.store.records import StoreError
+from callguard.vocabulary import (
+    ActionKind,
+    Cause,
+    Direction,
+    EndReason,
+    HungUpBy,
+    Leg,
+    ReviewVerdict,
+    Role,
+    Source,
+    Stage,
+    UtteranceStatus,
+    VerdictKind,
+)
 
 log = logging.getLogger(__name__)
 
 # Values the store accepts. Enumerations that identify evidence (direction, leg) are also
 # CHECKed in SQL; the others are checked in Python so adding a value needs no table rebuild.
-DIRECTIONS = ("inbound", "outbound")
-SOURCES = ("sip", "simulate", "demo")
-LEGS = ("caller", "counselor")
-STAGES = ("none", "notice", "warned", "final")  # in escalation order
-UTTERANCE_STATUSES = ("ok", "rejected", "deferred", "failed")
-VERDICT_KINDS = ("notice", "warn", "final", "alert", "duration_notice", "duration_final")
+DIRECTIONS = tuple(Direction)
+SOURCES = tuple(Source)
+LEGS = tuple(Leg)
+STAGES = tuple(Stage)  # in escalation order
+UTTERANCE_STATUSES = tuple(UtteranceStatus)
+VERDICT_KINDS = tuple(VerdictKind)
+CAUSES = tuple(Cause)
 # end_reason and actions.kind are open sets; these are the values the agent writes today.
-END_REASONS = ("caller_hangup", "counselor_hangup", "final_notice", "duration_limit",
-               "interrupted", "end_of_audio")
-ACTION_KINDS = ("play_prompt", "hangup", "alert", "fault")
-HUNG_UP_BY = ("remote", "counselor", "agent")
-REVIEW_VERDICTS = ("abuse_confirmed", "wrongful_cutoff", "note")
-ROLES = ("counselor", "supervisor", "admin")
+END_REASONS = tuple(EndReason)
+ACTION_KINDS = tuple(ActionKind)
+HUNG_UP_BY = tuple(HungUpBy)
+REVIEW_VERDICTS = tuple(ReviewVerdict)
+ROLES = tuple(Role)
+AGENT_ROLE = "agent"  # the audit log's role for entries the agent itself writes
 
 _V1 = """
 CREATE TABLE rulesets (
@@ -193,7 +208,28 @@ ALTER TABLE users ADD COLUMN notes_seen_at REAL;     -- audit_log.at of the newe
 ALTER TABLE users ADD COLUMN notes_seen_id INTEGER;  -- and its id (ties on at)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Version 4: the values a dry-run needs, kept as values instead of being parsed back from
+# text: when a result was acted on, why each verdict was given, which prompt an action
+# played and for how long. Older rows are filled from what they recorded (the reason of a
+# protect press and the "<key> (<seconds> s)" detail of a played prompt).
+_V4 = """
+ALTER TABLE utterances ADD COLUMN at_s REAL;  -- call time the live call acted on the result
+ALTER TABLE verdicts ADD COLUMN cause TEXT;   -- rules, duration, protect, crisis
+ALTER TABLE actions ADD COLUMN prompt TEXT;   -- play_prompt: the prompt's key
+ALTER TABLE actions ADD COLUMN seconds REAL;  -- play_prompt: its length (0 = failed)
+UPDATE verdicts SET cause = CASE
+    WHEN kind = 'final' AND reason = 'counselor pressed protect' THEN 'protect'
+    WHEN kind IN ('duration_notice', 'duration_final') THEN 'duration'
+    WHEN kind = 'alert' THEN 'crisis'
+    ELSE 'rules' END;
+UPDATE actions SET prompt = substr(detail, 1, instr(detail, ' (') - 1),
+    seconds = CAST(substr(detail, instr(detail, ' (') + 2,
+                          length(detail) - instr(detail, ' (') - 4) AS REAL)
+    WHERE kind = 'play_prompt' AND ok = 1 AND detail LIKE '% (% s)';
+UPDATE actions SET prompt = detail, seconds = 0 WHERE kind = 'play_prompt' AND ok = 0;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

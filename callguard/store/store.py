@@ -51,6 +51,8 @@ from callguard.store.records import (
     VerdictRecord,
 )
 from callguard.store.schema import (
+    AGENT_ROLE,
+    CAUSES,
     DIRECTIONS,
     HUNG_UP_BY,
     LEGS,
@@ -64,6 +66,7 @@ from callguard.store.schema import (
     migrate,
     user_version,
 )
+from callguard.vocabulary import Role, Stage
 
 log = logging.getLogger(__name__)
 
@@ -311,10 +314,11 @@ class Store:
     async def add_utterance(self, call_id: int, leg: str, start_s: float, end_s: float,
                             text: str, status: str, reason: str | None = None,
                             asr_s: float | None = None, lag_s: float | None = None,
-                            hits: Iterable[HitRow] = ()) -> int:
+                            hits: Iterable[HitRow] = (), at_s: float | None = None) -> int:
         """Record one utterance and its rule hits in one transaction; return its id.
 
-        ``start_s``/``end_s`` are call time in seconds; ``hits`` holds
+        ``start_s``/``end_s`` are call time in seconds, ``at_s`` the call time the live
+        call acted on the result (``None``: not known); ``hits`` holds
         ``(rule_id, category, severity, term, start, end, matched)`` tuples with character
         offsets into ``text``. Either the utterance and all its hits are stored or nothing.
         """
@@ -331,8 +335,8 @@ class Store:
             await self._require_call(call_id)
             utterance_id = await self._insert(
                 "INSERT INTO utterances (call_id, leg, start_s, end_s, text, status, reason,"
-                " asr_s, lag_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                call_id, leg, start_s, end_s, text, status, reason, asr_s, lag_s)
+                " asr_s, lag_s, at_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                call_id, leg, start_s, end_s, text, status, reason, asr_s, lag_s, at_s)
             if hit_rows:
                 await self._conn.executemany(
                     "INSERT INTO hits (utterance_id, rule_id, category, severity, term, start,"
@@ -343,24 +347,30 @@ class Store:
         return utterance_id
 
     async def add_verdict(self, call_id: int, t_s: float, kind: str, prompt: str | None,
-                          hangup: bool, reason: str) -> int:
-        """Record a policy verdict at call time ``t_s`` (seconds); return its id."""
+                          hangup: bool, reason: str, cause: str | None = None) -> int:
+        """Record a policy verdict at call time ``t_s`` (seconds) given for ``cause``
+        (:class:`~callguard.vocabulary.Cause`); return its id."""
         _one_of("kind", kind, VERDICT_KINDS)
+        if cause is not None:
+            _one_of("cause", cause, CAUSES)
         async with self._transaction(f"add_verdict(call {call_id})"):
             await self._require_call(call_id)
             return await self._insert(
-                "INSERT INTO verdicts (call_id, t_s, kind, prompt, hangup, reason)"
-                " VALUES (?, ?, ?, ?, ?, ?)", call_id, t_s, kind, prompt, int(bool(hangup)),
-                reason)
+                "INSERT INTO verdicts (call_id, t_s, kind, prompt, hangup, reason, cause)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)", call_id, t_s, kind, prompt, int(bool(hangup)),
+                reason, cause)
 
     async def add_action(self, call_id: int, t_s: float, kind: str, detail: str,
-                         ok: bool = True, error: str | None = None) -> int:
-        """Record what the agent did at call time ``t_s`` (seconds) and whether it worked."""
+                         ok: bool = True, error: str | None = None,
+                         prompt: str | None = None, seconds: float | None = None) -> int:
+        """Record what the agent did at call time ``t_s`` (seconds) and whether it worked;
+        for a played prompt also its key and length in seconds (0 when it failed)."""
         async with self._transaction(f"add_action(call {call_id})"):
             await self._require_call(call_id)
             return await self._insert(
-                "INSERT INTO actions (call_id, t_s, kind, detail, ok, error)"
-                " VALUES (?, ?, ?, ?, ?, ?)", call_id, t_s, kind, detail, int(bool(ok)), error)
+                "INSERT INTO actions (call_id, t_s, kind, detail, ok, error, prompt, seconds)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", call_id, t_s, kind, detail, int(bool(ok)),
+                error, prompt, seconds)
 
     async def update_call(self, call_id: int, flagged: bool | None = None,
                           stage: str | None = None, note: str | None = None) -> None:
@@ -478,9 +488,9 @@ class Store:
             params.append(category)
         if action == "cut_off":
             where.append("hung_up_by = 'agent'")
-        elif action == "warned":
+        elif action == Stage.WARNED:
             where.append("stage IN ('warned', 'final')")
-        elif action == "none":
+        elif action == Stage.NONE:
             where.append("stage IN ('none', 'notice') AND COALESCE(hung_up_by, '') != 'agent'")
         elif action is not None:
             where.append("EXISTS (SELECT 1 FROM actions a WHERE a.call_id = calls.id"
@@ -547,13 +557,13 @@ class Store:
             utterances=tuple(UtteranceRecord(
                 u["id"], u["call_id"], u["leg"], u["start_s"], u["end_s"], u["text"],
                 u["status"], u["reason"], u["asr_s"], u["lag_s"],
-                tuple(by_utterance.get(u["id"], ()))) for u in utterances),
+                tuple(by_utterance.get(u["id"], ())), at_s=u["at_s"]) for u in utterances),
             verdicts=tuple(VerdictRecord(
                 v["id"], v["call_id"], v["t_s"], v["kind"], v["prompt"], bool(v["hangup"]),
-                v["reason"]) for v in verdicts),
+                v["reason"], cause=v["cause"]) for v in verdicts),
             actions=tuple(ActionRecord(
                 a["id"], a["call_id"], a["t_s"], a["kind"], a["detail"], bool(a["ok"]),
-                a["error"]) for a in actions),
+                a["error"], prompt=a["prompt"], seconds=a["seconds"]) for a in actions),
         )
 
     async def read_audio(self, call_id: int, leg: str) -> bytes:
@@ -580,7 +590,7 @@ class Store:
     async def wav_bytes(self, call_id: int) -> bytes:
         """The call's recording as one canonical stereo WAV file (PCM16 LE at the call's
         rate; caller left, counselor right; the shorter leg padded with silence)."""
-        sample_rate, (caller, counselor) = await self._audio(call_id, ("caller", "counselor"))
+        sample_rate, (caller, counselor) = await self._audio(call_id, LEGS)
         return await asyncio.to_thread(_wav_bytes, sample_rate, caller, counselor)
 
     async def check_recording(self, call_id: int) -> tuple[str | None, str]:
@@ -596,7 +606,7 @@ class Store:
         """Delete a call's audio (its rows and transcript stay), logged in the audit log.
         Counselors may not: :class:`PermissionError`."""
         _one_of("role", role, ROLES)
-        if role == "counselor":
+        if role == Role.COUNSELOR:
             raise PermissionError("a counselor cannot delete recordings")
         async with self._transaction(f"delete_recording({call_id})"):
             await self._require_call(call_id)
@@ -644,7 +654,7 @@ class Store:
     async def audit(self, actor: str, role: str, kind: str, detail: str = "",
                     call_id: int | None = None, at: float | None = None) -> int:
         """Append to the audit log. ``detail`` must not hold transcripts or numbers."""
-        _one_of("role", role, (*ROLES, "agent"))
+        _one_of("role", role, (*ROLES, AGENT_ROLE))
         async with self._transaction(f"audit({kind})"):
             return await self._insert(
                 "INSERT INTO audit_log (at, actor, role, kind, call_id, detail)"

@@ -10,17 +10,23 @@ Pure and synchronous: call records in, a report out; no store, no event loop, no
 only I/O is :func:`prompt_lengths` reading prompt WAV headers, and only for prompts a call
 never played.
 
-How the replay follows :class:`callguard.session.call.CallSession` (all times are seconds
-of call time, 0 = the call was answered):
+The replay runs the same enforcement core as a live call
+(:class:`~callguard.policy.enforcement.Enforcement`: policy, prompt queue, the moment a
+warning is heard, stage, hangup), fed from what the store kept (all times are seconds of
+call time, 0 = the call was answered):
 
 - Only caller utterances with status ``ok`` count; the counselor's speech never escalates.
-- An utterance's hits are observed at its ``end_s``. The live agent knew a little later
-  (end of speech + the early-look pause + recognition; ``lag_s`` in the store), so right at
-  a boundary (a cooldown's end, the window's edge) a replay can differ from the recording.
+- An utterance's hits are observed at the call time the live call acted on them
+  (``utterances.at_s``), so a replay under the rules in force gives the recorded actions at
+  the recorded times. Stores older than schema 4 lack it: there the utterance's ``end_s``
+  stands in, a little early (the live agent knew after the early-look pause and
+  recognition), so right at a boundary (a cooldown's end, the window's edge) such a replay
+  can differ from the recording.
 - Stored rows that overlap in time are one utterance (an early look stored because it had
   hits, then the whole utterance recognised again at its end): as live, a rule counts once
   per utterance. Speech still open when the line closed (``end_s`` at the call's end) was
   recognised after the call and never escalated live, so it is not replayed either.
+  (with ``at_s``: results the live call received only after it ended.)
 - The clock ticks once per whole second up to the stored ``duration_s``, so duration limits
   fire with no speech.
 - Prompts play one after another: the pre-call announcement from 0 s, then each verdict's
@@ -28,8 +34,8 @@ of call time, 0 = the call was answered):
   (:meth:`PolicyEvaluator.warning_heard_at`), so abuse spoken over it counts for nothing.
   Prompt lengths are those the call recorded playing (its ``play_prompt`` actions), else
   the rules' (:func:`prompt_lengths`), unless the caller gives them.
-- The counselor's *protect* presses recorded in the call are replayed at their time: they
-  are the counselor's decision, not the rules'.
+- The counselor's *protect* presses recorded in the call (verdicts with cause ``protect``)
+  are replayed at their time: they are the counselor's decision, not the rules'.
 - The replay stops at the first verdict that hangs up. What a caller said after a recorded
   cut-off was never heard, so for rules that would have let such a call go on the replay
   shows only what was recorded up to the cut-off.
@@ -39,44 +45,33 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from callguard.policy.escalation import (
-    CALLER,
-    CallState,
-    ClockTick,
-    Event,
-    HitsObserved,
-    PolicyEvaluator,
-    ProtectRequested,
-    Verdict,
-    VerdictKind,
-)
+from callguard.policy.enforcement import Enforcement
+from callguard.policy.escalation import ClockTick, Event, HitsObserved, ProtectRequested
 from callguard.rules.loader import parse_rules
 from callguard.rules.matcher import Hit, Matcher
 from callguard.rules.model import RuleSet
 from callguard.rules.problems import Problem, RulesError
 from callguard.session.control import prompt_seconds
 from callguard.store.records import CallRecord, UtteranceRecord
-from callguard.store.schema import STAGES
 from callguard.text.analyzer import Analyzer
+from callguard.vocabulary import (
+    ActionKind,
+    CallEvent,
+    Cause,
+    Direction,
+    EndReason,
+    Leg,
+    UtteranceStatus,
+    VerdictIssued,
+    VerdictKind,
+)
 
 log = logging.getLogger(__name__)
 
-#: The stage each verdict raises a call to (as CallSession records it); others leave it.
-_STAGE_OF = {VerdictKind.NOTICE: "notice", VerdictKind.WARN: "warned",
-             VerdictKind.FINAL: "final", VerdictKind.DURATION_FINAL: "final"}
-#: ``calls.end_reason`` of a call the agent hung up after a hangup verdict.
-_CUT_REASON = {VerdictKind.FINAL: "final_notice", VerdictKind.DURATION_FINAL: "duration_limit"}
-CUT_REASONS = tuple(_CUT_REASON.values())
-#: The reason PolicyEvaluator gives the FINAL verdict of a *protect* press; the store keeps
-#: it with the verdict, and it is how a recorded press is told from a rules decision.
-PROTECT_REASON = "counselor pressed protect"
-# CallSession records a played prompt as "<key> (<seconds, 1 decimal> s)".
-_PLAYED = re.compile(r"^(\w+) \((\d+(?:\.\d+)?) s\)$")
 # Float slack when comparing call times computed from sample counts.
 _EPS = 1e-6
 
@@ -148,6 +143,10 @@ class CallReplay:
     actual_cut_reason: str | None
     actual_rules_version: str | None
     changed: bool
+    #: Everything the enforcement core did, in order (verdicts, prompts, alerts), and the
+    #: call time it would have hung up (``None``: it would not have).
+    events: tuple[CallEvent, ...] = ()
+    hangup_at: float | None = None
 
     @property
     def cut_off(self) -> bool:
@@ -247,63 +246,63 @@ def _replay(record: CallRecord, ruleset: RuleSet, matcher: Matcher,
                                                            **_played_lengths(record)}
     # A call still going on has no end yet: replay everything heard so far.
     ongoing = record.duration_s is None
-    end = (max((u.end_s for u in record.utterances), default=0.0) if ongoing
+    end = (max((_heard_at(u) for u in record.utterances), default=0.0) if ongoing
            else record.duration_s)
 
     events: list[tuple[float, int, Event]] = []  # (call time, order at equal times, event)
     for t, hits in _caller_hits(record, matcher):
         if ongoing or t < end - _EPS:
-            events.append((t, 0, HitsObserved(hits, CALLER)))
+            events.append((t, 0, HitsObserved(hits, Leg.CALLER)))
     for v in record.verdicts:
-        if v.kind == VerdictKind.FINAL and v.reason == PROTECT_REASON:
+        if v.cause == Cause.PROTECT:
             events.append((v.t_s, 1, ProtectRequested()))
     # At equal times the session delivers the results due before it ticks the clock.
     events.extend((float(k), 2, ClockTick()) for k in range(1, math.floor(end + _EPS) + 1))
     events.sort(key=lambda e: (e[0], e[1]))
 
-    policy = PolicyEvaluator.for_call(ruleset, record.direction)
-    state = CallState(record.direction)
-    playing_until = 0.0
-    if play_pre_call and "pre_call" in ruleset.prompts:
-        playing_until = lengths.get("pre_call", 0.0)
-    stage, warnings, hit_count = "none", 0, 0
+    def play(key: str) -> float:
+        return lengths.get(key, 0.0)
+
+    enforcement = Enforcement(ruleset, Direction(record.direction))
+    done = enforcement.start(play, pre_call=play_pre_call)
+    hit_count = 0
     rule_ids: set[str] = set()
-    cut: Verdict | None = None
+    cut: VerdictIssued | None = None
     for t, _, event in events:
         if isinstance(event, HitsObserved):
             hit_count += len(event.hits)
             rule_ids.update(h.rule_id for h in event.hits)
-        state, verdicts = policy.step(state, event, t)
-        for v in verdicts:
-            stage = max(stage, _STAGE_OF.get(v.kind, "none"), key=STAGES.index)
-            ends_at = v.at
-            if v.prompt is not None and v.prompt in ruleset.prompts:
-                ends_at = playing_until = max(v.at, playing_until) + lengths.get(v.prompt, 0.0)
-            if v.kind is VerdictKind.WARN:
-                warnings += 1
-                state = policy.warning_heard_at(state, ends_at)
-            if v.hangup and cut is None:
-                cut = v
+        for ev in enforcement.observe(event, t, play):
+            done.append(ev)
+            if isinstance(ev, VerdictIssued) and ev.hangup and cut is None:
+                cut = ev
         if cut is not None:
             break
 
-    cut_reason = _CUT_REASON[cut.kind] if cut is not None else None
+    cut_reason = cut.kind.end_reason if cut is not None else None
     actual_cut = _recorded_cut(record)
     return CallReplay(
-        call_id=record.id, direction=record.direction, outcome=stage, warnings=warnings,
-        cut_reason=cut_reason, cut_at=cut.at if cut is not None else None,
+        call_id=record.id, direction=record.direction, outcome=enforcement.stage,
+        warnings=enforcement.warnings, cut_reason=cut_reason,
+        cut_at=cut.at_s if cut is not None else None,
         reason=cut.reason if cut is not None else None, hits=hit_count,
         rules=tuple(sorted(rule_ids)), actual_stage=record.stage,
         actual_end_reason=record.end_reason, actual_cut_reason=actual_cut,
         actual_rules_version=record.rules_version,
-        changed=stage != record.stage or cut_reason != actual_cut)
+        changed=enforcement.stage != record.stage or cut_reason != actual_cut,
+        events=tuple(done), hangup_at=enforcement.hangup_at)
+
+
+def _heard_at(u: UtteranceRecord) -> float:
+    """Call time the live call acted on ``u``'s result (its end in an older store)."""
+    return u.end_s if u.at_s is None else u.at_s
 
 
 def _caller_hits(record: CallRecord,
                  matcher: Matcher) -> Iterator[tuple[float, tuple[Hit, ...]]]:
     """``(call time, hits)`` of each stored caller result, each rule once per utterance."""
     groups = _utterances(u for u in record.utterances
-                         if u.leg == CALLER and u.status == "ok" and u.text)
+                         if u.leg == Leg.CALLER and u.status == UtteranceStatus.OK and u.text)
     rows = [u for g in groups for u in g]
     results = iter(matcher.match_many([u.text for u in rows]))  # one Kiwi batch per call
     for group in groups:
@@ -312,7 +311,7 @@ def _caller_hits(record: CallRecord,
             new = tuple(h for h in next(results).hits if h.rule_id not in seen)
             seen.update(h.rule_id for h in new)
             if new:
-                yield u.end_s, new
+                yield _heard_at(u), new
 
 
 def _utterances(rows: Iterable[UtteranceRecord]) -> list[list[UtteranceRecord]]:
@@ -330,29 +329,24 @@ def _utterances(rows: Iterable[UtteranceRecord]) -> list[list[UtteranceRecord]]:
         else:
             groups.append([u])
             group_end = u.end_s
-    return [sorted(g, key=lambda u: (u.end_s, u.id)) for g in groups]
+    return [sorted(g, key=lambda u: (_heard_at(u), u.id)) for g in groups]
 
 
 def _played_lengths(record: CallRecord) -> dict[str, float]:
     """Seconds each prompt played for in this call, from its ``play_prompt`` actions (a
     prompt that failed to play took no time). Live calls play the recorded announcement or
     a short chime, the simulator an estimate: the call's own record is the truth."""
-    out: dict[str, float] = {}
-    for a in record.actions:
-        if a.kind != "play_prompt":
-            continue
-        m = _PLAYED.match(a.detail)
-        if a.ok and m:
-            out[m.group(1)] = float(m.group(2))
-        elif not a.ok:
-            out[a.detail] = 0.0
-    return out
+    return {a.prompt: (a.seconds or 0.0) if a.ok else 0.0 for a in record.actions
+            if a.kind == ActionKind.PLAY_PROMPT and a.prompt is not None}
 
 
-def _recorded_cut(record: CallRecord) -> str | None:
+def _recorded_cut(record: CallRecord) -> EndReason | None:
     """The cut-off the recorded verdicts decided, else the one the end reason names."""
     for v in record.verdicts:
-        if v.hangup and v.kind in _CUT_REASON:
-            return _CUT_REASON[VerdictKind(v.kind)]
-    return record.end_reason if record.end_reason in CUT_REASONS else None
-
+        reason = VerdictKind(v.kind).end_reason
+        if v.hangup and reason is not None:
+            return reason
+    if record.end_reason is not None and record.end_reason in tuple(EndReason):
+        reason = EndReason(record.end_reason)
+        return reason if reason.cut_off else None
+    return None
