@@ -6,18 +6,16 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from callguard.asr.bundled import ModelError
-from callguard.cli.timeline import clock, format_event
-from callguard.config import DEMO_DIR, ConfigError, Settings, load_settings
-from callguard.rules.problems import RulesError
-from callguard.session.events import TimelineEvent
-from callguard.sim.callaudio import AudioFileError
+from callguard.asr.transcript import Transcriber
+from callguard.cli.failure import say
+from callguard.cli.timeline import clock, event_record, format_event
+from callguard.config import DEMO_DIR, Settings, load_settings
 from callguard.sim.driver import SimulationResult
 from callguard.sim.runner import RunInfo, simulate_file
-from callguard.store import StoreError
+from callguard.vocabulary import CallEvent, Transcribed
 
 CODECS = {"ulaw": "ulaw", "alaw": "alaw", "none": None}
 
@@ -59,6 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     demo = sub.add_parser("demo", help="simulate the bundled sample call with the demo rules")
     _common(demo)
+    demo.add_argument("--scripted", action="store_true",
+                      help="play the call from its scripted transcript (no speech "
+                      "recognition), as when no recorded Korean speech is found")
     demo.set_defaults(func=cmd_demo)
 
 
@@ -67,10 +68,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _printer(as_json: bool):
-    def show(ev: TimelineEvent) -> None:
+    def show(ev: CallEvent) -> None:
         if as_json:
-            print(json.dumps({"t": round(ev.t, 3), "kind": ev.kind, "leg": ev.leg,
-                              "text": ev.text, **ev.detail}, ensure_ascii=False), flush=True)
+            print(json.dumps(event_record(ev), ensure_ascii=False), flush=True)
             return
         line = format_event(ev)
         if line is not None:
@@ -90,7 +90,8 @@ def summary(result: SimulationResult, info: RunInfo) -> dict:
         "verdicts": [[round(t, 2), k] for t, k in result.verdicts()],
         "hangup_at": [round(t, 2) for t in result.hangups()],
         "prompts": [[k, round(d, 1)] for k, d in result.control.played],
-        "utterances": sum(1 for e in result.timeline if e.kind in ("speech", "dropped")),
+        "utterances": sum(1 for e in result.timeline
+                          if isinstance(e, Transcribed) and not e.early),
         "latency_p50_s": round(statistics.median(lat), 3) if lat else None,
         "latency_max_s": round(lat[-1], 3) if lat else None,
         "rules_version": info.rules.version,
@@ -112,12 +113,16 @@ def _header(path: Path, info: RunInfo, rules_path: Path, realtime: bool) -> str:
 
 def run(args: argparse.Namespace, wav: Path, rules: Path | None, *, source: str,
         codec: str | None, direction: str, banner: str = "", outcome: dict | None = None,
+        factory: Callable[[], Transcriber] | None = None,
+        header: Callable[[RunInfo], str] | None = None,
+        show: Callable[[CallEvent], None] | None = None, extra: dict | None = None,
         ) -> int:
-    try:
-        settings = _settings(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """Simulate the call and print it; a bad settings, rules or audio file (or a store or
+    model failure) is a :class:`~callguard.errors.CallguardError` for ``main`` to report.
+
+    The scripted demo passes its own recogniser ``factory`` (default: the configured
+    model), ``header``, event printer ``show`` and ``extra`` summary fields."""
+    settings = _settings(args)
     rules_path = rules or settings.rules_path
     store_path = None if args.no_store else (args.db or settings.store_path)
     as_json = args.json
@@ -126,20 +131,14 @@ def run(args: argparse.Namespace, wav: Path, rules: Path | None, *, source: str,
         if not as_json:
             if banner:
                 print(banner)
-            print(_header(wav, info, rules_path, args.realtime), flush=True)
+            print(header(info) if header else _header(wav, info, rules_path, args.realtime),
+                  flush=True)
 
-    try:
-        result, info = asyncio.run(simulate_file(
-            wav, settings=settings, rules_path=rules_path, store_path=store_path,
-            realtime=args.realtime, codec=codec, direction=direction, source=source,
-            on_event=_printer(as_json), on_ready=ready))
-    except RulesError as exc:
-        print(f"error: the rules file has problems:\n{exc}", file=sys.stderr)
-        return 2
-    except (AudioFileError, ModelError, ConfigError, StoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    info_sum = summary(result, info)
+    result, info = asyncio.run(simulate_file(
+        wav, settings=settings, rules_path=rules_path, store_path=store_path,
+        realtime=args.realtime, codec=codec, direction=direction, source=source,
+        factory=factory, on_event=show or _printer(as_json), on_ready=ready))
+    info_sum = {**summary(result, info), **(extra or {})}
     if outcome is not None:
         outcome.update(info_sum)
     if as_json:
@@ -184,18 +183,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     rules = DEMO_DIR / "demo_rules.toml"
     wav = default_cache_dir() / "demo" / "sample_call.wav"
-    try:
-        data = speech_dir()
-        starts = build_call(wav, data)
-    except (DemoDataMissing, AudioFileError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    script = "\n".join(f"    {clock(t)}  {leg:<9}  {line.says}" for t, leg, line in starts)
-    banner = DEMO_BANNER.format(data=data, rules=rules.relative_to(DEMO_DIR.parents[1]),
-                                script=script)
     outcome: dict = {}
-    code = run(args, wav, rules, source="demo", codec="ulaw", direction="inbound",
-               banner=banner, outcome=outcome)
+    try:
+        data = None if args.scripted else speech_dir()
+    except DemoDataMissing:
+        data = None  # no recorded speech here: the scripted demo says where it looked
+    if data is None:
+        from callguard.cli.demo_scripted import run_scripted
+
+        code = run_scripted(args, rules, outcome, forced=args.scripted)
+    else:
+        try:
+            starts = build_call(wav, data)
+        except ValueError as exc:  # a clip at another sample rate; AudioFileError is one too
+            say(exc)
+            return 2
+        script = "\n".join(f"    {clock(t)}  {leg:<9}  {line.banner}"
+                           for t, leg, line in starts)
+        banner = DEMO_BANNER.format(data=data, rules=rules.relative_to(DEMO_DIR.parents[1]),
+                                    script=script)
+        code = run(args, wav, rules, source="demo", codec="ulaw", direction="inbound",
+                   banner=banner, outcome=outcome)
     if code:
         return code
     verdicts = [k for _, k in outcome["verdicts"]]
@@ -213,12 +221,8 @@ def cmd_model(args: argparse.Namespace) -> int:
     """Assemble the bundled model if needed (once, verified) and say what will be loaded."""
     from callguard.config import resolve_model
 
-    try:
-        settings = _settings(args)
-        where = resolve_model(settings.asr)
-    except (ConfigError, ModelError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    settings = _settings(args)
+    where = resolve_model(settings.asr)
     kind = "bundled Whisper base (verified SHA-256)" if settings.asr.model == "bundled" \
         else "configured"
     print(f"model: {where} — {kind}, {settings.asr.compute_type}, "

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from callguard.config import REPO_ROOT
+from callguard.errors import ResourceError
 from callguard.sim.callaudio import read_wav
 
 RATE = 16_000
@@ -26,36 +27,70 @@ RATE = 16_000
 @dataclass(frozen=True)
 class Line:
     """One recorded utterance: ``leg`` speaks file ``clip`` (``kNNN``), then ``pause_s``
-    seconds pass before the next line starts."""
+    seconds pass before the next line starts.
+
+    ``says`` is what is said, in short (the banner, and the line the scripted demo's
+    stand-in recogniser returns); ``note`` what the line does in the story. ``seconds`` is
+    the clip's length, so that the scripted demo (:mod:`callguard.demo.scripted`), which
+    has no recording, places its lines at the same call times."""
 
     leg: str
     clip: str
     pause_s: float
-    says: str  # what is said, in short, for the banner
+    says: str
+    note: str = ""
+    seconds: float = 0.0
+
+    @property
+    def banner(self) -> str:
+        return self.says + self.note
 
 
 #: The story: two ordinary questions, then "몰라" (stand-in insult) → warning; after the
 #: warning has played, "절대로 안 할 거야" (stand-in threat) → final notice → hangup. The
 #: caller keeps talking over the final notice; that speech is recorded and transcribed too.
 SCRIPT = (
-    Line("caller", "k025", 0.8, "근데 왜 그 집을 기억을 못 해?"),
-    Line("counselor", "k038", 0.8, "네 네."),
-    Line("caller", "k016", 1.2, "아 근데 강남 너무 비싸."),
-    Line("caller", "k009", 9.5, "나도 몰라. …   ← stand-in insult: warning"),
-    Line("caller", "k031", 0.6, "아 그건 절대로 안 할 거야.   ← stand-in threat: final notice"),
-    Line("caller", "k027", 4.0, "아 니가 사주는 거였어?   (spoken over the final notice)"),
+    Line("caller", "k025", 0.8, "근데 왜 그 집을 기억을 못 해?", seconds=2.17),
+    Line("counselor", "k038", 0.8, "네 네.", seconds=1.74),
+    Line("caller", "k016", 1.2, "아 근데 강남 너무 비싸.", seconds=2.79),
+    Line("caller", "k009", 9.5, "나도 몰라. …", "   ← stand-in insult: warning", seconds=6.33),
+    Line("caller", "k031", 0.6, "아 그건 절대로 안 할 거야.", "   ← stand-in threat: final notice",
+         seconds=4.86),
+    Line("caller", "k027", 4.0, "아 니가 사주는 거였어?", "   (spoken over the final notice)",
+         seconds=4.82),
 )
+#: Silence before the first line, seconds.
+LEAD_S = 1.0
 
 
-class DemoDataMissing(FileNotFoundError):
+def place(lengths: list[int], rate: int) -> list[int]:
+    """Start sample of each :data:`SCRIPT` line, given each line's length in samples at
+    ``rate``: :data:`LEAD_S` of silence, then each line followed by its pause. The last
+    entry is the call's length (after the last pause)."""
+    pos = int(LEAD_S * rate)
+    starts = []
+    for line, n in zip(SCRIPT, lengths, strict=True):
+        starts.append(pos)
+        pos += n + int(line.pause_s * rate)
+    return [*starts, pos]
+
+
+class DemoDataMissing(ResourceError, FileNotFoundError):
     pass
+
+
+def speech_candidates() -> list[Path]:
+    """Where the demo looks for recorded speech, in order: ``$CALLGUARD_SPEECH_DATA`` (if
+    set), then ``shared/data/speech-ko`` beside the checkout."""
+    env = os.environ.get("CALLGUARD_SPEECH_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO_ROOT.parent / "shared" / "data" / "speech-ko")
+    return candidates
 
 
 def speech_dir() -> Path:
     """The speech-ko folder, or :class:`DemoDataMissing` saying where it was looked for."""
-    env = os.environ.get("CALLGUARD_SPEECH_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(REPO_ROOT.parent / "shared" / "data" / "speech-ko")
+    candidates = speech_candidates()
     for c in candidates:
         if (c / f"{SCRIPT[0].clip}.wav").is_file():
             return c
@@ -69,21 +104,17 @@ def speech_dir() -> Path:
 def build_call(out: Path, data: Path | None = None) -> list[tuple[float, str, Line]]:
     """Write the sample call to ``out``; return ``(start_s, leg, line)`` per line."""
     data = data or speech_dir()
-    lead = 1.0
-    pos = int(lead * RATE)
-    placed: list[tuple[int, np.ndarray, str]] = []
-    starts = []
+    clips = []
     for line in SCRIPT:
         x, rate = read_wav(data / f"{line.clip}.wav")
         if rate != RATE:
             raise ValueError(f"{line.clip}.wav is {rate} Hz; expected {RATE}")
-        mono = x[:, 0]
-        placed.append((pos, mono, line.leg))
-        starts.append((pos / RATE, line.leg, line))
-        pos += mono.size + int(line.pause_s * RATE)
+        clips.append(x[:, 0])
+    *at, pos = place([c.size for c in clips], RATE)
+    starts = [(p / RATE, line.leg, line) for p, line in zip(at, SCRIPT, strict=True)]
     stereo = np.zeros((pos, 2))
-    for start, mono, leg in placed:
-        ch = 0 if leg == "caller" else 1
+    for start, mono, line in zip(at, clips, SCRIPT, strict=True):
+        ch = 0 if line.leg == "caller" else 1
         stereo[start:start + mono.size, ch] += mono
     pcm = np.clip(np.rint(stereo * 32767), -32768, 32767).astype("<i2")
     out.parent.mkdir(parents=True, exist_ok=True)
