@@ -160,6 +160,18 @@ _HUNG_UP_BY = {EndReason.FINAL_NOTICE: HungUpBy.AGENT, EndReason.DURATION_LIMIT:
                EndReason.COUNSELOR_HANGUP: HungUpBy.COUNSELOR}
 
 
+class CallEnd(StrEnum):
+    """How the phone line says a call ended, in signalling terms (the line's word;
+    :class:`EndReason` is the call's, as stored)."""
+
+    LOCAL_HANGUP = "local_hangup"  # we sent BYE
+    REMOTE_HANGUP = "remote_hangup"  # far end sent BYE
+    CANCELLED = "cancelled"  # caller gave up while it rang (CANCEL), or we cancelled
+    DECLINED = "declined"  # we refused it (486)
+    REJECTED = "rejected"  # far end refused our call (4xx-6xx)
+    FAILED = "failed"  # no answer to signalling, media failure, line stopped
+
+
 class ActionKind(StrEnum):
     """What the agent did on a call (``actions.kind``)."""
 

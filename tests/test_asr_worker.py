@@ -12,9 +12,10 @@ import pytest
 
 from callguard.asr.fake import ScriptedTranscriber, ToneTranscriber
 from callguard.asr.transcript import Float32Array, SegmentInfo, Transcript
-from callguard.asr.worker import CALLER, COUNSELOR, Recognition, RecognitionWorker
+from callguard.asr.worker import Recognition, RecognitionWorker
 from callguard.audio.vad import Utterance
 from callguard.rules import Matcher, parse_rules
+from callguard.vocabulary import Leg
 
 FS = 8000
 RULES = """
@@ -80,7 +81,7 @@ def test_result_comes_back_on_the_loop_with_text_and_hits(matcher):
         worker = RecognitionWorker(lambda: ToneTranscriber(TONES))
         await worker.start()
         utt = tone(1000.0)
-        fut = worker.submit(utt, CALLER, matcher)
+        fut = worker.submit(utt, Leg.CALLER, matcher)
         assert isinstance(fut, asyncio.Future)
         assert fut.get_loop() is asyncio.get_running_loop()
         result = await asyncio.wait_for(fut, 5.0)
@@ -90,7 +91,7 @@ def test_result_comes_back_on_the_loop_with_text_and_hits(matcher):
     worker, utt, r = asyncio.run(main())
     assert isinstance(r, Recognition)
     assert r.status == "ok"
-    assert r.leg == CALLER
+    assert r.leg == Leg.CALLER
     assert r.utterance is utt
     assert r.text == "너 바보야"
     assert [h.rule_id for h in r.hits] == ["nospace.babo"]
@@ -109,8 +110,8 @@ def test_clean_text_has_no_hits_and_no_matcher_means_no_match(matcher):
     async def main():
         worker = RecognitionWorker(lambda: ToneTranscriber(TONES))
         await worker.start()
-        clean = worker.submit(tone(500.0), CALLER, matcher)
-        unmatched = worker.submit(tone(1000.0), COUNSELOR)
+        clean = worker.submit(tone(500.0), Leg.CALLER, matcher)
+        unmatched = worker.submit(tone(1000.0), Leg.COUNSELOR)
         out = await gathered(clean, unmatched)
         await worker.stop()
         return out
@@ -118,7 +119,7 @@ def test_clean_text_has_no_hits_and_no_matcher_means_no_match(matcher):
     clean, unmatched = asyncio.run(main())
     assert (clean.status, clean.text, clean.hits) == ("ok", "안녕하세요", ())
     assert clean.match is not None
-    assert (unmatched.status, unmatched.text, unmatched.leg) == ("ok", "너 바보야", COUNSELOR)
+    assert (unmatched.status, unmatched.text, unmatched.leg) == ("ok", "너 바보야", Leg.COUNSELOR)
     assert unmatched.match is None and unmatched.hits == ()
 
 
@@ -126,7 +127,7 @@ def test_stock_phrase_is_rejected_without_match(matcher):
     async def main():
         worker = RecognitionWorker(lambda: ToneTranscriber(TONES))
         await worker.start()
-        r = await asyncio.wait_for(worker.submit(tone(2000.0), CALLER, matcher), 5.0)
+        r = await asyncio.wait_for(worker.submit(tone(2000.0), Leg.CALLER, matcher), 5.0)
         await worker.stop()
         return worker, r
 
@@ -144,7 +145,7 @@ def test_silence_is_rejected_as_empty(matcher):
     async def main():
         worker = RecognitionWorker(lambda: ToneTranscriber(TONES))
         await worker.start()
-        r = await asyncio.wait_for(worker.submit(blank(), CALLER, matcher), 5.0)
+        r = await asyncio.wait_for(worker.submit(blank(), Leg.CALLER, matcher), 5.0)
         await worker.stop()
         return r
 
@@ -158,7 +159,7 @@ def test_hallucinated_no_speech_segment_is_rejected(matcher):
     async def main():
         worker = RecognitionWorker(lambda: ScriptedTranscriber([fake]))
         await worker.start()
-        r = await asyncio.wait_for(worker.submit(blank(), CALLER, matcher), 5.0)
+        r = await asyncio.wait_for(worker.submit(blank(), Leg.CALLER, matcher), 5.0)
         await worker.stop()
         return r
 
@@ -186,8 +187,8 @@ def test_transcriber_error_fails_one_job_and_the_next_one_works(matcher):
     async def main():
         worker = RecognitionWorker(Flaky)
         await worker.start()
-        first = await asyncio.wait_for(worker.submit(blank(), CALLER, matcher), 5.0)
-        second = await asyncio.wait_for(worker.submit(blank(), CALLER, matcher), 5.0)
+        first = await asyncio.wait_for(worker.submit(blank(), Leg.CALLER, matcher), 5.0)
+        second = await asyncio.wait_for(worker.submit(blank(), Leg.CALLER, matcher), 5.0)
         stats = worker.stats()
         await worker.stop()
         return first, second, stats
@@ -225,12 +226,12 @@ def test_caller_jobs_run_before_earlier_counselor_jobs():
         gate = Gate(ToneTranscriber(TONES))
         worker = RecognitionWorker(lambda: gate)
         await worker.start()
-        busy = worker.submit(tone(500.0), COUNSELOR)
+        busy = worker.submit(tone(500.0), Leg.COUNSELOR)
         await gate.busy()
-        futs = [worker.submit(tone(1500.0), COUNSELOR),   # 환불해 주세요
-                worker.submit(tone(2500.0), COUNSELOR),   # 배송 문의요
-                worker.submit(tone(1000.0), CALLER),      # 너 바보야
-                worker.submit(tone(3000.0), CALLER)]      # 주소 변경이요
+        futs = [worker.submit(tone(1500.0), Leg.COUNSELOR),   # 환불해 주세요
+                worker.submit(tone(2500.0), Leg.COUNSELOR),   # 배송 문의요
+                worker.submit(tone(1000.0), Leg.CALLER),      # 너 바보야
+                worker.submit(tone(3000.0), Leg.CALLER)]      # 주소 변경이요
         assert worker.pending(0) == 2 and worker.pending(1) == 4
         gate.release()
         results = await gathered(busy, *futs)
@@ -248,8 +249,9 @@ def test_priority_with_a_slow_transcriber():
     async def main():
         worker = RecognitionWorker(lambda: ToneTranscriber(TONES, delay_s=0.05))
         await worker.start()
-        futs = [worker.submit(tone(1500.0), COUNSELOR), worker.submit(tone(2500.0), COUNSELOR),
-                worker.submit(tone(3000.0), COUNSELOR), worker.submit(tone(1000.0), CALLER)]
+        futs = [worker.submit(tone(1500.0), Leg.COUNSELOR),
+                worker.submit(tone(2500.0), Leg.COUNSELOR),
+                worker.submit(tone(3000.0), Leg.COUNSELOR), worker.submit(tone(1000.0), Leg.CALLER)]
         results = await gathered(*futs)
         await worker.stop()
         return results
@@ -265,10 +267,10 @@ def test_explicit_priority_overrides_the_leg():
         gate = Gate(ToneTranscriber(TONES))
         worker = RecognitionWorker(lambda: gate)
         await worker.start()
-        busy = worker.submit(tone(500.0), CALLER)
+        busy = worker.submit(tone(500.0), Leg.CALLER)
         await gate.busy()
-        a = worker.submit(tone(1000.0), CALLER)
-        b = worker.submit(tone(1500.0), COUNSELOR, priority=-1)
+        a = worker.submit(tone(1000.0), Leg.CALLER)
+        b = worker.submit(tone(1500.0), Leg.COUNSELOR, priority=-1)
         gate.release()
         await gathered(busy, a, b)
         await worker.stop()
@@ -284,11 +286,11 @@ def test_full_queue_defers_newest_counselor_for_a_caller_job():
         gate = Gate(ToneTranscriber(TONES))
         worker = RecognitionWorker(lambda: gate, max_queue=2)
         await worker.start()
-        busy = worker.submit(tone(500.0), COUNSELOR)
+        busy = worker.submit(tone(500.0), Leg.COUNSELOR)
         await gate.busy()
-        old = worker.submit(tone(1500.0), COUNSELOR)
-        new = worker.submit(tone(2500.0), COUNSELOR)
-        caller = worker.submit(tone(1000.0), CALLER)
+        old = worker.submit(tone(1500.0), Leg.COUNSELOR)
+        new = worker.submit(tone(2500.0), Leg.COUNSELOR)
+        caller = worker.submit(tone(1000.0), Leg.CALLER)
         deferred = await asyncio.wait_for(new, 5.0)  # resolved before the gate opens
         stats = worker.stats()
         gate.release()
@@ -299,7 +301,7 @@ def test_full_queue_defers_newest_counselor_for_a_caller_job():
     deferred, stats, (_busy, old, caller), order, final = asyncio.run(main())
     assert deferred.status == "deferred"
     assert deferred.reason == "queue_full"
-    assert deferred.leg == COUNSELOR and deferred.text == ""
+    assert deferred.leg == Leg.COUNSELOR and deferred.text == ""
     assert stats.depth == 2 and stats.deferred == 1
     assert (caller.status, caller.text) == ("ok", "너 바보야")
     assert (old.status, old.text) == ("ok", "환불해 주세요")
@@ -312,13 +314,13 @@ def test_counselor_job_into_queue_full_of_callers_is_deferred_at_once():
         gate = Gate(ToneTranscriber(TONES))
         worker = RecognitionWorker(lambda: gate, max_queue=2)
         await worker.start()
-        busy = worker.submit(tone(500.0), CALLER)
+        busy = worker.submit(tone(500.0), Leg.CALLER)
         await gate.busy()
-        callers = [worker.submit(tone(1000.0), CALLER), worker.submit(tone(1500.0), CALLER)]
-        late = worker.submit(tone(2500.0), COUNSELOR)
+        callers = [worker.submit(tone(1000.0), Leg.CALLER), worker.submit(tone(1500.0), Leg.CALLER)]
+        late = worker.submit(tone(2500.0), Leg.COUNSELOR)
         assert late.done()  # set synchronously in submit()
         first = late.result()
-        another = worker.submit(tone(3000.0), CALLER)  # same priority: newest is refused
+        another = worker.submit(tone(3000.0), Leg.CALLER)  # same priority: newest is refused
         assert another.done()
         gate.release()
         rest = await gathered(busy, *callers)
@@ -326,7 +328,7 @@ def test_counselor_job_into_queue_full_of_callers_is_deferred_at_once():
         return first, another.result(), rest, worker.stats()
 
     late, another, rest, stats = asyncio.run(main())
-    assert (late.status, late.reason, late.leg) == ("deferred", "queue_full", COUNSELOR)
+    assert (late.status, late.reason, late.leg) == ("deferred", "queue_full", Leg.COUNSELOR)
     assert (another.status, another.reason) == ("deferred", "queue_full")
     assert [r.status for r in rest] == ["ok", "ok", "ok"]
     assert (stats.deferred, stats.done) == (2, 3)
@@ -339,10 +341,10 @@ def test_cancel_a_queued_job():
         gate = Gate(ToneTranscriber(TONES))
         worker = RecognitionWorker(lambda: gate)
         await worker.start()
-        busy = worker.submit(tone(500.0), CALLER)
+        busy = worker.submit(tone(500.0), Leg.CALLER)
         await gate.busy()
-        doomed = worker.submit(tone(1000.0), CALLER)
-        kept = worker.submit(tone(1500.0), CALLER)
+        doomed = worker.submit(tone(1000.0), Leg.CALLER)
+        kept = worker.submit(tone(1500.0), Leg.CALLER)
         worker.cancel(doomed)
         depth = worker.stats().depth
         pending = worker.pending(0)
@@ -364,7 +366,7 @@ def test_cancel_of_unknown_or_finished_future_is_harmless():
     async def main():
         worker = RecognitionWorker(lambda: ToneTranscriber(TONES))
         await worker.start()
-        fut = worker.submit(tone(500.0), CALLER)
+        fut = worker.submit(tone(500.0), Leg.CALLER)
         r = await asyncio.wait_for(fut, 5.0)
         worker.cancel(fut)
         worker.cancel(asyncio.get_running_loop().create_future())
@@ -379,12 +381,12 @@ def test_cancelled_jobs_do_not_take_queue_slots():
         gate = Gate(ToneTranscriber(TONES))
         worker = RecognitionWorker(lambda: gate, max_queue=1)
         await worker.start()
-        busy = worker.submit(tone(500.0), CALLER)
+        busy = worker.submit(tone(500.0), Leg.CALLER)
         await gate.busy()
-        doomed = worker.submit(tone(1000.0), CALLER)
+        doomed = worker.submit(tone(1000.0), Leg.CALLER)
         worker.cancel(doomed)
         assert worker.stats().depth == 0
-        fresh = worker.submit(tone(1500.0), COUNSELOR)
+        fresh = worker.submit(tone(1500.0), Leg.COUNSELOR)
         gate.release()
         out = await gathered(busy, doomed, fresh)
         await worker.stop()
@@ -412,12 +414,12 @@ def test_stats_depth_waits_and_counters():
         worker = RecognitionWorker(lambda: gate, max_queue=3, clock=clock)
         await worker.start()
         idle = worker.stats()
-        busy = worker.submit(tone(500.0), COUNSELOR)
+        busy = worker.submit(tone(500.0), Leg.COUNSELOR)
         await gate.busy()
         clock.now = 101.0
-        a = worker.submit(tone(1000.0), CALLER)
+        a = worker.submit(tone(1000.0), Leg.CALLER)
         clock.now = 102.5
-        b = worker.submit(tone(1500.0), COUNSELOR)
+        b = worker.submit(tone(1500.0), Leg.COUNSELOR)
         clock.now = 104.0
         during = worker.stats()
         gate.release()
@@ -449,7 +451,7 @@ def test_queued_and_asr_seconds_come_from_the_clock():
     async def main():
         worker = RecognitionWorker(Slow, clock=clock)
         await worker.start()
-        r = await asyncio.wait_for(worker.submit(blank(), CALLER), 5.0)
+        r = await asyncio.wait_for(worker.submit(blank(), Leg.CALLER), 5.0)
         await worker.stop()
         return r, worker.stats()
 
@@ -467,14 +469,15 @@ def test_stop_drains_queued_jobs_then_the_thread_ends():
         gate = Gate(ToneTranscriber(TONES))
         worker = RecognitionWorker(lambda: gate)
         await worker.start()
-        futs = [worker.submit(tone(500.0), COUNSELOR)]
+        futs = [worker.submit(tone(500.0), Leg.COUNSELOR)]
         await gate.busy()
-        futs += [worker.submit(tone(1000.0), CALLER), worker.submit(tone(1500.0), COUNSELOR)]
+        futs += [worker.submit(tone(1000.0), Leg.CALLER),
+                 worker.submit(tone(1500.0), Leg.COUNSELOR)]
         stopping = asyncio.create_task(worker.stop())
         await asyncio.sleep(0.05)
         assert not stopping.done()  # waits for the jobs already queued
         with pytest.raises(RuntimeError, match="stopped"):
-            worker.submit(tone(2500.0), CALLER)
+            worker.submit(tone(2500.0), Leg.CALLER)
         gate.release()
         await asyncio.wait_for(stopping, 5.0)
         # results are resolved via call_soon_threadsafe: let the loop run them
@@ -492,9 +495,9 @@ def test_stop_resolves_cancelled_jobs_too():
         gate = Gate(ToneTranscriber(TONES))
         worker = RecognitionWorker(lambda: gate)
         await worker.start()
-        busy = worker.submit(tone(500.0), CALLER)
+        busy = worker.submit(tone(500.0), Leg.CALLER)
         await gate.busy()
-        doomed = worker.submit(tone(1000.0), CALLER)
+        doomed = worker.submit(tone(1000.0), Leg.CALLER)
         worker.cancel(doomed)
         gate.release()
         await asyncio.wait_for(worker.stop(), 5.0)
@@ -509,6 +512,6 @@ def test_stop_before_start_is_harmless():
         worker = RecognitionWorker(lambda: ToneTranscriber(TONES))
         await worker.stop()
         with pytest.raises(RuntimeError):
-            worker.submit(tone(500.0), CALLER)
+            worker.submit(tone(500.0), Leg.CALLER)
 
     asyncio.run(main())

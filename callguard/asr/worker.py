@@ -29,11 +29,11 @@ from callguard.asr.transcript import Transcriber, Transcript
 from callguard.audio.resample import to_16k
 from callguard.audio.vad import Utterance
 from callguard.rules.matcher import Matcher, MatchResult
+from callguard.vocabulary import Leg
 
 log = logging.getLogger(__name__)
 
-CALLER, COUNSELOR = "caller", "counselor"
-PRIORITY = {CALLER: 0, COUNSELOR: 1}
+PRIORITY = {Leg.CALLER: 0, Leg.COUNSELOR: 1}
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Recognition:
     ``time.monotonic()`` at which the result was ready.
     """
 
-    leg: str
+    leg: Leg
     utterance: Utterance
     status: str
     text: str = ""
@@ -69,7 +69,7 @@ class Recognition:
 class _Job:
     priority: int
     seq: int
-    leg: str
+    leg: Leg
     utterance: Utterance
     matcher: Matcher | None
     loop: asyncio.AbstractEventLoop
@@ -139,7 +139,7 @@ class RecognitionWorker:
 
     # --- submitting -----------------------------------------------------------------------
 
-    def submit(self, utterance: Utterance, leg: str, matcher: Matcher | None = None, *,
+    def submit(self, utterance: Utterance, leg: Leg, matcher: Matcher | None = None, *,
                priority: int | None = None) -> asyncio.Future[Recognition]:
         """Queue ``utterance`` (int16 PCM at its own rate) for recognition on ``leg``.
 

@@ -35,6 +35,7 @@ import numpy as np
 from callguard.bench.stats import percentile
 from callguard.config import load_settings
 from callguard.sim.callaudio import read_wav
+from callguard.vocabulary import Source
 
 TARGETS = {"latency_p95_s": 1.0, "rtf": 0.2, "peak_rss_mb": 600.0}
 
@@ -92,7 +93,7 @@ def run(wav: Path, *, realtime: bool, config: Path | None, rules: Path | None) -
     with tempfile.TemporaryDirectory() as tmp:
         result, info = asyncio.run(simulate_file(
             wav, settings=settings, rules_path=rules or settings.rules_path,
-            store_path=Path(tmp) / "bench.db", realtime=realtime, source="simulate"))
+            store_path=Path(tmp) / "bench.db", realtime=realtime, source=Source.SIMULATE))
     wall = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
     peak_mb = peak.stop()

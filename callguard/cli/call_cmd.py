@@ -15,7 +15,14 @@ from callguard.cli.timeline import clock, event_record, format_event
 from callguard.config import DEMO_DIR, Settings, load_settings
 from callguard.sim.driver import SimulationResult
 from callguard.sim.runner import RunInfo, simulate_file
-from callguard.vocabulary import CallEvent, Transcribed
+from callguard.vocabulary import (
+    CallEvent,
+    Direction,
+    EndReason,
+    Source,
+    Transcribed,
+    VerdictKind,
+)
 
 CODECS = {"ulaw": "ulaw", "alaw": "alaw", "none": None}
 
@@ -157,8 +164,8 @@ def run(args: argparse.Namespace, wav: Path, rules: Path | None, *, source: str,
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    return run(args, args.wav, args.rules, source="simulate", codec=CODECS[args.codec],
-               direction="outbound" if args.outbound else "inbound")
+    return run(args, args.wav, args.rules, source=Source.SIMULATE, codec=CODECS[args.codec],
+               direction=Direction.OUTBOUND if args.outbound else Direction.INBOUND)
 
 
 DEMO_BANNER = """\
@@ -202,14 +209,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
                            for t, leg, line in starts)
         banner = DEMO_BANNER.format(data=data, rules=rules.relative_to(DEMO_DIR.parents[1]),
                                     script=script)
-        code = run(args, wav, rules, source="demo", codec="ulaw", direction="inbound",
+        code = run(args, wav, rules, source=Source.DEMO, codec="ulaw",
+                   direction=Direction.INBOUND,
                    banner=banner, outcome=outcome)
     if code:
         return code
     verdicts = [k for _, k in outcome["verdicts"]]
-    ok = (verdicts.count("warn") == 1 and verdicts.count("final") == 1
-          and verdicts.index("warn") < verdicts.index("final")
-          and outcome["end_reason"] == "final_notice" and len(outcome["hangup_at"]) == 1)
+    warn, final = VerdictKind.WARN, VerdictKind.FINAL
+    ok = (verdicts.count(warn) == 1 and verdicts.count(final) == 1
+          and verdicts.index(warn) < verdicts.index(final)
+          and outcome["end_reason"] == EndReason.FINAL_NOTICE
+          and len(outcome["hangup_at"]) == 1)
     if not args.json:
         print("demo check: " + ("OK — warned once, then the final notice played to the end "
                                 "and the call was hung up" if ok else

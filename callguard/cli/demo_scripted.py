@@ -21,7 +21,7 @@ from callguard.cli.timeline import clock, event_record, format_event
 from callguard.demo import scripted
 from callguard.demo.scenario import speech_candidates
 from callguard.sim.runner import RunInfo
-from callguard.vocabulary import CallEvent, Transcribed
+from callguard.vocabulary import CallEvent, Direction, Transcribed
 
 BANNER = """\
 callguard demo — SCRIPTED TRANSCRIPT: no speech recognition in this run
@@ -121,7 +121,7 @@ def run_scripted(args: argparse.Namespace, rules: Path, outcome: dict, *,
         # and in the summary, and a person watching still sees why.
         print("callguard demo: scripted transcript, no speech recognition: "
               + " ".join(why(forced).split()), file=sys.stderr, flush=True)
-    code = run(args, wav, rules, source=scripted.SOURCE, codec="ulaw", direction="inbound",
+    code = run(args, wav, rules, source=scripted.SOURCE, codec="ulaw", direction=Direction.INBOUND,
                banner=banner, outcome=outcome, factory=scripted.ScriptedLines,
                header=lambda info: _header(info, shown_rules, args.realtime),
                show=printer(args.json),

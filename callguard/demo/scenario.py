@@ -20,6 +20,7 @@ import numpy as np
 from callguard.config import REPO_ROOT
 from callguard.errors import ResourceError
 from callguard.sim.callaudio import read_wav
+from callguard.vocabulary import Leg
 
 RATE = 16_000
 
@@ -34,7 +35,7 @@ class Line:
     the clip's length, so that the scripted demo (:mod:`callguard.demo.scripted`), which
     has no recording, places its lines at the same call times."""
 
-    leg: str
+    leg: Leg
     clip: str
     pause_s: float
     says: str
@@ -50,13 +51,13 @@ class Line:
 #: warning has played, "절대로 안 할 거야" (stand-in threat) → final notice → hangup. The
 #: caller keeps talking over the final notice; that speech is recorded and transcribed too.
 SCRIPT = (
-    Line("caller", "k025", 0.8, "근데 왜 그 집을 기억을 못 해?", seconds=2.17),
-    Line("counselor", "k038", 0.8, "네 네.", seconds=1.74),
-    Line("caller", "k016", 1.2, "아 근데 강남 너무 비싸.", seconds=2.79),
-    Line("caller", "k009", 9.5, "나도 몰라. …", "   ← stand-in insult: warning", seconds=6.33),
-    Line("caller", "k031", 0.6, "아 그건 절대로 안 할 거야.", "   ← stand-in threat: final notice",
-         seconds=4.86),
-    Line("caller", "k027", 4.0, "아 니가 사주는 거였어?", "   (spoken over the final notice)",
+    Line(Leg.CALLER, "k025", 0.8, "근데 왜 그 집을 기억을 못 해?", seconds=2.17),
+    Line(Leg.COUNSELOR, "k038", 0.8, "네 네.", seconds=1.74),
+    Line(Leg.CALLER, "k016", 1.2, "아 근데 강남 너무 비싸.", seconds=2.79),
+    Line(Leg.CALLER, "k009", 9.5, "나도 몰라. …", "   ← stand-in insult: warning", seconds=6.33),
+    Line(Leg.CALLER, "k031", 0.6, "아 그건 절대로 안 할 거야.",
+         "   ← stand-in threat: final notice", seconds=4.86),
+    Line(Leg.CALLER, "k027", 4.0, "아 니가 사주는 거였어?", "   (spoken over the final notice)",
          seconds=4.82),
 )
 #: Silence before the first line, seconds.
@@ -114,7 +115,7 @@ def build_call(out: Path, data: Path | None = None) -> list[tuple[float, str, Li
     starts = [(p / RATE, line.leg, line) for p, line in zip(at, SCRIPT, strict=True)]
     stereo = np.zeros((pos, 2))
     for start, mono, line in zip(at, clips, SCRIPT, strict=True):
-        ch = 0 if line.leg == "caller" else 1
+        ch = 0 if line.leg is Leg.CALLER else 1
         stereo[start:start + mono.size, ch] += mono
     pcm = np.clip(np.rint(stereo * 32767), -32768, 32767).astype("<i2")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,14 +24,13 @@ import numpy as np
 
 from callguard.asr.fake import ToneTranscriber
 from callguard.demo.scenario import SCRIPT, Line, place
-from callguard.store.schema import SOURCES
+from callguard.vocabulary import Leg, Source
 
 #: The scripted call's audio rate: telephone audio, as the line would deliver it.
 RATE = 8000
-#: ``calls.source`` of a scripted demo call. The store accepts ``sip``/``simulate``/``demo``
-#: today; a scripted call is a demo call and says it was scripted in its note (:data:`NOTE`).
-#: Should the store learn ``demo-scripted``, scripted calls use it from then on.
-SOURCE = "demo-scripted" if "demo-scripted" in SOURCES else "demo"
+#: ``calls.source`` of a scripted demo call: a demo call, which says it was scripted in its
+#: note (:data:`NOTE`).
+SOURCE = Source.DEMO
 #: Kept with the stored call (``calls.note``), so whoever reviews it knows.
 NOTE = ("Scripted demo call: no speech recognition. No recorded Korean speech was used; the "
         "transcript is the demo's scripted lines and the recording holds tone bursts that "
@@ -97,7 +96,7 @@ def build_scripted_call(out: Path) -> list[tuple[float, str, Line]]:
     rng = np.random.default_rng(12)
     stereo = rng.standard_normal((total, 2)) * 0.003
     for i, (start, n, line) in enumerate(zip(starts, lengths, SCRIPT, strict=True)):
-        ch = 0 if line.leg == "caller" else 1
+        ch = 0 if line.leg is Leg.CALLER else 1
         stereo[start:start + n, ch] += 0.3 * voiced_burst(n, RATE, marker_hz(i), phase0=i)
     pcm = np.clip(np.rint(stereo * 32767), -32768, 32767).astype("<i2")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,7 @@ from callguard.evidence.keys import key_id
 from callguard.store import AuditRecord, CallRecord, ReviewRecord, Store
 from callguard.store.schema import ROLES
 from callguard.text.spans import mark_spans
+from callguard.vocabulary import Leg
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +214,8 @@ def _transcript_json(call: CallRecord) -> dict[str, Any]:
         "call_id": call.id,
         "units": {"start_s/end_s": _TIME_NOTE["*_s"],
                   "hits.start/end": "character offsets into text, end exclusive"},
-        "legs": {"caller": "the remote party (left channel of recording.wav)",
-                 "counselor": "the counselor (right channel)"},
+        "legs": {Leg.CALLER: "the remote party (left channel of recording.wav)",
+                 Leg.COUNSELOR: "the counselor (right channel)"},
         "utterances": [
             {"id": u.id, "leg": u.leg, "start_s": u.start_s, "end_s": u.end_s, "text": u.text,
              "status": u.status, "reason": u.reason, "hits": [_hit(h) for h in u.hits]}
@@ -248,7 +249,7 @@ def clock(t_s: float) -> str:
     return f"{int(h)}:{int(m):02d}:{s:05.2f}" if h else f"{int(m):02d}:{s:05.2f}"
 
 
-_LEG_LABEL = {"caller": "고객 caller", "counselor": "상담사 counselor"}
+_LEG_LABEL = {Leg.CALLER: "고객 caller", Leg.COUNSELOR: "상담사 counselor"}
 
 
 def marked(text: str, hits: Sequence[Any]) -> str:

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from callguard.gui.bridge import StoreClient
 from callguard.gui.i18n import texts
+from callguard.vocabulary import Role
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ class RestDialog(QDialog):
             if error is not None:
                 log.error("could not write %s to the audit log: %s", kind, error)
 
-        self.store.call(lambda store: store.audit(counselor, "counselor", kind, detail,
+        self.store.call(lambda store: store.audit(counselor, Role.COUNSELOR, kind, detail,
                                                   call_id), done)
 
     def closeEvent(self, event: QCloseEvent) -> None:

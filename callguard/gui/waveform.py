@@ -23,6 +23,7 @@ from PySide6.QtGui import QColor, QFont, QHelpEvent, QMouseEvent, QPainter, QPai
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from callguard.gui.i18n import texts
+from callguard.vocabulary import Leg
 
 T = texts({
     "review.wave.caller": ("고객", "Caller"),
@@ -42,7 +43,7 @@ MARKER_STYLE: dict[str, tuple[str, str]] = {
     "other": ("#607d8b", "•"),
 }
 # Legs in calm colours so that the markers (red, orange, purple, black) stand out on them.
-LEG_COLOURS = {"caller": "#5c6bc0", "counselor": "#8d6e63"}
+LEG_COLOURS = {Leg.CALLER: "#5c6bc0", Leg.COUNSELOR: "#8d6e63"}
 PLAYHEAD_COLOUR = "#00bfa5"
 SNAP_PX = 6  # a click this close to a marker seeks to the marker
 
@@ -198,10 +199,10 @@ class WaveformView(QWidget):
         font = QFont(self.font())
         font.setPointSizeF(max(6.0, font.pointSizeF() * 0.85))
         p.setFont(font)
-        for lane, env, colour, name in ((caller_lane, self._caller, LEG_COLOURS["caller"],
-                                         "caller"),
+        for lane, env, colour, name in ((caller_lane, self._caller,
+                                         LEG_COLOURS[Leg.CALLER], Leg.CALLER),
                                         (counselor_lane, self._counselor,
-                                         LEG_COLOURS["counselor"], "counselor")):
+                                         LEG_COLOURS[Leg.COUNSELOR], Leg.COUNSELOR)):
             p.setPen(QPen(QColor("#d0d0d0"), 1))
             p.drawLine(QLineF(0, lane.center().y(), lane.right(), lane.center().y()))
             self._paint_leg(p, lane, env, QColor(colour))

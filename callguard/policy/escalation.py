@@ -64,7 +64,7 @@ class Strike:
 
 @dataclass(frozen=True, slots=True)
 class HitsObserved:
-    """Rule hits found in one utterance of ``leg`` (``"caller"`` or ``"counselor"``)."""
+    """Rule hits found in one utterance of ``leg``."""
 
     hits: tuple[Hit, ...]
     leg: Leg = Leg.CALLER

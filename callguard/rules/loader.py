@@ -32,6 +32,7 @@ from callguard.rules.source_map import SourceMap
 from callguard.rules.terms import TermSyntaxError, parse_tagged
 from callguard.text.analyzer import Analyzer, Dictionary, is_functional
 from callguard.text.normalize import squeeze_term
+from callguard.vocabulary import Direction
 
 FORMAT_VERSION = 1
 _TAGGED = re.compile(r"/(?:[A-Z]{2,3}|W_[A-Z]+|Z_[A-Z]+)(?:-[IR])?\b")
@@ -224,9 +225,9 @@ def _escalation(c: _Checker, data: dict) -> EscalationPolicy:
 
 def _durations(c: _Checker, data: dict) -> tuple[DurationPolicy, DurationPolicy]:
     table = c.table(data, "duration", ())
-    c.unknown_keys(table, {"inbound", "outbound"}, ("duration",), "[duration]")
+    c.unknown_keys(table, set(Direction), ("duration",), "[duration]")
     out = []
-    for direction in ("inbound", "outbound"):
+    for direction in Direction:
         path = ("duration", direction)
         sub = table.get(direction, {})
         if not isinstance(sub, dict):

@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from callguard.text.analyzer import Dictionary
+from callguard.vocabulary import Direction
 
 
 class Category(StrEnum):
@@ -151,10 +152,10 @@ class RuleSet:
                 return r
         raise KeyError(rule_id)
 
-    def duration(self, direction: str) -> DurationPolicy:
-        """The duration policy for ``"inbound"`` or ``"outbound"`` calls."""
-        if direction == "inbound":
+    def duration(self, direction: Direction) -> DurationPolicy:
+        """The duration policy for calls in ``direction``."""
+        if direction == Direction.INBOUND:
             return self.inbound
-        if direction == "outbound":
+        if direction == Direction.OUTBOUND:
             return self.outbound
-        raise ValueError(f"direction must be 'inbound' or 'outbound', not {direction!r}")
+        raise ValueError(f"direction must be one of {', '.join(Direction)}, not {direction!r}")

@@ -48,7 +48,7 @@ class HitRecord:
 
 @dataclass(frozen=True, slots=True)
 class UtteranceRecord:
-    """One recognised stretch of speech on ``leg`` (``"caller"`` or ``"counselor"``).
+    """One recognised stretch of speech on ``leg`` (a :class:`~callguard.vocabulary.Leg`).
 
     ``status`` is ``ok``, ``rejected`` (``reason`` says why, e.g. ``stock_phrase``),
     ``deferred`` or ``failed``. ``asr_s`` is the recogniser's wall time and ``lag_s`` the

@@ -21,6 +21,10 @@ from typing import Protocol
 
 import numpy as np
 
+from callguard.vocabulary import CallEnd, Direction
+
+__all__ = ["FRAME", "RATE", "Call", "CallEnd", "CallState", "Line", "LineState", "LineStatus"]
+
 RATE = 8000
 FRAME = 160  # samples per 20 ms packet at 8 kHz
 
@@ -55,18 +59,9 @@ class CallState(enum.StrEnum):
     ENDED = "ended"
 
 
-class CallEnd(enum.StrEnum):
-    LOCAL_HANGUP = "local_hangup"  # we sent BYE
-    REMOTE_HANGUP = "remote_hangup"  # far end sent BYE
-    CANCELLED = "cancelled"  # caller gave up while it rang (CANCEL), or we cancelled
-    DECLINED = "declined"  # we refused it (486)
-    REJECTED = "rejected"  # far end refused our call (4xx-6xx)
-    FAILED = "failed"  # no answer to signalling, media failure, line stopped
-
-
 class Call(Protocol):
     call_id: str
-    direction: str  # "inbound" | "outbound"
+    direction: Direction
     remote: str  # the far end's number or URI: personal data, never log it at INFO
 
     @property

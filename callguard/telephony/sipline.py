@@ -18,6 +18,7 @@ from pyVoIP.VoIP import VoIP
 
 from callguard.telephony.base import CallEnd, CallState, LineState, LineStatus
 from callguard.telephony.pyvoip_fixes import FixedCall, FixedPhone
+from callguard.vocabulary import Direction
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ _STATE = {VoIP.CallState.RINGING: CallState.RINGING, VoIP.CallState.DIALING: Cal
 class SipCall:
     """:class:`~callguard.telephony.base.Call` over a :class:`FixedCall`."""
 
-    def __init__(self, call: FixedCall, direction: str, remote: str) -> None:
+    def __init__(self, call: FixedCall, direction: Direction, remote: str) -> None:
         self._c = call
         self.call_id = call.call_id
         self.direction = direction
@@ -180,7 +181,7 @@ class SipLine:
         if self.status.state is not LineState.REGISTERED:
             raise RuntimeError(f"the line is not registered ({self.status})")
         fixed = self.phone.call(number)
-        return self._wrap(fixed, "outbound", number)
+        return self._wrap(fixed, Direction.OUTBOUND, number)
 
     def calls(self) -> list[SipCall]:
         with self._lock:
@@ -188,17 +189,18 @@ class SipLine:
 
     # -- events from the phone's threads
 
-    def _wrap(self, fixed: FixedCall, direction: str, remote: str | None = None) -> SipCall:
+    def _wrap(self, fixed: FixedCall, direction: Direction,
+              remote: str | None = None) -> SipCall:
         with self._lock:
             call = self._calls.get(fixed.call_id)
             if call is None:
                 call = SipCall(fixed, direction, remote if remote is not None
-                               else _remote_of(fixed, direction == "inbound"))
+                               else _remote_of(fixed, direction == Direction.INBOUND))
                 self._calls[fixed.call_id] = call
             return call
 
     def _incoming(self, fixed: FixedCall) -> None:
-        call = self._wrap(fixed, "inbound")
+        call = self._wrap(fixed, Direction.INBOUND)
         cb = self._handlers["incoming"]
         if cb is not None:
             cb(call)
@@ -208,13 +210,13 @@ class SipLine:
     def _answered(self, fixed: FixedCall) -> None:
         cb = self._handlers["answered"]
         if cb is not None:
-            cb(self._wrap(fixed, "inbound" if fixed.ringing_tag else "outbound"))
+            cb(self._wrap(fixed, _direction_of(fixed)))
 
     def _ended(self, fixed: FixedCall) -> None:
         with self._lock:
             call = self._calls.pop(fixed.call_id, None)
         if call is None:
-            call = SipCall(fixed, "inbound" if fixed.ringing_tag else "outbound",
+            call = SipCall(fixed, _direction_of(fixed),
                            _remote_of(fixed, bool(fixed.ringing_tag)))
         cb = self._handlers["ended"]
         if cb is not None:
@@ -224,3 +226,8 @@ class SipLine:
         cb = self._handlers["status"]
         if cb is not None:
             cb(status)
+
+
+def _direction_of(fixed: FixedCall) -> Direction:
+    """A call that rang here (it has our ringing tag) is inbound."""
+    return Direction.INBOUND if fixed.ringing_tag else Direction.OUTBOUND
