@@ -5,27 +5,31 @@ Each class is defined where it is raised (``callguard.config.ConfigError`` and s
 takes its base from here; this module imports nothing from callguard, so any layer can use
 it without an import cycle. The builtin base a class had before the tree existed is kept
 beside it (``ConfigError`` is still a ``ValueError``, ``CallNotFoundError`` still a
-``KeyError``), so code that catches those goes on working.
+``KeyError``; ``+`` in the drawing), so code that catches those goes on working. A new
+error class goes into the drawing too (tests/test_errors.py compares the two).
 
 ::
 
-    CallguardError                 anything callguard reports on purpose  (exit status 1)
+    CallguardError                 anything callguard reports on purpose (exit status 1)
     ├── InputError                 something the user gave cannot be used (exit status 2)
-    │   ├── ConfigError            the settings file          config            + ValueError
-    │   ├── RulesError             the rules file             rules.problems
-    │   ├── TermSyntaxError        a tagged rule term         rules.terms       + ValueError
-    │   ├── AudioFileError         a call recording (WAV)     sim.callaudio     + ValueError
-    │   ├── DatasetError           a labelled dataset         rules.evaluation  + ValueError
-    │   └── KeyFileError           an evidence key file       evidence.keys     + ValueError
+    │   ├── ConfigError            settings file         config                 + ValueError
+    │   ├── RulesError             rules file            rules.problems
+    │   ├── TermSyntaxError        tagged rule term      rules.terms            + ValueError
+    │   ├── AudioFileError         call recording (WAV)  audio.wavfile          + ValueError
+    │   ├── DatasetError           labelled dataset      rules.evaluation       + ValueError
+    │   ├── KeyFileError           evidence key file     evidence.keys          + ValueError
+    │   └── NoteRequired           a note without text   services.review_access + ValueError
     ├── ResourceError              something callguard works with is missing or failed
-    │   ├── StoreError             the call store             store.records
-    │   │   └── CallNotFoundError  no call with that id       store.records     + KeyError
-    │   ├── EvidenceError          a call cannot be exported  evidence.package
-    │   ├── ModelError             the speech model           asr.bundled       + RuntimeError
-    │   ├── KiwiProcessError       the Kiwi child process     text.kiwiproc     + RuntimeError
-    │   └── DemoDataMissing        the demo's speech data     demo.scenario     + FileNotFoundError
-    ├── RtpError                   a malformed packet on the line  telephony.rtp  + ValueError
-    └── NotEditable                the rules form cannot write a value  gui.rules_editor
+    │   ├── StoreError             the call store        store.records
+    │   │   └── CallNotFoundError  no call with that id  store.records          + KeyError
+    │   ├── EvidenceError          call not exportable   evidence.package
+    │   ├── ModelError             the speech model      asr.bundled            + RuntimeError
+    │   ├── KiwiProcessError       the Kiwi process      text.kiwiproc          + RuntimeError
+    │   └── DemoDataMissing        demo speech data      demo.scenario          + FileNotFoundError
+    ├── PermissionDenied           role or sign-in       services.accounts      + PermissionError
+    ├── RulesRefused               rules with errors     services.rules_admin
+    ├── NotEditable                form cannot write it  rules.toml_edit
+    └── RtpError                   malformed RTP packet  telephony.rtp          + ValueError
 
 The ``callguard`` command catches :class:`CallguardError` once, prints ``callguard:`` and the
 message on one line to standard error and exits with the class's :attr:`exit_code`. Any
