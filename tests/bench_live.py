@@ -41,7 +41,7 @@ from fakerig import EventLog
 from peers import Baresip, Kamailio, missing_peers, write_wav
 
 from callguard.asr.fake import ScriptedTranscriber
-from callguard.engine.audio_device import FileDevice
+from callguard.audio.devices import FileDevice
 from callguard.engine.engine import Engine
 from callguard.store import Store
 from callguard.telephony.sipline import SipConfig, SipLine

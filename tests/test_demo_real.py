@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import DATA, DEFAULT_RULES, ROOT, require_shared
 
-from callguard.sim.callaudio import read_wav
+from callguard.audio.wavfile import read_wav
 from callguard.store import Store
 from callguard.text.cer import cer, cer_normalize
 
@@ -125,7 +125,7 @@ def test_clean_real_call_with_default_rules_triggers_nothing(tmp_path):
     assert s["verdicts"] == [] and s["end_reason"] == "end_of_audio"
     assert s["utterances"] >= len(caller) + 2
     events = [json.loads(line) for line in proc.stdout.splitlines()[:-1]]
-    caller_text = " ".join(e["text"] for e in events if e["kind"] == "speech"
+    caller_text = " ".join(e["text"] for e in events if e["event"] == "transcribed"
                            and e["leg"] == "caller")
     assert "계단" in caller_text and "드라마" in caller_text  # really heard, not silence
 

@@ -13,7 +13,7 @@ from audiocheck import align
 from fakerig import ABUSE_HZ, RATE, FakeRig, rules_text, tone, write_wav
 from synth import call_audio
 
-from callguard.engine.audio_device import FileDevice
+from callguard.audio.devices import FileDevice
 from callguard.store import Store
 from callguard.telephony.base import CallState
 

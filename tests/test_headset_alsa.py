@@ -41,7 +41,7 @@ pcm.cgspk {{
 SCRIPT = textwrap.dedent("""
     import json, sys, time
     import numpy as np
-    from callguard.engine.audio_device import HEADSET_LIMIT, SoundDevice
+    from callguard.audio.devices import HEADSET_LIMIT, SoundDevice
 
     try:
         SoundDevice(input_device="nosuchmic")

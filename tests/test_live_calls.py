@@ -24,7 +24,6 @@ from peers.kamailio import Kamailio
 
 from callguard.config import Settings
 from callguard.engine.engine import Engine
-from callguard.sim.runner import whisper_factory
 from callguard.store import Store
 from callguard.telephony.sipline import SipConfig, SipLine
 from callguard.vocabulary import PromptStarted, VerdictIssued
@@ -110,7 +109,7 @@ class Harness:
                                       rtp_low=31000, rtp_high=31998))
         self.engine = Engine(line=self.line, rules_path=tmp / "rules.toml", store_path=self.db,
                              transcriber_factory=transcriber_factory
-                             or whisper_factory(Settings()),
+                             or transcriber_factory(Settings()),
                              auto_answer=auto_answer, on_event=self.log, **engine_kw)
 
     def wait_registered(self, timeout: float = 10) -> None:
@@ -393,7 +392,7 @@ def test_the_caller_hangs_up_during_the_warning(pbx, tmp_path):
 
 
 def test_the_pre_call_notice_plays_before_the_counselor_is_connected(pbx, tmp_path):
-    from callguard.engine.audio_device import FileDevice
+    from callguard.audio.devices import FileDevice
 
     notice = clip("k038")
     write_wav(tmp_path / "notice.wav", notice)

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from callguard.audio.wavfile import read_wav
 from callguard.bench.stats import percentile
 from callguard.config import load_settings
-from callguard.sim.callaudio import read_wav
 from callguard.vocabulary import Source
 
 TARGETS = {"latency_p95_s": 1.0, "rtf": 0.2, "peak_rss_mb": 600.0}

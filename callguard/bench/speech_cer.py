@@ -57,9 +57,9 @@ from callguard.asr.transcript import ASR_RATE, Transcriber
 from callguard.audio import g711
 from callguard.audio.resample import to_16k
 from callguard.audio.vad import Segmenter, Utterance
+from callguard.audio.wavfile import TELEPHONE_RATE, read_wav, to_telephone
 from callguard.bench.stats import percentile
 from callguard.session.call import SessionConfig
-from callguard.sim.callaudio import TELEPHONE_RATE, read_wav, to_telephone
 from callguard.text.cer import corpus_cer, score
 
 #: The repository root: the folder that holds the ``callguard`` package.

@@ -18,6 +18,7 @@ from pathlib import Path
 from callguard.cli.timeline import format_event
 from callguard.config import HeadsetSettings, load_settings
 from callguard.engine.engine import Engine, EngineEvent
+from callguard.engine.wiring import build_engine, headset_factory, sip_line
 from callguard.vocabulary import Transcribed
 
 
@@ -66,11 +67,13 @@ def devices(args: argparse.Namespace) -> int:
 
 
 def _device_factory(args: argparse.Namespace, headset: HeadsetSettings):
-    from callguard.engine.audio_device import FileDevice, NullDevice, SoundDevice
+    from callguard.audio.devices import FileDevice, NullDevice
+
+    use_headset = headset_factory(headset)
 
     def make(call):
         if args.headset:  # if it cannot be opened, the engine goes on without it
-            return SoundDevice(headset.device(headset.input), headset.device(headset.output))
+            return use_headset(call)
         if args.mic or args.speaker:
             return FileDevice(args.mic, args.speaker)
         return NullDevice()
@@ -79,18 +82,12 @@ def _device_factory(args: argparse.Namespace, headset: HeadsetSettings):
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)  # a ConfigError goes to main: exit 2
-    sip = settings.sip
-    if not sip.server or not sip.user:
+    line = sip_line(settings)
+    if line is None:
         print("callguard run: no SIP line configured: set [sip] server, user and password in "
               f"{settings.source or 'the settings file (~/.config/callguard/config.toml)'}",
               file=sys.stderr)
         return 2
-    from callguard.sim.runner import whisper_factory
-    from callguard.telephony.sipline import SipConfig, SipLine
-
-    line = SipLine(SipConfig(server=sip.server, port=sip.port, user=sip.user,
-                             password=sip.password, local_ip=sip.local_ip,
-                             sip_port=sip.sip_port, rtp_low=sip.rtp_low, rtp_high=sip.rtp_high))
     done = threading.Event()
     dialled = threading.Event()
     ringing: list[str] = []  # the Call-ID of the last call that rang
@@ -122,12 +119,10 @@ def run(args: argparse.Namespace) -> int:
             if ev.kind == "ended" and args.exit_after_call:
                 done.set()
 
-    engine = Engine(line=line, rules_path=args.rules or settings.rules_path,
-                    store_path=args.store or settings.store_path,
-                    transcriber_factory=whisper_factory(settings),
-                    device_factory=_device_factory(args, settings.headset),
-                    auto_answer=args.auto_answer or sip.auto_answer, on_event=on_event,
-                    counselor=sip.user)
+    engine = build_engine(settings, line, rules_path=args.rules, store_path=args.store,
+                          device_factory=_device_factory(args, settings.headset),
+                          auto_answer=args.auto_answer or settings.sip.auto_answer,
+                          on_event=on_event)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     # Protect and hang up from outside (a hotkey daemon, a script): SIGUSR1, SIGUSR2.

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from callguard.audio.wavfile import read_wav
 from callguard.config import REPO_ROOT
 from callguard.errors import ResourceError
-from callguard.sim.callaudio import read_wav
 from callguard.vocabulary import Leg
 
 RATE = 16_000

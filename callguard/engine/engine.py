@@ -20,7 +20,7 @@ from typing import Any
 
 from callguard.asr.transcript import Transcriber
 from callguard.asr.worker import RecognitionWorker
-from callguard.engine.audio_device import AudioDevice, NullDevice
+from callguard.audio.devices import AudioDevice, NullDevice
 from callguard.engine.prompts import PromptLibrary
 from callguard.engine.runner import CallRunner, LiveCallControl
 from callguard.rules.engine import RulesEngine

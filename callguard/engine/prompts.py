@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from callguard.engine.audio_device import RATE, load_pcm8k
+from callguard.audio.devices import RATE, load_pcm8k
 from callguard.rules.model import Prompt
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from callguard.audio.devices import AudioDevice
 from callguard.audio.samplequeue import SampleQueue
-from callguard.engine.audio_device import AudioDevice
 from callguard.engine.prompts import PromptLibrary
 from callguard.rules.model import Prompt
 from callguard.session.call import CallSession

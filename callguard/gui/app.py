@@ -24,9 +24,10 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from callguard.config import ConfigError, Settings, load_settings
-from callguard.engine.engine import Engine
+from callguard.engine.wiring import build_engine, sip_line
 from callguard.gui.bridge import EngineBridge, StoreClient, release_windows
 from callguard.gui.i18n import set_language, texts
+from callguard.vocabulary import Role
 
 log = logging.getLogger(__name__)
 
@@ -61,27 +62,8 @@ def _line(settings: Settings, fake: bool):
     if fake:
         from callguard.telephony.fake import FakeLine
 
-        return FakeLine(settings.sip.user or "counselor", answer_after_s=2.0)
-    sip = settings.sip
-    if not sip.server or not sip.user:
-        return None
-    from callguard.telephony.sipline import SipConfig, SipLine
-
-    return SipLine(SipConfig(server=sip.server, port=sip.port, user=sip.user,
-                             password=sip.password, local_ip=sip.local_ip,
-                             sip_port=sip.sip_port, rtp_low=sip.rtp_low, rtp_high=sip.rtp_high))
-
-
-def _devices(settings: Settings):
-    """The counselor's headset for each call ([headset] settings). If it cannot be opened
-    the engine goes on without it and tells the window (a ``headset`` event)."""
-    from callguard.engine.audio_device import SoundDevice
-
-    headset = settings.headset
-
-    def make(call):
-        return SoundDevice(headset.device(headset.input), headset.device(headset.output))
-    return make
+        return FakeLine(settings.sip.user or Role.COUNSELOR, answer_after_s=2.0)
+    return sip_line(settings)
 
 
 def _quit_on_signals(app: QApplication) -> QTimer:
@@ -116,14 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if line is None:
         QMessageBox.critical(None, T("app.start_failed"), T("app.no_line"))
         return 2
-    from callguard.sim.runner import whisper_factory
-
     rules_path = args.rules or settings.rules_path
     store_path = args.store or settings.store_path
-    engine = Engine(line=line, rules_path=rules_path, store_path=store_path,
-                    transcriber_factory=whisper_factory(settings),
-                    device_factory=_devices(settings),
-                    auto_answer=settings.sip.auto_answer, counselor=settings.sip.user or "")
+    engine = build_engine(settings, line, rules_path=rules_path, store_path=store_path)
     bridge = EngineBridge(engine)
     store = StoreClient(store_path)
     window = build_windows(bridge, store, rules_path, settings.sip.user or "")

@@ -13,24 +13,14 @@ from pathlib import Path
 
 from callguard.asr.transcript import Transcriber
 from callguard.asr.worker import RecognitionWorker
-from callguard.config import Settings, resolve_model
+from callguard.config import Settings
+from callguard.engine.wiring import transcriber_factory
 from callguard.rules.engine import RulesEngine
 from callguard.session.call import SessionConfig
 from callguard.sim.callaudio import CallAudio, load_call
 from callguard.sim.driver import SimulationResult, run_call
 from callguard.store import Store
 from callguard.vocabulary import CallEvent, Direction, Source
-
-
-def whisper_factory(settings: Settings) -> Callable[[], Transcriber]:
-    """Build the configured Whisper model (on the worker thread that calls it)."""
-    def build() -> Transcriber:
-        from callguard.asr.whisper import WhisperTranscriber
-
-        return WhisperTranscriber(resolve_model(settings.asr),
-                                  compute_type=settings.asr.compute_type,
-                                  cpu_threads=settings.asr.cpu_threads)
-    return build
 
 
 @dataclass
@@ -57,7 +47,7 @@ async def simulate_file(path: Path, *, settings: Settings, rules_path: Path,
     starts when a part cannot be set up; nothing is stored then.
     """
     audio = await asyncio.to_thread(load_call, path, codec=codec)
-    worker = RecognitionWorker(factory or whisper_factory(settings))
+    worker = RecognitionWorker(factory or transcriber_factory(settings))
     # The model first: loading it briefly needs ~150 MB more than it keeps, and that
     # transient should not stack on top of Kiwi's ~320 MB.
     await worker.start()

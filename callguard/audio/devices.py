@@ -46,7 +46,7 @@ class NullDevice:
 
 def load_pcm8k(path: str | Path) -> np.ndarray:
     """A WAV file (any rate; stereo is mixed to mono) as int16 at 8 kHz."""
-    from callguard.sim.callaudio import read_wav  # float32 frames × channels
+    from callguard.audio.wavfile import read_wav  # float32 frames × channels
 
     data, rate = read_wav(path)
     mono = data.mean(axis=1) if data.ndim == 2 else data

@@ -1,0 +1,66 @@
+"""One wiring of the live agent from its settings: the SIP line, the recogniser, the headset
+and the call engine, as ``callguard run`` and ``callguard gui`` both build them.
+
+Nothing here starts anything: the caller starts the engine (``Engine.start``) on whatever
+thread suits it (the GUI off its own thread, ``run`` in the foreground).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from callguard.asr.transcript import Transcriber
+from callguard.audio.devices import AudioDevice, SoundDevice
+from callguard.config import HeadsetSettings, Settings, resolve_model
+from callguard.engine.engine import Engine, EngineEvent
+from callguard.telephony.base import Call, Line
+
+
+def transcriber_factory(settings: Settings) -> Callable[[], Transcriber]:
+    """Builds the configured Whisper model; called on the recognition worker's thread,
+    which owns the model from then on."""
+    def build() -> Transcriber:
+        from callguard.asr.whisper import WhisperTranscriber
+
+        return WhisperTranscriber(resolve_model(settings.asr),
+                                  compute_type=settings.asr.compute_type,
+                                  cpu_threads=settings.asr.cpu_threads)
+    return build
+
+
+def sip_line(settings: Settings) -> Line | None:
+    """The counselor's SIP line from ``[sip]``; ``None`` when no server and user are set."""
+    sip = settings.sip
+    if not sip.server or not sip.user:
+        return None
+    from callguard.telephony.sipline import SipConfig, SipLine
+
+    return SipLine(SipConfig(server=sip.server, port=sip.port, user=sip.user,
+                             password=sip.password, local_ip=sip.local_ip,
+                             sip_port=sip.sip_port, rtp_low=sip.rtp_low, rtp_high=sip.rtp_high))
+
+
+def headset_factory(headset: HeadsetSettings) -> Callable[[Call], AudioDevice]:
+    """The counselor's headset for each call (``[headset]``). If it cannot be opened the
+    engine goes on without it and says so (a ``headset`` event)."""
+    def make(call: Call) -> AudioDevice:
+        return SoundDevice(headset.device(headset.input), headset.device(headset.output))
+    return make
+
+
+def build_engine(settings: Settings, line: Line, *,
+                 device_factory: Callable[[Call], AudioDevice] | None = None,
+                 rules_path: Path | None = None, store_path: Path | None = None,
+                 auto_answer: bool | None = None,
+                 on_event: Callable[[EngineEvent], None] | None = None,
+                 transcriber: Callable[[], Transcriber] | None = None) -> Engine:
+    """The call engine on ``line`` with the settings' rules, store, model and headset;
+    each keyword overrides its setting (``None``: the setting's)."""
+    return Engine(
+        line=line, rules_path=rules_path or settings.rules_path,
+        store_path=store_path or settings.store_path,
+        transcriber_factory=transcriber or transcriber_factory(settings),
+        device_factory=device_factory or headset_factory(settings.headset),
+        auto_answer=settings.sip.auto_answer if auto_answer is None else auto_answer,
+        on_event=on_event, counselor=settings.sip.user or "")
