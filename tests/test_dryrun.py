@@ -21,7 +21,7 @@ from synth import call_audio
 from callguard.asr.fake import ToneTranscriber
 from callguard.asr.worker import RecognitionWorker
 from callguard.policy.escalation import PolicyEvaluator, PolicyState, ProtectRequested
-from callguard.rules.engine import RulesEngine
+from callguard.rules.active import ActiveRules
 from callguard.rules.loader import load_rules
 from callguard.rules.problems import RulesError
 from callguard.services.dryrun import compile_rules, dry_run, replay_call
@@ -88,7 +88,7 @@ DEFAULT_CALLS = {
 
 async def _record_calls(rules: Path, calls: dict, db: Path) -> dict[str, int]:
     """Run each call through a real session into the store at ``db``; return call ids."""
-    engine = RulesEngine(rules)
+    engine = ActiveRules(rules)
     worker = RecognitionWorker(lambda: ToneTranscriber(SCRIPT, delay_s=0.02))
     await worker.start()
     ids = {}

@@ -14,7 +14,7 @@ from synth import call_audio
 from callguard.asr.fake import ToneTranscriber
 from callguard.asr.worker import RecognitionWorker
 from callguard.policy.enforcement import HANGUP_MARGIN_S
-from callguard.rules.engine import RulesEngine
+from callguard.rules.active import ActiveRules
 from callguard.session.call import SessionConfig
 from callguard.session.control import FakeCallControl
 from callguard.sim.callaudio import CallAudio
@@ -73,16 +73,16 @@ def _prompt(path: Path, seconds: float) -> None:
 
 @pytest.fixture
 def rules(tmp_path: Path):
-    def make(duration: str = "") -> RulesEngine:
+    def make(duration: str = "") -> ActiveRules:
         _prompt(tmp_path / "warning.wav", WARN_S)
         _prompt(tmp_path / "final.wav", FINAL_S)
         p = tmp_path / "rules.toml"
         p.write_text(RULES.format(duration=duration), encoding="utf-8")
-        return RulesEngine(p)
+        return ActiveRules(p)
     return make
 
 
-def simulate(engine: RulesEngine, caller, counselor=None, *, db: Path | None = None,
+def simulate(engine: ActiveRules, caller, counselor=None, *, db: Path | None = None,
              control: FakeCallControl | None = None, config: SessionConfig | None = None,
              transcriber=None, wrap_store=None) -> SimulationResult:
     counselor = np.zeros_like(caller) if counselor is None else counselor

@@ -23,7 +23,7 @@ from callguard.asr.worker import RecognitionWorker
 from callguard.audio.devices import AudioDevice, NullDevice
 from callguard.engine.prompts import PromptLibrary
 from callguard.engine.runner import CallRunner, LiveCallControl
-from callguard.rules.engine import RulesEngine
+from callguard.rules.active import ActiveRules
 from callguard.session.call import CallSession, SessionConfig
 from callguard.session.clock import RealClock
 from callguard.store import Store
@@ -76,7 +76,7 @@ class Engine:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.store: Store | None = None
         self.worker: RecognitionWorker | None = None
-        self.rules: RulesEngine | None = None
+        self.rules: ActiveRules | None = None
         self.prompts = PromptLibrary()
         self.runners: dict[str, CallRunner] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -164,7 +164,7 @@ class Engine:
                             len(self.recovered))
         self.worker = RecognitionWorker(self.transcriber_factory)
         await self.worker.start()
-        self.rules = RulesEngine(self.rules_path, analyzer=self.analyzer)
+        self.rules = ActiveRules(self.rules_path, analyzer=self.analyzer)
         loop = asyncio.get_running_loop()
 
         def hop(fn: Callable[..., None]) -> Callable[..., None]:

@@ -4,10 +4,10 @@ Public API::
 
     load_rules(path) -> LoadResult          # validate; raises RulesError(problems)
     Matcher(ruleset).match(text) -> MatchResult(hits, suppressed, morphs)
-    RulesEngine(path).reload() -> ReloadResult  # keeps the last good rules on failure
+    ActiveRules(path).reload() -> ReloadResult  # keeps the last good rules on failure
 """
 
-from callguard.rules.engine import ReloadResult, RulesEngine
+from callguard.rules.active import ActiveRules, ReloadResult
 from callguard.rules.loader import LoadResult, load_rules, parse_rules
 from callguard.rules.matcher import Hit, Matcher, MatchResult, Suppressed
 from callguard.rules.model import (
@@ -22,6 +22,7 @@ from callguard.rules.model import (
 from callguard.rules.problems import Problem, RulesError, Severity
 
 __all__ = [
+    "ActiveRules",
     "Category",
     "DurationPolicy",
     "EscalationPolicy",
@@ -35,7 +36,6 @@ __all__ = [
     "ReloadResult",
     "Rule",
     "RuleSet",
-    "RulesEngine",
     "RulesError",
     "Severity",
     "Suppressed",

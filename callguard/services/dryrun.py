@@ -100,7 +100,7 @@ def compile_rules(text: str | bytes, *, name: str = "<edited rules>",
     result = parse_rules(text, name=name, base_dir=base_dir, analyzer=analyzer)
     try:
         matcher = Matcher(result.ruleset, analyzer)
-    except Exception as exc:  # as RulesEngine: a compile failure is a problem with the rules
+    except Exception as exc:  # as ActiveRules: a compile failure is a problem with the rules
         raise RulesError([Problem(name, 0, f"could not compile the rules: {exc}")]) from exc
     return CompiledRules(result.ruleset, matcher, tuple(result.warnings))
 

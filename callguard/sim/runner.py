@@ -15,7 +15,7 @@ from callguard.asr.transcript import Transcriber
 from callguard.asr.worker import RecognitionWorker
 from callguard.config import Settings
 from callguard.engine.wiring import transcriber_factory
-from callguard.rules.engine import RulesEngine
+from callguard.rules.active import ActiveRules
 from callguard.session.call import SessionConfig
 from callguard.sim.callaudio import CallAudio, load_call
 from callguard.sim.driver import SimulationResult, run_call
@@ -26,7 +26,7 @@ from callguard.vocabulary import CallEvent, Direction, Source
 @dataclass
 class RunInfo:
     audio: CallAudio
-    rules: RulesEngine
+    rules: ActiveRules
     model: str
     load_s: float
     store_path: Path | None
@@ -52,7 +52,7 @@ async def simulate_file(path: Path, *, settings: Settings, rules_path: Path,
     # transient should not stack on top of Kiwi's ~320 MB.
     await worker.start()
     try:
-        engine = await asyncio.to_thread(RulesEngine, rules_path)
+        engine = await asyncio.to_thread(ActiveRules, rules_path)
     except BaseException:
         await worker.stop()
         raise

@@ -1,7 +1,7 @@
 """The rules in force, with reloads that never leave the agent without rules.
 
-:class:`RulesEngine` holds the current :class:`RuleSet` and its compiled
-:class:`Matcher`. :meth:`RulesEngine.reload` validates the new file completely and
+:class:`ActiveRules` holds the current :class:`RuleSet` and its compiled
+:class:`Matcher`. :meth:`ActiveRules.reload` validates the new file completely and
 compiles it *before* swapping; if anything fails, the last good rules stay in force and
 the result says why. The swap is one attribute assignment, so a thread matching an
 utterance sees either the old or the new rules, never a mix.
@@ -38,7 +38,7 @@ class ReloadResult:
         return "\n".join([*lines, f"kept the last good rules ({self.version[:12]})"])
 
 
-class RulesEngine:
+class ActiveRules:
     """The rule set in force and its matcher; see the module docstring."""
 
     def __init__(self, initial: RuleSet | str | Path, *,

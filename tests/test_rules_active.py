@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from callguard.rules import RulesEngine
+from callguard.rules import ActiveRules
 
 V1 = '[[rule]]\nid = "a"\ncategory = "profanity"\nterms = ["씨발"]\n'
 V2 = '[[rule]]\nid = "b"\ncategory = "insult"\nterms = ["멍청이"]\n'
@@ -11,7 +11,7 @@ BROKEN = '[[rule]]\nid = "b"\ncategory = "insult"\nterms = ["멍청이"]\nenabel
 
 def test_reload_swaps_in_valid_rules(write_rules):
     path = write_rules(V1)
-    engine = RulesEngine(path)
+    engine = ActiveRules(path)
     v1 = engine.version
     assert [h.rule_id for h in engine.match("씨발").hits] == ["a"]
     path.write_text(V2, encoding="utf-8")
@@ -23,7 +23,7 @@ def test_reload_swaps_in_valid_rules(write_rules):
 
 def test_bad_reload_keeps_last_good_rules_and_says_why(write_rules):
     path = write_rules(V1)
-    engine = RulesEngine(path)
+    engine = ActiveRules(path)
     good = engine.version
     path.write_text(BROKEN, encoding="utf-8")
     result = engine.reload()
@@ -38,14 +38,14 @@ def test_bad_reload_keeps_last_good_rules_and_says_why(write_rules):
 
 
 def test_reload_of_missing_file_keeps_rules(write_rules, tmp_path):
-    engine = RulesEngine(write_rules(V1))
+    engine = ActiveRules(write_rules(V1))
     result = engine.reload(tmp_path / "gone.toml")
     assert not result.ok and "cannot read the rules file" in result.message
     assert [h.rule_id for h in engine.match("씨발").hits] == ["a"]
 
 
 def test_load_text_from_an_editor(write_rules):
-    engine = RulesEngine(write_rules(V1))
+    engine = ActiveRules(write_rules(V1))
     bad = engine.load_text("[[rule]\n", name="editor")
     assert not bad.ok and bad.problems[0].line == 1
     ok = engine.load_text(V2, name="editor")
