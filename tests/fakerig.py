@@ -68,6 +68,20 @@ def fresh_word() -> str:
     return "".join(chr(0xAC00 + random.randrange(11172)) for _ in range(3))
 
 
+def kiwi_build_in_this_process() -> threading.Thread:
+    """Start building a Kiwi for a fresh dictionary in a thread of this process, as the
+    engine and the rules editor did before Kiwi had its own process: the control for the
+    no-stall tests. Kiwi holds the GIL for much of its build, so the other threads of this
+    process (the GUI's, the engine's) stop meanwhile, for a time that depends on the CPU."""
+    from callguard.text.analyzer import Dictionary, KiwiAnalyzer
+
+    words = Dictionary(words=((fresh_word(), "NNG"),))
+    # Not the shared (cached) analyser: this one is freed when the thread ends.
+    thread = threading.Thread(target=lambda: KiwiAnalyzer(words).analyze("가"), daemon=True)
+    thread.start()
+    return thread
+
+
 def tone(hz: float, seconds: float, amp: int = 6000) -> np.ndarray:
     """int16 at 8 kHz: a sine of ``hz`` for ``seconds``."""
     t = np.arange(int(seconds * RATE)) / RATE

@@ -368,10 +368,13 @@ def test_the_gui_thread_never_waits_on_the_engine(qtbot, live):
     window.elapsed_label.installEventFilter(painted)
 
     blocking = threading.Event()
+    engine_stalled: list[float] = []
 
     async def block_the_engine() -> None:
         blocking.set()
+        t = time.perf_counter()
         time.sleep(2.0)  # noqa: ASYNC251 -- deliberately stalls the engine's loop
+        engine_stalled.append(time.perf_counter() - t)
 
     stalled = live.engine.submit(block_the_engine())
     qtbot.waitUntil(blocking.is_set, timeout=2000)
@@ -384,7 +387,6 @@ def test_the_gui_thread_never_waits_on_the_engine(qtbot, live):
         t = time.perf_counter()
         qtbot.mouseClick(button, CLICK)
         clicks.append(time.perf_counter() - t)
-    assert max(clicks) < 0.1, clicks
 
     qtbot.wait(max(0, int((began + 1.8 - time.monotonic()) * 1000)))
     assert not stalled.done()  # the engine is still stuck...
@@ -394,6 +396,10 @@ def test_the_gui_thread_never_waits_on_the_engine(qtbot, live):
     assert window.call_state == "active"
 
     qtbot.waitUntil(stalled.done, timeout=3000)
+    # The clicks returned at once: judged against the engine's stall measured in this run
+    # (a click that waited on the engine takes about as long), not fixed milliseconds.
+    # Measured here: 1-2 ms against a 2.0 s stall.
+    assert max(clicks) < engine_stalled[0] / 4, (clicks, engine_stalled)
     qtbot.waitUntil(lambda: call.state is CallState.ENDED, timeout=3000)
     assert time.monotonic() - began >= 1.9  # the commands ran after the stall
     qtbot.waitUntil(lambda: window.call_state == "idle", timeout=5000)
