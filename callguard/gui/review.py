@@ -112,6 +112,12 @@ from callguard.gui.waveform import (
     bucket_for,
     envelope,
 )
+from callguard.services import review_access
+from callguard.services.accounts import Actor
+
+# The notification filter is the service's (a counselor sees only their own); kept
+# importable here, where it was.
+from callguard.services.review_access import notifications_from as notifications_from
 from callguard.store import (
     ActionRecord,
     AuditRecord,
@@ -243,8 +249,6 @@ HTML_ROLE = Qt.ItemDataRole.UserRole + 1  # transcript item: rich text with hits
 START_ROLE = Qt.ItemDataRole.UserRole  # transcript item: start_s; table item: call id
 LIST_LIMIT = 500  # calls in the list at once; narrow the filters for older ones
 NOTE_ROLE = Qt.ItemDataRole.UserRole + 2  # notification item: the audit entry's id
-NOTE_KINDS = ("supervisor_notified", "rest_started", "rest_ended", "rest_skipped")
-NOTE_LIMIT = 200  # notifications shown at once, the newest
 NOTE_REFRESH_MS = 30_000  # the notifications reload this often (ms), shown or not
 
 
@@ -326,16 +330,6 @@ def rest_seconds(detail: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def notifications_from(records: Sequence[AuditRecord], own_only: str | None = None,
-                       limit: int = NOTE_LIMIT) -> list[AuditRecord]:
-    """The notification entries among ``records`` (any order), newest first, at most
-    ``limit``; only ``own_only``'s if given."""
-    keep = [r for r in records
-            if r.kind in NOTE_KINDS and (own_only is None or r.actor == own_only)]
-    keep.sort(key=lambda r: (r.at, r.id), reverse=True)
-    return keep[:limit]
-
-
 def notification_text(r: AuditRecord) -> str:
     """One line: time · counselor · what (with the rest's length) · call."""
     what = _label("review.note", r.kind)
@@ -405,11 +399,6 @@ def _prepare(call: CallRecord, reviews: list[ReviewRecord], caller: bytes, couns
     has_audio = bool(caller or counselor)
     return _Detail(call, reviews, envelope(caller, rate, bucket), envelope(counselor, rate, bucket),
                    duration, seal, _private_wav(wav) if temp_copy and has_audio else None)
-
-
-def _check_own(call: CallRecord, own_only: str | None) -> None:
-    if own_only is not None and call.counselor != own_only:
-        raise PermissionError(f"call {call.id} is not one of {own_only}'s calls")
 
 
 def _unlink_all(paths: set[Path]) -> None:
@@ -485,6 +474,7 @@ class ReviewWindow(QWidget):
         self.store = store
         self.reviewer = reviewer
         self.role = role
+        self.actor = Actor(reviewer, role)  # what it may see and do: review_access
         self.key_path = Path(key_path) if key_path else store.path.parent / DEFAULT_KEY_NAME
         self._call: CallRecord | None = None
         self._starts: list[float] = []  # utterance start times, for following the playhead
@@ -524,11 +514,11 @@ class ReviewWindow(QWidget):
     @property
     def can_delete(self) -> bool:
         """Whether this user may delete recordings (supervisors and admins)."""
-        return self.role in ("supervisor", "admin")
+        return review_access.may_delete_recording(self.actor)
 
     @property
     def can_review(self) -> bool:
-        return self.role in ("supervisor", "admin")
+        return review_access.may_record_verdict(self.actor)
 
     @property
     def call(self) -> CallRecord | None:
@@ -619,18 +609,13 @@ class ReviewWindow(QWidget):
         """
         self._notes_gen += 1
         gen = self._notes_gen
-        own = self._own_only()
-        # A counselor's own entries are filtered after the query: look further back.
-        limit = NOTE_LIMIT if own is None else 1000
-
+        actor = self.actor
         user = self.reviewer if self.can_review else None
 
         async def job(store: Store) -> tuple[list[AuditRecord], tuple[float, int] | None]:
-            records: list[AuditRecord] = []
-            for kind in NOTE_KINDS:
-                records += await store.audit_log(kind=kind, limit=limit)
+            notes = await review_access.notifications(store, actor)
             seen = await store.notes_seen(user) if user else None
-            return notifications_from(records, own), seen
+            return notes, seen
 
         self._notes_pending += 1
         self.store.call(job, lambda result, error: self._notes_loaded(gen, result, error))
@@ -643,9 +628,11 @@ class ReviewWindow(QWidget):
         gen = self._list_gen
         kw = self.filters()
 
+        actor = self.actor
+
         async def job(store: Store) -> tuple[list[CallSummary], list[str], list[str]]:
-            return (await store.list_calls(limit=LIST_LIMIT, **kw), await store.counselors(),
-                    await store.categories())
+            return (await review_access.list_calls(store, actor, limit=LIST_LIMIT, **kw),
+                    await store.counselors(), await store.categories())
 
         self.store.call(job, lambda result, error: self._list_loaded(gen, result, error))
 
@@ -686,7 +673,7 @@ class ReviewWindow(QWidget):
             error = PermissionError(T("review.verdict.supervisors"))
         elif self._call is None:
             error = ValueError(T("review.detail.none"))
-        elif verdict == "note" and not note:
+        elif review_access.needs_note(verdict, note):
             error = ValueError(T("review.verdict.need_note"))
         if error is not None:
             self._status(str(error))
@@ -694,11 +681,11 @@ class ReviewWindow(QWidget):
                 done(None, error)
             return
         assert self._call is not None
-        call_id, reviewer = self._call.id, self.reviewer
+        call_id, actor = self._call.id, self.actor
         self.save_button.setEnabled(False)
 
         async def job(store: Store) -> tuple[int, list[ReviewRecord]]:
-            review_id = await store.add_review(call_id, reviewer, verdict, note)
+            review_id = await review_access.record_verdict(store, actor, call_id, verdict, note)
             return review_id, await store.reviews(call_id)
 
         def finished(result: Any, error: BaseException | None) -> None:
@@ -734,10 +721,10 @@ class ReviewWindow(QWidget):
         self.export_button.setEnabled(False)
         self._status(T("evidence.exporting"))
 
-        own_only = self._own_only()
+        actor = self.actor
 
         async def job(store: Store) -> Path:
-            _check_own(await store.get_call(call_id), own_only)
+            await review_access.open_call(store, actor, call_id)
             key = await asyncio.to_thread(load_or_create_key, key_path)
             out = await export_package(store, call_id, dest, reviewer, key, role=role)
             report = await asyncio.to_thread(verify_package, out, key)
@@ -766,7 +753,7 @@ class ReviewWindow(QWidget):
         call_id = self._call.id
         if not self._confirm(T("review.delete.confirm", id=call_id)):
             return False
-        reviewer, role = self.reviewer, self.role
+        actor = self.actor
 
         def finished(result: Any, error: BaseException | None) -> None:
             if self._closed:
@@ -778,12 +765,9 @@ class ReviewWindow(QWidget):
             if self._call is not None and self._call.id == call_id:
                 self._load_detail(call_id)
 
-        self.store.call(lambda store: store.delete_recording(call_id, reviewer, role), finished)
+        self.store.call(lambda store: review_access.delete_recording(store, actor, call_id),
+                        finished)
         return True
-
-    def _own_only(self) -> str | None:
-        """The counselor whose calls alone this user may open (``None``: any call)."""
-        return self.reviewer if self.role == "counselor" else None
 
     # -- building ----------------------------------------------------------------------------
     def _build(self) -> None:
@@ -806,8 +790,9 @@ class ReviewWindow(QWidget):
                                     (T("review.reviewed.no"), False)])
         for box in (self.counselor_box, self.category_box):
             box.addItem(T("review.any"), None)
-        if self.role == "counselor":  # a counselor's own calls only
-            _select_data(self.counselor_box, self.reviewer, self.reviewer)
+        own = review_access.own_calls_only(self.actor)
+        if own is not None:  # a counselor's own calls only
+            _select_data(self.counselor_box, own, own)
             self.counselor_box.setEnabled(False)
         self.refresh_button = QPushButton(T("review.refresh"))
         self.count_label = QLabel()
@@ -1148,11 +1133,10 @@ class ReviewWindow(QWidget):
         temp_copy = self._player is not None
         self.header_label.setText(T("review.detail.loading"))
 
-        own_only = self._own_only()
+        actor = self.actor
 
         async def job(store: Store) -> _Detail:
-            call = await store.get_call(call_id)
-            _check_own(call, own_only)
+            call = await review_access.open_call(store, actor, call_id)
             reviews = await store.reviews(call_id)
             caller = await store.read_audio(call_id, "caller")
             counselor = await store.read_audio(call_id, "counselor")

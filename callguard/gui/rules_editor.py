@@ -5,12 +5,14 @@ What it does (see :class:`RulesEditorWindow`):
 - **Form and raw TOML.** The form covers the common fields: name, ``[escalation]``,
   ``[duration]`` limits, ``[prompts]`` and each ``[[rule]]``'s id, category, severity,
   mode, terms and enabled flag. A form edit rewrites only the value it changes in the TOML
-  (:class:`TomlOutline`): comments, key order and every field the form does not show stay
-  as the admin wrote them. A raw edit re-fills the form once the text parses as TOML.
+  (:class:`callguard.rules.toml_edit.TomlText`): comments, key order and every field the
+  form does not show stay as the admin wrote them. A raw edit re-fills the form once the
+  text parses as TOML.
 - **Validation as you type**, 300 ms after the last keystroke, on a worker thread (the
   loader runs Kiwi checks, and a changed ``[dictionary]`` loads another Kiwi: seconds).
   The messages are exactly the lines ``callguard rules check <file>`` prints for the same
-  text (:func:`callguard.rules.problems.check_lines`); offending lines are marked in the raw editor.
+  text (:class:`callguard.services.rules_admin.RulesChecker`); offending lines are marked
+  in the raw editor.
 - **Test a sentence** under the edited rules: hits with rule, category and the matched span
   highlighted.
 - **Dry run** of the edited rules on the last N stored calls
@@ -18,7 +20,8 @@ What it does (see :class:`RulesEditorWindow`):
   calls that change.
 - **Save** (refused while the rules have errors: the file on disk is untouched), atomically
   (temporary file + rename), kept in the store's version history and audited
-  (``rules_saved``); the history lists versions to view or restore into the editor.
+  (``rules_saved``): :func:`callguard.services.rules_admin.save_rules`, as ``callguard rules
+  save`` does. The history lists versions to view or restore into the editor.
 - **Push** the saved file to the running engine (:meth:`EngineBridge.push_rules`): it takes
   the file for new calls, or refuses it and keeps the rules in force.
 
@@ -28,25 +31,20 @@ strings like ``"2m"`` or ``"1m30s"`` (:func:`format_duration`,
 
 Nothing slow runs on the GUI thread: parsing, Kiwi and dry runs run on one worker thread
 (results come back by a queued Qt signal), the store on the :class:`StoreClient` thread.
-Only the form's text patch (a line scan of the file) runs on the GUI thread.
+Only the form's text patch runs on the GUI thread (a few milliseconds: the worker has
+parsed the checked text for it, :func:`callguard.rules.toml_edit.prepare`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import copy
-import hashlib
 import html
-import json
 import logging
-import os
 import re
-import tempfile
 import time
-import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,16 +80,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from callguard.errors import CallguardError
 from callguard.gui.bridge import EngineBridge, Poster, StoreClient
 from callguard.gui.i18n import texts
 from callguard.gui.login import request_role
-from callguard.rules.engine import ReloadResult
+from callguard.rules import toml_edit
+from callguard.rules.active import ReloadResult
 from callguard.rules.loader import parse_duration
 from callguard.rules.matcher import MatchResult
 from callguard.rules.model import PROMPT_KEYS, Category, EscalationPolicy, MatchMode
-from callguard.rules.problems import Problem, RulesError, Severity, check_lines
-from callguard.services.dryrun import CompiledRules, DryRunReport, compile_rules, dry_run
+from callguard.rules.problems import Problem, Severity
+from callguard.rules.toml_edit import NotEditable, TomlPath, TomlText, format_duration
+from callguard.services import rules_admin
+from callguard.services.accounts import PermissionDenied
+from callguard.services.dryrun import DryRunReport, dry_run
+from callguard.services.rules_admin import Check, RulesChecker
 from callguard.store.records import CallRecord, RulesVersion
 from callguard.text.kiwiproc import kiwi_process
 from callguard.text.spans import mark_spans
@@ -245,392 +247,12 @@ T = texts({
                              "{error}"),
 })
 
-TomlPath = tuple[str | int, ...]
 _MISSING: Any = object()
+#: The name :class:`TomlText` had here when it was a line scanner of this module.
+TomlOutline = TomlText
 
 
-# -- the `callguard rules check` report ---------------------------------------------------
-@dataclass(frozen=True)
-class Check:
-    """The outcome of checking one editor text.
-
-    ``data`` is the TOML as parsed (``None`` on a TOML syntax error), ``problems`` every
-    error and warning, ``lines`` the ``rules check`` report, ``compiled`` the usable rules
-    (``None`` when there are errors). ``version`` is the SHA-256 of the text as saved.
-    """
-
-    text: str
-    version: str
-    data: dict | None
-    problems: tuple[Problem, ...]
-    lines: tuple[str, ...]
-    compiled: CompiledRules | None
-
-    @property
-    def ok(self) -> bool:
-        return self.compiled is not None
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity is Severity.ERROR]
-
-
-class RulesChecker:
-    """Checks and compiles editor texts, keeping the last few results (one Kiwi-backed
-    matcher each), so save, test and dry run reuse what validation already built.
-
-    Not thread-safe: use it from one worker thread. ``name`` is the file name messages
-    carry; prompt files are resolved against ``base_dir`` (as for the file on disk).
-    """
-
-    def __init__(self, name: str, base_dir: Path | None, keep: int = 4) -> None:
-        self.name = name
-        self.base_dir = base_dir
-        self.keep = keep
-        self._cache: dict[str, Check] = {}
-
-    def check(self, text: str) -> Check:
-        version = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        cached = self._cache.get(version)
-        if cached is not None:
-            return cached
-        try:
-            data: dict | None = tomllib.loads(text)
-        except tomllib.TOMLDecodeError:
-            data = None
-        try:
-            # Kiwi in its own process: a [dictionary] edit builds a new one, which in this
-            # process would hold the GIL (and freeze the window and the calls) for a second.
-            compiled = compile_rules(text, name=self.name, base_dir=self.base_dir,
-                                     analyzer=kiwi_process())
-        except RulesError as exc:
-            result = Check(text, version, data, tuple(exc.problems),
-                           tuple(check_lines(self.name, exc.problems, None)), None)
-        else:
-            result = Check(text, version, data, compiled.warnings,
-                           tuple(check_lines(self.name, compiled.warnings, compiled.ruleset)),
-                           compiled)
-        self._cache[version] = result
-        while len(self._cache) > self.keep:
-            self._cache.pop(next(iter(self._cache)))
-        return result
-
-
-# -- durations and TOML values -------------------------------------------------------------
-def format_duration(seconds: float) -> str:
-    """Seconds as a rules file writes a duration: ``"2m"``, ``"1m30s"``, ``"1h"``, ``"0s"``
-    (fractions as ``"1.5s"``). :func:`parse_duration` reads each back to ``seconds``."""
-    total = float(seconds)
-    if total != int(total):
-        return f"{total:g}s"
-    hours, rest = divmod(int(total), 3600)
-    minutes, secs = divmod(rest, 60)
-    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + \
-        (f"{secs}s" if secs else "")
-    return text or "0s"
-
-
-def toml_string(value: str) -> str:
-    """A TOML basic string. JSON's escapes are all valid TOML escapes; DEL is not allowed
-    raw in TOML, so it is escaped too."""
-    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def toml_value(value: Any, column: int = 0, indent: str = "", width: int = 96) -> str:
-    """``value`` as TOML. A list that would run past ``width`` characters (it starts at
-    ``column``) is wrapped one indent deeper than ``indent``, as rules files write terms."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return toml_string(value)
-    if isinstance(value, list | tuple):
-        items = [toml_value(v) for v in value]
-        one = "[" + ", ".join(items) + "]"
-        if column + len(one) <= width or not items:
-            return one
-        inner = indent + "    "
-        rows: list[str] = []
-        row = ""
-        for item in items:
-            piece = item + ","
-            if row and len(inner) + len(row) + 1 + len(piece) > width:
-                rows.append(inner + row)
-                row = piece
-            else:
-                row = f"{row} {piece}" if row else piece
-        rows.append(inner + row)
-        return "[\n" + "\n".join(rows) + "\n" + indent + "]"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
-
-
-def _toml_key(key: str | int) -> str:
-    key = str(key)
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else toml_string(key)
-
-
-_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
-_KEY_LINE = re.compile(rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=\s*")
-_HEADER_LINE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-
-
-def _split_key(raw: str) -> tuple[str, ...]:
-    parts = re.findall(r"""[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*'""", raw)
-    return tuple(p[1:-1] if p[0] in "\"'" else p for p in parts)
-
-
-def _string_end(line: str, col: int) -> int:
-    """Index just past the one-line string that opens at ``line[col]``."""
-    quote = line[col]
-    i = col + 1
-    while i < len(line):
-        if quote == '"' and line[i] == "\\":
-            i += 2
-            continue
-        if line[i] == quote:
-            return i + 1
-        i += 1
-    return len(line)
-
-
-def _multiline_end(lines: list[str], row: int, col: int, quote: str) -> tuple[int, int]:
-    """``(row, col)`` just past the multi-line string whose body starts at ``(row, col)``."""
-    while row < len(lines):
-        line = lines[row]
-        i = col
-        while i < len(line):
-            if quote == '"""' and line[i] == "\\":
-                i += 2
-                continue
-            if line.startswith(quote, i):
-                end = i + 3
-                while end < len(line) and end < i + 5 and line[end] == quote[0]:
-                    end += 1  # up to two quotes may end the string's content
-                return row, end
-            i += 1
-        row, col = row + 1, 0
-    return len(lines) - 1, len(lines[-1]) if lines else 0
-
-
-def _value_end(lines: list[str], row: int, col: int) -> tuple[int, int]:
-    """``(row, col)`` just past the TOML value that starts at ``lines[row][col]``: a
-    string (one- or multi-line), an array or inline table (possibly over many lines, with
-    comments inside), or a bare number, boolean or date."""
-    depth = 0
-    r, c = row, col
-    while r < len(lines):
-        line = lines[r]
-        while c < len(line):
-            ch = line[c]
-            if line.startswith(('"""', "'''"), c):
-                r, c = _multiline_end(lines, r, c + 3, line[c:c + 3])
-                line = lines[r]
-                if depth == 0:
-                    return r, c
-                continue
-            if ch in "\"'":
-                c = _string_end(line, c)
-                if depth == 0:
-                    return r, c
-                continue
-            if ch in "[{":
-                depth += 1
-                c += 1
-                continue
-            if ch in "]}":
-                depth -= 1
-                c += 1
-                if depth <= 0:
-                    return r, c
-                continue
-            if ch == "#":
-                if depth == 0:
-                    return r, c
-                break  # a comment inside an array: the rest of the line
-            if ch in " \t,\r":
-                c += 1
-                continue
-            end = c
-            while end < len(line) and line[end] not in " \t,#]}\r":
-                end += 1
-            if depth == 0:
-                return r, end
-            c = end
-        if depth == 0:
-            return r, len(line)
-        r, c = r + 1, 0
-    last = len(lines) - 1
-    return last, len(lines[last])
-
-
-class NotEditable(CallguardError):
-    """The form cannot change this value where it is written (an inline table, dotted
-    keys): the admin edits it in the raw TOML."""
-
-
-@dataclass
-class _KeySpan:
-    row: int  # 0-based line of the key
-    start: tuple[int, int]  # (row, col) where the value starts
-    end: tuple[int, int]  # (row, col) just past the value
-
-
-@dataclass
-class _Table:
-    header_row: int  # 0-based; -1 for the root table
-    last_row: int  # last row of its last value (header_row if it has no keys)
-    array: bool = False
-
-
-@dataclass
-class TomlOutline:
-    """Where each table and key of a TOML text sits, to change single values in place.
-
-    Paths are tuples as in :mod:`callguard.rules.source_map`: ``("rule", 0, "terms")`` is
-    the ``terms`` of the first ``[[rule]]``. Every edit returns the whole new text; lines
-    it does not touch (comments, other keys) are kept byte for byte. The outline trusts
-    the text to be valid TOML: edit a text that failed to parse and the result may not
-    parse either (the form is disabled then).
-    """
-
-    text: str
-    lines: list[str] = field(init=False)
-    keys: dict[TomlPath, _KeySpan] = field(init=False, default_factory=dict)
-    tables: dict[TomlPath, _Table] = field(init=False, default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.lines = self.text.split("\n")
-        self.tables[()] = _Table(-1, -1)
-        counters: dict[TomlPath, int] = {}
-        current: TomlPath = ()
-        row = 0
-        while row < len(self.lines):
-            line = self.lines[row]
-            stripped = line.strip()
-            key = _KEY_LINE.match(line)
-            header = None if key else _HEADER_LINE.match(line)
-            if not stripped or stripped.startswith("#"):
-                row += 1
-            elif header:
-                name = _split_key(header.group(2))
-                array = header.group(1) == "[["
-                if array:
-                    index = counters.get(name, 0)
-                    counters[name] = index + 1
-                    current = (*name, index)
-                else:
-                    current = name
-                self.tables[current] = _Table(row, row, array)
-                row += 1
-            elif key:
-                path = current + _split_key(key.group(1))
-                end = _value_end(self.lines, row, key.end())
-                self.keys.setdefault(path, _KeySpan(row, (row, key.end()), end))
-                self.tables[current].last_row = end[0]
-                row = end[0] + 1
-            else:
-                row += 1  # not TOML the outline understands; validation reports it
-
-    # -- edits -------------------------------------------------------------------------
-    def set_value(self, path: TomlPath, value: Any) -> str:
-        """The text with the value at ``path`` set to ``value`` (added if missing)."""
-        self._check_editable(path)
-        span = self.keys.get(path)
-        if span is not None:
-            (sr, sc), (er, ec) = span.start, span.end
-            indent = re.match(r"\s*", self.lines[span.row]).group(0)
-            rendered = toml_value(value, column=sc, indent=indent)
-            new = self.lines[sr][:sc] + rendered + self.lines[er][ec:]
-            return self._join(self.lines[:sr] + new.split("\n") + self.lines[er + 1:])
-        table, key = path[:-1], path[-1]
-        entry = f"{_toml_key(key)} = "
-        entry += toml_value(value, column=len(entry))
-        if table in self.tables:
-            t = self.tables[table]
-            if t.header_row < 0 and t.last_row < 0:  # a root key in a file with none
-                at = self._before_comments(self._first_header_row())
-            else:
-                at = max(t.last_row, t.header_row) + 1
-            return self._insert(at, entry.split("\n"))
-        header = "[" + ".".join(_toml_key(k) for k in table) + "]"
-        return self._insert_table([header, *entry.split("\n")])
-
-    def delete(self, path: TomlPath) -> str:
-        """The text without the key at ``path`` (its lines removed); unchanged if absent."""
-        self._check_editable(path)
-        span = self.keys.get(path)
-        if span is None:
-            return self.text
-        (er, ec) = span.end
-        rest = self.lines[er][ec:].strip()
-        if rest and not rest.startswith("#"):  # another statement shares the line
-            raise NotEditable(".".join(str(p) for p in path))
-        return self._join(self.lines[:span.row] + self.lines[er + 1:])
-
-    def append_array_table(self, name: str, fields: Sequence[tuple[str, Any]]) -> str:
-        """The text with a new ``[[name]]`` table of ``fields`` at the end."""
-        body = self.text.rstrip("\n")
-        entries = []
-        for key, value in fields:
-            entry = f"{_toml_key(key)} = "
-            entries.append(entry + toml_value(value, column=len(entry)))
-        return (body + ("\n\n" if body else "") + f"[[{_toml_key(name)}]]\n"
-                + "\n".join(entries) + "\n")
-
-    def remove_table(self, path: TomlPath) -> str:
-        """The text without the table at ``path`` (its header and keys; the comments above
-        the next table stay)."""
-        t = self.tables.get(path)
-        if t is None or t.header_row < 0:
-            raise NotEditable(".".join(str(p) for p in path))
-        first, last = t.header_row, max(t.last_row, t.header_row)
-        # Drop one blank line around it as well, so removals do not pile up blank lines.
-        if last + 1 < len(self.lines) and not self.lines[last + 1].strip() and \
-                (first == 0 or not self.lines[first - 1].strip()):
-            last += 1
-        return self._join(self.lines[:first] + self.lines[last + 1:])
-
-    # -- helpers -----------------------------------------------------------------------
-    def _check_editable(self, path: TomlPath) -> None:
-        where = ".".join(str(p) for p in path)
-        # An inline table or array holding the path: rewriting the line would be wrong.
-        for i in range(1, len(path)):
-            if path[:i] in self.keys:
-                raise NotEditable(where)
-        table = path[:-1]
-        if table not in self.tables and any(k[:len(table)] == table for k in self.keys):
-            raise NotEditable(where)  # defined by dotted keys: a new header would clash
-
-    def _first_header_row(self) -> int:
-        rows = [t.header_row for t in self.tables.values() if t.header_row >= 0]
-        return min(rows) if rows else len(self.lines)
-
-    def _before_comments(self, row: int) -> int:
-        while row > 0 and self.lines[row - 1].strip().startswith("#"):
-            row -= 1
-        return row
-
-    def _insert(self, at: int, new: list[str]) -> str:
-        return self._join(self.lines[:at] + new + self.lines[at:])
-
-    def _insert_table(self, block: list[str]) -> str:
-        """Insert a new plain table before the first ``[[array]]`` table (and the comments
-        above it) or at the end: after array tables it would read as part of the rules."""
-        arrays = [t.header_row for t in self.tables.values() if t.array]
-        if arrays:
-            at = self._before_comments(min(arrays))
-            return self._insert(at, [*block, ""])
-        lines = list(self.lines)
-        while lines and not lines[-1].strip():
-            lines.pop()
-        return self._join([*lines, "", *block, ""])
-
-    @staticmethod
-    def _join(lines: list[str]) -> str:
-        return "\n".join(lines)
-
-
+# -- the form's model: the TOML as last parsed ------------------------------------------------
 def _get_in(data: Any, path: TomlPath, default: Any = _MISSING) -> Any:
     for part in path:
         try:
@@ -652,27 +274,7 @@ def _del_in(data: dict, path: TomlPath) -> None:
         parent.pop(path[-1], None)
 
 
-# -- file and store jobs --------------------------------------------------------------------
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` (UTF-8) so that a reader (the engine reloading it)
-    sees the old file or the new one, never half of it: written to a temporary file in the
-    same directory, flushed to disk, then renamed over the old one (keeping its mode)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            tmp.chmod(path.stat().st_mode & 0o7777)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
+# -- dry run ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DryRunView:
     """A dry run and, for comparison, what the store recorded for the same calls."""
@@ -824,7 +426,8 @@ class RulesEditorWindow(QMainWindow):
         self._checking = False
         self._recheck = False
         self._alive = True
-        self._checker = RulesChecker(str(self.rules_path), self.rules_path.parent)
+        self._checker = RulesChecker(str(self.rules_path), self.rules_path.parent,
+                                     analyzer=kiwi_process)
         # One worker thread: checks, tests and dry runs queue behind each other, so at most
         # one Kiwi-heavy job runs and the shared analyser is never used concurrently by us.
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rules-editor")
@@ -1198,7 +801,15 @@ class RulesEditorWindow(QMainWindow):
         self._checking = True
         self.check_status.setText(T("rules.check.running"))
         text = self.text()
-        self._run(lambda: self._checker.check(text), self._checked)
+        self._run(lambda: self._check_for_form(text), self._checked)
+
+    def _check_for_form(self, text: str) -> Check:
+        """The worker's check of ``text``; it also parses the text for the form's edits, so
+        the first one after typing does not parse it on the GUI thread."""
+        check = self._checker.check(text)
+        if check.data is not None:
+            toml_edit.prepare(text)
+        return check
 
     def _checked(self, check: Check | None, error: BaseException | None) -> None:
         self._checking = False
@@ -1425,7 +1036,7 @@ class RulesEditorWindow(QMainWindow):
         if self._filling or self._data is None:
             return
         current = _get_in(self._data, path)
-        outline = TomlOutline(self.text())
+        outline = TomlText(self.text())
         try:
             if delete_if is not _MISSING and value == delete_if:
                 if current is _MISSING:
@@ -1461,7 +1072,7 @@ class RulesEditorWindow(QMainWindow):
             new_id = f"new.rule{n}"
         fields = [("id", new_id), ("category", Category.PROFANITY.value), ("severity", 1),
                   ("terms", [])]
-        new = TomlOutline(self.text()).append_array_table("rule", fields)
+        new = TomlText(self.text()).append_array_table("rule", fields)
         self._data.setdefault("rule", []).append(dict(fields))
         self._replace_text(new)
         self._filling = True
@@ -1479,7 +1090,7 @@ class RulesEditorWindow(QMainWindow):
         if self._data is None or rules is None or not 0 <= row < len(rules):
             return
         try:
-            new = TomlOutline(self.text()).remove_table(("rule", row))
+            new = TomlText(self.text()).remove_table(("rule", row))
         except NotEditable as exc:
             self.save_status.setText(T("rules.form.not_editable", key=str(exc)))
             return
@@ -1613,14 +1224,12 @@ class RulesEditorWindow(QMainWindow):
         path, user = self.rules_path, self.user
 
         async def job(store) -> str:
-            # The window is only opened after an admin sign-in; check again at the moment
-            # it matters, so a window built some other way cannot write the rules.
-            if (user, "admin") not in await store.users():
-                raise PermissionError(T("rules.not_admin", user=user))
-            await asyncio.to_thread(write_atomic, path, text)
-            version = await store.save_rules(str(path), text, user, note)
-            await store.audit(user, "admin", "rules_saved", f"{path.name} {version[:12]}")
-            return version
+            # The window is only opened after an admin sign-in; the service checks again at
+            # the moment it matters, so a window built some other way cannot write the rules.
+            try:
+                return await rules_admin.save_rules(store, path, text, user, note, check=check)
+            except PermissionDenied:
+                raise PermissionError(T("rules.not_admin", user=user)) from None
 
         self.store.call(job, self._guard(lambda v, e: self._saved(text, v, e)))
 
@@ -1645,7 +1254,7 @@ class RulesEditorWindow(QMainWindow):
 
     def load_history(self) -> None:
         """Reload the version history from the store (:attr:`history_loaded` fires)."""
-        self.store.call(lambda s: s.rules_history(), self._guard(self._history_loaded))
+        self.store.call(rules_admin.rules_history, self._guard(self._history_loaded))
 
     def _history_loaded(self, versions: list[RulesVersion] | None,
                         error: BaseException | None) -> None:
@@ -1679,14 +1288,14 @@ class RulesEditorWindow(QMainWindow):
 
     def view_version(self, version: str) -> None:
         """Show a stored version read-only in its own window."""
-        def show(found: tuple[str, str] | None, error: BaseException | None) -> None:
+        def show(found: str | None, error: BaseException | None) -> None:
             if error is not None or found is None:
                 self.history_status.setText(T("rules.history.failed", error=error))
                 return
             dialog = QDialog(self)
             dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
             dialog.setWindowTitle(T("rules.history.view_title", version=version[:12]))
-            view = QPlainTextEdit(found[1])
+            view = QPlainTextEdit(found)
             view.setReadOnly(True)
             view.setFont(self.raw.font())
             QVBoxLayout(dialog).addWidget(view)
@@ -1694,19 +1303,19 @@ class RulesEditorWindow(QMainWindow):
             dialog.show()
             self.version_view = dialog
 
-        self.store.call(lambda s: s.ruleset(version), self._guard(show))
+        self.store.call(lambda s: rules_admin.stored_rules(s, version), self._guard(show))
 
     def restore_version(self, version: str) -> None:
         """Put a stored version's text into the editor (not saved until Save)."""
-        def restore(found: tuple[str, str] | None, error: BaseException | None) -> None:
+        def restore(found: str | None, error: BaseException | None) -> None:
             if error is not None or found is None:
                 self.history_status.setText(T("rules.history.failed", error=error))
                 return
-            self.set_text(found[1])
+            self.set_text(found)
             self.history_status.setText(T("rules.history.restored", version=version[:12]))
             self.show_tab("toml")
 
-        self.store.call(lambda s: s.ruleset(version), self._guard(restore))
+        self.store.call(lambda s: rules_admin.stored_rules(s, version), self._guard(restore))
 
     def push(self) -> None:
         """Ask the running engine to load the saved file for new calls; it refuses a bad
