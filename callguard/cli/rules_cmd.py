@@ -1,18 +1,22 @@
-"""``callguard rules check|test|eval|bench|dryrun``: the admin's rule tools."""
+"""``callguard rules check|test|eval|bench|dryrun|save``: the admin's rule tools."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
 from pathlib import Path
 
 from callguard.cli.failure import say
+from callguard.config import load_settings
 from callguard.rules.evaluation import PRESETS, DatasetError, evaluate, read_dataset
 from callguard.rules.loader import load_rules
 from callguard.rules.matcher import Matcher, MatchResult
 from callguard.rules.problems import RulesError, check_lines, check_summary
+from callguard.services import rules_admin
+from callguard.services.accounts import sign_in
 from callguard.services.dryrun import CallReplay, DryRunReport, dry_run
 from callguard.store import Store
 from callguard.store.records import CallRecord
@@ -72,6 +76,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "are left out")
     dry.add_argument("--json", action="store_true", help="print the report as JSON")
     dry.set_defaults(func=cmd_dryrun)
+
+    save = rsub.add_parser(
+        "save", help="check a rules file and save it as the rules in use (an admin's "
+        "password; version history and audit, as the rules editor saves)",
+        description="Check FILE as `rules check` does and, if it has no errors, write it "
+        "atomically to the configured rules path, keep it in the call store's version "
+        "history and audit the save. Needs an admin account's password (the admin of the "
+        "rules editor), asked on the terminal.")
+    save.add_argument("file", type=Path)
+    save.add_argument("--note", default="", help="what changed (kept in the history)")
+    save.add_argument("--as", dest="account", metavar="ACCOUNT",
+                      help="the admin account (default: the only one there is)")
+    save.add_argument("--password-stdin", action="store_true",
+                      help="read the password from the first line of standard input (scripts)")
+    save.add_argument("--config", type=Path, help="settings file (default: ~/.config/callguard/"
+                      "config.toml)")
+    save.add_argument("--rules", type=Path, metavar="PATH",
+                      help="where to save (default: [rules] path of the settings)")
+    save.add_argument("--store", type=Path, metavar="STORE",
+                      help="the call store (default: [store] path of the settings)")
+    save.set_defaults(func=cmd_save)
 
 
 def _load(path: Path):
@@ -260,4 +285,85 @@ def cmd_dryrun(args: argparse.Namespace) -> int:
                          indent=2))
     else:
         _print_report(report, args, skipped)
+    return 0
+
+
+def _read_password(account: str | None, from_stdin: bool) -> str | None:
+    """The admin's password: the first line of standard input, or typed on the terminal
+    (never a command-line argument: other users of the machine could read it)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        return None
+    return getpass.getpass(f"password of admin account {account}: " if account
+                           else "admin password: ")
+
+
+async def _admin_name(store: Store, wanted: str | None) -> str | None:
+    """``wanted``, or the only admin account; ``None`` (reported) when it cannot choose."""
+    if wanted:
+        return wanted
+    admins = [name for name, role in await store.users() if role == rules_admin.ADMIN]
+    if len(admins) == 1:
+        return admins[0]
+    say("no admin account yet: create one by opening the rules editor of `callguard gui`"
+        if not admins else f"several admin accounts ({', '.join(admins)}): choose one "
+        "with --as")
+    return None
+
+
+async def _save(args: argparse.Namespace, store_path: Path, dest: Path, text: str,
+                check: rules_admin.Check) -> str | None:
+    async with Store.open(store_path) as store:
+        name = await _admin_name(store, args.account)
+        if name is None:
+            return None
+        password = _read_password(name, args.password_stdin)
+        if password is None:
+            say("no terminal to ask the password on: give it on standard input with "
+                "--password-stdin")
+            return None
+        actor = await sign_in(store, name, password, rules_admin.ADMIN)
+        return await rules_admin.save_rules(store, dest, text, actor.name, args.note,
+                                            check=check)
+
+
+def _unreadable(path: Path) -> list[str]:
+    """What `rules check` prints for a file that cannot be read as UTF-8 text."""
+    try:
+        load_rules(path, check_analysis=False)
+    except RulesError as exc:
+        return check_lines(str(path), exc.problems, None)
+    return [f"{path}: the file changed while it was being read; try again"]
+
+
+def cmd_save(args: argparse.Namespace) -> int:
+    """Check the file, then save it for an admin (its password): exit 0 when saved, 1 when
+    the file has errors (printed as `rules check` prints them; nothing written) or the
+    sign-in fails, 2 when there is no store, account or password to work with."""
+    settings = load_settings(args.config)
+    dest = args.rules or settings.rules_path
+    store_path = args.store or settings.store_path
+    try:
+        text = args.file.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = None
+    # Prompt files are looked for beside the file being replaced: that is where the engine
+    # will look for them once it is saved.
+    check = (None if text is None else
+             rules_admin.check_text(text, name=str(args.file), base_dir=dest.parent))
+    for line in check.lines if check is not None else _unreadable(args.file):
+        print(line)
+    if text is None or check is None or not check.ok:
+        say(f"not saved: {dest} is unchanged")
+        return 1
+    # Opening a store creates a missing file: an admin account cannot be in a new one.
+    if not store_path.is_file():
+        say(f"no call store at {store_path}: its admin account is needed to save rules "
+            "(give --store, or set [store] path)")
+        return 2
+    version = asyncio.run(_save(args, store_path, dest, text, check))
+    if version is None:
+        return 2
+    print(f"saved {dest}: version {version[:12]}" + (f" ({args.note})" if args.note else ""))
     return 0
