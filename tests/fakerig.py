@@ -1,10 +1,18 @@
 """The call engine on the in-memory line, for the engine, GUI and screenshot tests: the real
 engine thread, runner, VAD, session, policy, prompts and SQLite store; the far end scripted
 (callguard.telephony.fake) and the recogniser a fake that hears a marker tone as an abusive
-sentence. Also :class:`EventLog`, the engine-event collector every engine test waits on."""
+sentence. Also :class:`EventLog`, the engine-event collector every engine test waits on.
+
+``FakeRig(..., stepped=True)`` runs the line and the engine on a
+:class:`~callguard.session.clock.StepClock`: call time moves only when the test calls
+:meth:`FakeRig.advance`, every 20 ms step of the call runner and of the line's sender
+happens at an exact call time, and recognition takes no call time. Such a test never
+sleeps; it asserts exact call times (``control.bye_pos``, positions in ``call.heard()``)."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import random
 import threading
 import time
@@ -17,7 +25,10 @@ from synth import call_audio
 
 from callguard.asr.fake import ToneTranscriber
 from callguard.engine.engine import Engine, EngineEvent
-from callguard.telephony.fake import FakeLine
+from callguard.engine.runner import CallRunner
+from callguard.session.clock import SYSTEM, StepClock
+from callguard.telephony.base import FRAME
+from callguard.telephony.fake import FakeCall, FakeLine
 
 RATE = 8000
 ABUSE_HZ = 1000.0  # a burst with this marker tone is "heard" as ABUSE_TEXT
@@ -138,25 +149,103 @@ class EventLog:
                 self._cv.wait(left)
 
 
+def first_step_at(t: float) -> int:
+    """The call time (samples) of the first 20 ms runner step at or after call time ``t``
+    seconds: where something the session has due at ``t`` happens on a stepped clock."""
+    pos = max(0, int(t * RATE) // FRAME * FRAME - FRAME)
+    while pos / RATE < t:
+        pos += FRAME
+    return pos
+
+
 class FakeRig:
     """The engine on a FakeLine in ``tmp``: ``rules`` (path), ``db`` (store path), ``line``
     (ring calls on it), ``engine``, the prompts' audio ``warning`` (500 Hz, 1.0 s) and
-    ``final`` (700 Hz, 1.2 s); events in ``log`` (``wait(kind)``). Not started."""
+    ``final`` (700 Hz, 1.21 s: the hangup after it, 0.3 s later, falls between two 20 ms
+    steps, so its step is exact whatever the rounding); events in ``log``
+    (``wait(kind)``). Not started.
+
+    ``stepped``: line and engine run on ``clock``, a :class:`StepClock` the test moves with
+    :meth:`advance` (see the module's docstring); otherwise on real time (``clock`` is
+    :data:`SYSTEM`). Stop it with :meth:`stop`."""
 
     def __init__(self, tmp: Path, rules: str = GUI_RULES, *, auto_answer: bool = False,
-                 **engine_kw) -> None:
+                 stepped: bool = False, **engine_kw) -> None:
         self.warning = tone(500, 1.0)
-        self.final = tone(700, 1.2)
+        self.final = tone(700, 1.21)
         write_wav(tmp / "warning.wav", self.warning)
         write_wav(tmp / "final.wav", self.final)
         self.rules = tmp / "rules.toml"
         self.rules.write_text(rules, encoding="utf-8")
         self.db = tmp / "calls.db"
-        self.line = FakeLine("kim")
+        self.clock = StepClock() if stepped else SYSTEM
+        self.line = FakeLine("kim", clock=self.clock)
         self.log = EventLog()
         self.events = self.log.events
         self.wait = self.log.wait
         self.engine = Engine(
             line=self.line, rules_path=self.rules, store_path=self.db,
             transcriber_factory=lambda: ToneTranscriber({ABUSE_HZ: ABUSE_TEXT}),
-            auto_answer=auto_answer, on_event=self.log, counselor="kim", **engine_kw)
+            auto_answer=auto_answer, on_event=self.log, counselor="kim", clock=self.clock,
+            **engine_kw)
+        # Stepped: the engine's commands (protect, hangup, ... from the test or a window)
+        # are waited for before the clock moves, so they act between two exact steps.
+        self._commands: list[concurrent.futures.Future] = []
+        self._submit = self.engine.submit
+        if stepped:
+            self.engine.submit = self._recorded  # type: ignore[method-assign]
+
+    def _recorded(self, coro):
+        fut = self._submit(coro)
+        self._commands.append(fut)
+        return fut
+
+    @property
+    def stepped(self) -> bool:
+        return self.clock.stepped
+
+    def advance(self, seconds: float) -> None:
+        """Stepped rig: ``seconds`` of call time pass; every runner and sender step due on
+        the way has run when this returns. Engine commands given before (a click on
+        protect) have acted first."""
+        assert isinstance(self.clock, StepClock), "advance() needs FakeRig(stepped=True)"
+        self.settle()
+        self.clock.advance(seconds)
+
+    def answered(self, remote: str = "010-0000-0000", timeout: float = 15) -> FakeCall:
+        """An inbound call rings and is answered (the engine answers it: auto_answer, or
+        the engine's ``answer``). Returns once its runner is in place and, on a stepped
+        clock, has done its step at call time 0: what the test does next happens between
+        that step and the next."""
+        call = self.line.ring(remote)
+        if not self.engine.auto_answer:
+            self.wait("ringing", timeout, pred=lambda ev: ev.call_id == call.call_id)
+            self.engine.answer(call.call_id).result(timeout)
+        self.wait("answered", timeout, pred=lambda ev: ev.call_id == call.call_id)
+        self.settle()
+        return call
+
+    def settle(self, timeout: float = 30) -> None:
+        """Stepped rig: wait until the engine commands given so far have run, the line's
+        callbacks (an answer, a hangup) have reached the engine, and every call runner has
+        finished its current step (a call just answered: its first). No-op on real time."""
+        if not isinstance(self.clock, StepClock):
+            return
+        concurrent.futures.wait(self._commands, timeout)
+        self._commands = [f for f in self._commands if not f.done()]
+        self._submit(asyncio.sleep(0)).result(timeout)  # after the callbacks queued so far
+        self.clock.settle()
+
+    def runner(self, call: FakeCall) -> CallRunner:
+        """The engine's runner of ``call`` (while it runs, or after it ended)."""
+        for r in [*self.engine.runners.values(), *self.engine.finished]:
+            if r.call is call:
+                return r
+        raise KeyError(call.call_id)
+
+    def stop(self) -> None:
+        """Stop the engine (a stepped clock is released first: calls still up end at once,
+        without waiting for call time that will never pass)."""
+        if isinstance(self.clock, StepClock):
+            self.clock.release()
+        self.engine.stop()

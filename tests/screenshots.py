@@ -6,7 +6,8 @@
 Everything shown is real except the far end and the recogniser: the engine runs on the
 in-memory line (callguard.telephony.fake) with a recogniser that hears marker tones as a
 scripted abusive sentence, so the screens show a real call going through the real session,
-policy, prompts and SQLite store. Written, per language (ko, en):
+policy, prompts and SQLite store. The call runs on a stepped clock (no waiting for it to
+play out). Written, per language (ko, en):
 
 - ``counselor-<lang>.png``: the counselor's window during a call, a rule hit highlighted;
 - ``review-<lang>.png``: the supervisor's review of that flagged call, markers visible;
@@ -59,7 +60,7 @@ def counselor_and_review(app: QApplication, tmp: Path, out: Path, lang: str) -> 
     from callguard.gui.counselor import CounselorWindow
     from callguard.gui.review import ReviewWindow
 
-    rig = FakeRig(tmp)
+    rig = FakeRig(tmp, stepped=True)
     bridge = EngineBridge(rig.engine)
     window = CounselorWindow(bridge, counselor="kim")
     window.resize(1100, 760)
@@ -73,14 +74,16 @@ def counselor_and_review(app: QApplication, tmp: Path, out: Path, lang: str) -> 
         _until(app, lambda: window.call_state == "active", 10, "answer")
         # One abusive sentence: the hit is highlighted and the warning plays.
         call.far_play(abusive_call_audio(8.0, bursts=((0.3, 1.2),)), at_s=0.0)
-        _until(app, lambda: bool(window.highlighted_texts()), 20, "a highlighted hit")
+        rig.advance(4.0)
+        _until(app, lambda: bool(window.highlighted_texts()), 10, "a highlighted hit")
         _until(app, lambda: window.elapsed_s() > 3.0, 10, "the call running")
         written.append(_save(app, window, out / f"counselor-{lang}.png"))
         # The caller goes on: the final notice ends the call; the call is stored.
         call.far_play(abusive_call_audio(4.0, bursts=((0.5, 1.2),)))
-        _until(app, lambda: window.call_state == "idle", 30, "the final notice and hangup")
+        rig.advance(6.0)
+        _until(app, lambda: window.call_state == "idle", 10, "the final notice and hangup")
     finally:
-        rig.engine.stop()
+        rig.stop()
         window.close()
 
     client = StoreClient(rig.db)

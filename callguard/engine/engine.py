@@ -25,7 +25,7 @@ from callguard.engine.prompts import PromptLibrary
 from callguard.engine.runner import CallRunner, LiveCallControl
 from callguard.rules.active import ActiveRules
 from callguard.session.call import CallSession, SessionConfig
-from callguard.session.clock import RealClock
+from callguard.session.clock import SYSTEM, RealClock, TimeSource
 from callguard.store import Store
 from callguard.telephony.base import Call, CallState, Line, LineStatus
 from callguard.text.analyzer import Analyzer
@@ -58,8 +58,12 @@ class Engine:
                  device_factory: Callable[[Call], AudioDevice] = lambda call: NullDevice(),
                  session_config: SessionConfig | None = None, auto_answer: bool = False,
                  on_event: Callable[[EngineEvent], None] | None = None,
-                 counselor: str = "", analyzer: Analyzer | None = None) -> None:
+                 counselor: str = "", analyzer: Analyzer | None = None,
+                 clock: TimeSource = SYSTEM) -> None:
+        """``clock``: the time calls run on (:data:`SYSTEM`, or a test's
+        :class:`~callguard.session.clock.StepClock`, which must also be the line's)."""
         self.line = line
+        self.clock = clock
         # Kiwi for the rules. By default it runs in a child process: building one holds
         # the GIL for over a second, which in this process would stall the RTP threads,
         # the call loop and the GUI (callguard.text.kiwiproc).
@@ -158,7 +162,7 @@ class Engine:
         self._dialing: dict[str, Call] = {}
         if self.store_path is not None:
             self.store = await Store.open(self.store_path, recover=False)
-            self.recovered = await self.store.recover_interrupted(time.time())
+            self.recovered = await self.store.recover_interrupted(self.clock.time())
             if self.recovered:
                 log.warning("%d call(s) interrupted by a crash were recovered",
                             len(self.recovered))
@@ -219,14 +223,14 @@ class Engine:
             return
         assert self.rules is not None and self.worker is not None
         start = getattr(call, "media_start", None)
-        clock = RealClock(start)
-        control = LiveCallControl(call, self.prompts)
+        clock = RealClock(start, self.clock)
+        control = LiveCallControl(call, self.prompts, clock)
         rules = self.rules  # the rules in force when the call began stay for the call
         session = CallSession(
             ruleset=rules.ruleset, matcher=rules.matcher, recogniser=self.worker,
             control=control, clock=clock, store=self.store, direction=call.direction,
             remote=call.remote, source=Source.SIP, config=self.session_config,
-            counselor=self.counselor,
+            counselor=self.counselor, wall_clock=self.clock,
             on_event=lambda ev, cid=call.call_id: self._emit("timeline", cid, ev))
         try:
             device, failed = self.device_factory(call), None
@@ -236,7 +240,8 @@ class Engine:
             call, session, control, device, clock,
             on_status=lambda st, cid=call.call_id: self._emit("call_status", cid, st),
             on_headset=lambda error, cid=call.call_id: self._emit(
-                "headset", cid, {"ok": False, "error": error}))
+                "headset", cid, {"ok": False, "error": error}),
+            pacer=self.clock.pacer())  # before "answered": a stepped clock waits for it
         if failed is not None:
             runner.headset_failed(failed)
         self.runners[call.call_id] = runner

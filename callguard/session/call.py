@@ -29,7 +29,6 @@ import contextlib
 import heapq
 import itertools
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -42,7 +41,7 @@ from callguard.policy.enforcement import Enforcement
 from callguard.policy.escalation import ClockTick, Event, HitsObserved, ProtectRequested
 from callguard.rules.matcher import Hit, Matcher
 from callguard.rules.model import RuleSet
-from callguard.session.clock import CallClock
+from callguard.session.clock import SYSTEM, CallClock, TimeSource
 from callguard.session.control import CallControl
 from callguard.vocabulary import (
     ActionKind,
@@ -176,7 +175,7 @@ class CallSession:
                  source: Source = Source.SIMULATE, config: SessionConfig | None = None,
                  counselor: str = "",
                  on_event: Callable[[CallEvent], None] | None = None,
-                 wall_clock: Callable[[], float] = time.monotonic) -> None:
+                 wall_clock: TimeSource = SYSTEM) -> None:
         self.ruleset = ruleset
         self.matcher = matcher
         self.recogniser = recogniser
@@ -189,7 +188,8 @@ class CallSession:
         self.counselor = counselor
         self.config = cfg = config or SessionConfig()
         self._emit_cb = on_event
-        self._wall = wall_clock
+        self._wall = wall_clock.monotonic  # recognition wall time (virtual clocks)
+        self._epoch = wall_clock.time  # stored start and end times
         self.enforcement = Enforcement(ruleset, self.direction)
         self.segmenters = {
             leg: Segmenter(sample_rate=cfg.sample_rate, frame_ms=cfg.frame_ms, mode=cfg.vad_mode,
@@ -216,7 +216,7 @@ class CallSession:
         self._finished = False
         self._hung_up_at: float | None = None
         self.protected = False  # the counselor pressed protect during the call
-        self._started_at = time.time()  # unix epoch seconds; set again by start()
+        self._started_at = self._epoch()  # unix epoch seconds; set again by start()
 
     # --- driver API -----------------------------------------------------------------------
 
@@ -224,7 +224,7 @@ class CallSession:
         """Open the call record and play the pre-call announcement if configured."""
         rs = self.ruleset
         if self.store is not None:
-            self._started_at = time.time() if started_at is None else started_at
+            self._started_at = self._epoch() if started_at is None else started_at
             await self._ensure_call()
         await self._publish(CallStarted(0.0, self.direction, rs.version))
         for ev in self.enforcement.start(self._start_prompt, pre_call=self.config.play_pre_call):
@@ -525,7 +525,7 @@ class CallSession:
                                                   ok=False, error=ev.detail))
             case CallEnded():
                 await self._store_progress()
-                await self._safe(store.end_call(cid, time.time(), ev.at_s, ev.reason,
+                await self._safe(store.end_call(cid, self._epoch(), ev.at_s, ev.reason,
                                                 ev.hung_up_by))
 
     async def _store_progress(self) -> None:

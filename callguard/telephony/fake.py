@@ -11,10 +11,25 @@ The far end is driven from the test (any thread)::
     call.heard()                        # everything the caller heard (what we sent)
     call.far_hangup()                   # the caller hangs up (on_ended fires)
 
-Audio is int16 mono at 8000 Hz (:data:`RATE`), like a real line. A sender thread owned by the
-line moves written audio to the far end in 20 ms steps on an absolute clock, filling with
-silence when nothing is queued, as the RTP sender does; ``sent_samples`` and
-``queued_samples`` follow it, so "play the prompt to its last sample" is tested for real.
+Audio is int16 mono at 8000 Hz (:data:`RATE`), like a real line. The line's sender moves
+written audio to the far end in 20 ms packets on an absolute schedule, filling with silence
+when nothing is queued, as the RTP sender does; ``sent_samples`` and ``queued_samples``
+follow it, so "play the prompt to its last sample" is tested for real.
+
+Time comes from the line's ``clock`` (see :class:`LineClock`):
+
+- ``None`` (default) or :data:`~callguard.session.clock.SYSTEM`: real time; a sender thread
+  owned by the line sends every 20 ms. For the demo, ``callguard gui --fake-line`` and the
+  few tests that need real time.
+- a :class:`~callguard.session.clock.StepClock`: no thread. The line listens to the clock
+  and sends what is due each time the test advances it, so ``sent_samples`` and
+  :meth:`FakeCall.heard` follow the test's steps exactly (and the engine's runner, paced by
+  the same clock, steps in between)::
+
+      clock = StepClock()
+      line = FakeLine("kim", clock=clock)
+      ...                                 # ring, wait until the engine answered
+      clock.advance(1.0)                  # one second of call: 50 sender and runner steps
 """
 
 from __future__ import annotations
@@ -23,6 +38,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -40,6 +56,24 @@ from callguard.telephony.base import (
 _ids = itertools.count(1)
 
 
+class LineClock(Protocol):
+    """What the line reads of its clock: a :class:`~callguard.session.clock.TimeSource`
+    (not imported here: telephony sits below the session layer). A ``stepped`` one must
+    also have ``add_listener(fn)`` and ``remove_listener(fn)``, as
+    :class:`~callguard.session.clock.StepClock` has: ``fn(position)`` runs at each step."""
+
+    stepped: bool
+
+    def monotonic(self) -> float: ...
+
+
+class _MachineClock:
+    stepped = False
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
 class FakeCall:
     """One call on a :class:`FakeLine`. Engine side: the :class:`Call` protocol. Far-end
     side: ``far_*`` methods and :meth:`heard`."""
@@ -52,7 +86,7 @@ class FakeCall:
         self._state = CallState.RINGING if direction == "inbound" else CallState.DIALING
         self._end: CallEnd | None = None
         self._detail = ""
-        self.media_start: float | None = None  # time.monotonic() at answer
+        self.media_start: float | None = None  # the line clock's monotonic() at answer
         self._far = np.zeros(0, np.int16)  # caller audio on the call timeline
         self._rpos = 0
         self._out = SampleQueue()
@@ -125,12 +159,20 @@ class FakeCall:
     # --- far end (test side) --------------------------------------------------------------
     def now_s(self) -> float:
         """Call time in seconds (0 before the answer)."""
-        return 0.0 if self.media_start is None else time.monotonic() - self.media_start
+        return self.position() / RATE
+
+    def position(self) -> int:
+        """Call time in samples at 8 kHz (0 before the answer); exact on a stepped clock."""
+        if self.media_start is None:
+            return 0
+        clock = self.line.clock
+        x = (clock.monotonic() - self.media_start) * RATE
+        return round(x) if clock.stepped else int(x)
 
     def far_play(self, pcm: np.ndarray, at_s: float | None = None) -> float:
         """The far end sends ``pcm`` (int16, 8 kHz) starting at call time ``at_s`` seconds
         (default: now). Returns the call time at which it ends."""
-        start = round((self.now_s() if at_s is None else at_s) * RATE)
+        start = self.position() if at_s is None else round(at_s * RATE)
         pcm = np.asarray(pcm, np.int16)
         with self._lock:
             if self._far.size < start + pcm.size:
@@ -167,7 +209,7 @@ class FakeCall:
 
     # --- internals ------------------------------------------------------------------------
     def _activate(self) -> None:
-        self.media_start = time.monotonic()
+        self.media_start = self.line.clock.monotonic()
         self._state = CallState.ACTIVE
         self.line._answered(self)
 
@@ -180,10 +222,10 @@ class FakeCall:
         self.line._ended(self)
 
     def _send_due(self) -> None:
-        """Sender thread: send every whole packet due by now on the absolute schedule."""
+        """The sender: send every whole packet due by now on the absolute schedule."""
         if self._state is not CallState.ACTIVE or self.media_start is None:
             return
-        due = int((time.monotonic() - self.media_start) * RATE) // FRAME * FRAME
+        due = self.position() // FRAME * FRAME
         with self._lock:
             while self._clock < due:
                 packet = self._out.take(FRAME)  # zero-padded (and counted) on underrun
@@ -195,11 +237,19 @@ class FakeCall:
 class FakeLine:
     """An in-memory :class:`~callguard.telephony.base.Line` registered as ``user``."""
 
-    def __init__(self, user: str = "counselor", *, answer_after_s: float | None = None) -> None:
+    def __init__(self, user: str = "counselor", *, answer_after_s: float | None = None,
+                 clock: LineClock | None = None) -> None:
         """``answer_after_s``: outbound calls are answered by the far end after this many
-        seconds (``None``: only when the test calls :meth:`FakeCall.far_answer`)."""
+        seconds (``None``: only when the test calls :meth:`FakeCall.far_answer`); real time
+        only (on a stepped clock the test answers, then waits for the engine's ``answered``
+        event before advancing). ``clock``: see the module's docstring."""
+        clock = clock if clock is not None else _MachineClock()
+        if clock.stepped and answer_after_s is not None:
+            raise ValueError("answer_after_s needs real time: on a stepped clock the test "
+                             "calls far_answer()")
         self.user = user
         self.answer_after_s = answer_after_s
+        self.clock = clock
         self.calls: list[FakeCall] = []
         self.dialled: list[str] = []
         self._status = LineStatus(LineState.OFFLINE)
@@ -223,14 +273,20 @@ class FakeLine:
 
     def start(self) -> None:
         self._stop.clear()
-        self._thread = threading.Thread(target=self._sender, name="fake-line", daemon=True)
-        self._thread.start()
+        if self.clock.stepped:
+            self.clock.add_listener(self._tick)  # type: ignore[attr-defined]
+        else:
+            self._thread = threading.Thread(target=self._sender, name="fake-line",
+                                            daemon=True)
+            self._thread.start()
         self.set_status(LineStatus(LineState.REGISTERED, f"as {self.user} (fake line)"))
 
     def stop(self) -> None:
         for call in list(self.calls):
             call.hangup()
         self._stop.set()
+        if self.clock.stepped:
+            self.clock.remove_listener(self._tick)  # type: ignore[attr-defined]
         if self._thread is not None:
             self._thread.join(2)
             self._thread = None
@@ -275,12 +331,19 @@ class FakeLine:
         if self._on_ended is not None:
             self._on_ended(call)
 
+    def _tick(self, pos: int) -> None:
+        """On a stepped clock, each time it moves (to ``pos`` samples): send what is due on
+        every call."""
+        for call in list(self.calls):
+            call._send_due()
+
     def _sender(self) -> None:
-        """The line's one sender thread: every 20 ms, send what is due on every call."""
-        t0 = time.monotonic()
+        """Real time: the line's one sender thread; every 20 ms, send what is due on every
+        call."""
+        t0 = self.clock.monotonic()
         tick = 0
         while not self._stop.is_set():
             for call in list(self.calls):
                 call._send_due()
             tick += 1
-            self._stop.wait(max(0.0, t0 + tick * FRAME / RATE - time.monotonic()))
+            self._stop.wait(max(0.0, t0 + tick * FRAME / RATE - self.clock.monotonic()))

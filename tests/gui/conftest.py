@@ -17,9 +17,21 @@ from fakerig import FakeRig
 
 @pytest.fixture
 def live(tmp_path):
-    """A started :class:`FakeRig` (inbound calls ring; stopped after the test). Create the
-    window's bridge *before* events matter: EngineBridge chains to the rig's event hook."""
+    """A started :class:`FakeRig` on real time (inbound calls ring; stopped after the test).
+    Create the window's bridge *before* events matter: EngineBridge chains to the rig's
+    event hook."""
     rig = FakeRig(tmp_path)
     rig.engine.start()
     yield rig
-    rig.engine.stop()
+    rig.stop()
+
+
+@pytest.fixture
+def stepped(tmp_path):
+    """Like ``live``, on a stepped clock: call time passes only by ``stepped.advance(s)``,
+    which first lets the window's commands reach the engine, so a test clicks, advances
+    and then waits (``qtbot.waitUntil``) only for the window to show what happened."""
+    rig = FakeRig(tmp_path, stepped=True)
+    rig.engine.start()
+    yield rig
+    rig.stop()

@@ -1,4 +1,9 @@
-"""The counselor's window on the real engine (FakeLine, tone recogniser, real store)."""
+"""The counselor's window on the real engine (FakeLine, tone recogniser, real store).
+
+Tests of a call's course use the ``stepped`` rig: call time passes only when the test
+advances it, so they assert exact call times and never wait for a call to play out. Those
+about the window's own real-time behaviour (its ticking call time, never blocking on the
+engine) use ``live``, on real time."""
 
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ def ring_and_answer(qtbot, live, window: CounselorWindow, audio=None):
     qtbot.waitUntil(lambda: window.call_state == "ringing", timeout=5000)
     qtbot.mouseClick(window.answer_button, CLICK)
     qtbot.waitUntil(lambda: window.call_state == "active", timeout=5000)
+    live.settle()  # stepped: the call's runner has done its step at 0
     return call
 
 
@@ -183,36 +189,45 @@ def test_the_registration_state_is_shown(qtbot, live):
     assert window.call_button.isEnabled()
 
 
-def test_a_rule_hit_is_highlighted_live(qtbot, live):
-    window = open_window(qtbot, live)
+def test_a_rule_hit_is_highlighted_live(qtbot, stepped):
+    window = open_window(qtbot, stepped)
     assert window.stage_label.text() == ""
-    ring_and_answer(qtbot, live, window, abusive_call_audio())
+    ring_and_answer(qtbot, stepped, window, abusive_call_audio())
+    stepped.advance(1.0)  # the first status, at 0.98 s
     qtbot.waitUntil(lambda: window.stage_label.text() == "다음 단계: 경고 (0/1)", timeout=3000)
-    qtbot.waitUntil(lambda: "새끼" in window.highlighted_texts(), timeout=8000)
+    assert window.highlighted_texts() == []
+    stepped.advance(0.9)  # the first burst (0.3-1.5 s) is heard at 1.88 s, and warned
+    qtbot.waitUntil(lambda: "새끼" in window.highlighted_texts(), timeout=3000)
     assert ABUSE_TEXT in window.transcript_text()
     assert "고객" in window.transcript_text() and "[00:00]" in window.transcript_text()
     assert window.highlighted_texts() == ["새끼"]  # only the span, not the whole sentence
     qtbot.waitUntil(lambda: "경고 안내" in window.prompt_label.text(), timeout=3000)
-    # The warning was given: the next hit leads to the final notice.
+    # The warning was given: the next hit leads to the final notice (status at 1.98 s).
+    stepped.advance(0.1)
     qtbot.waitUntil(lambda: window.stage_label.text() == "다음 단계: 종료 안내 (0/1)",
                     timeout=3000)
     assert window.hits_label.text() == "감지된 폭언: 1건"
     assert window.call_state == "active"
 
 
-def test_protect_plays_the_final_notice_and_ends_the_call(qtbot, live):
-    window = open_window(qtbot, live)  # no store: works, logs nothing
-    call = ring_and_answer(qtbot, live, window)
-    qtbot.wait(300)
+def test_protect_plays_the_final_notice_and_ends_the_call(qtbot, stepped):
+    window = open_window(qtbot, stepped)  # no store: works, logs nothing
+    call = ring_and_answer(qtbot, stepped, window)
+    stepped.advance(0.3)
     qtbot.mouseClick(window.protect_button, CLICK)  # no confirmation dialog
     assert not window.protect_button.isEnabled()
     assert window.prompt_label.text().startswith("보호 요청됨")
+    stepped.settle()  # the engine has it: at call time 0.30 s
     qtbot.waitUntil(lambda: "종료 안내를 재생" in window.prompt_label.text(), timeout=3000)
-    qtbot.waitUntil(lambda: window.call_state == "idle", timeout=6000)
+    stepped.advance(2.0)
+    qtbot.waitUntil(lambda: window.call_state == "idle", timeout=3000)
     assert call.end_reason is CallEnd.LOCAL_HANGUP
-    heard, final = call.heard(), final_prompt(live)
+    heard, final = call.heard(), final_prompt(stepped)
     pos, corr = align(heard, final)
-    assert corr > 0.95 and pos + final.size <= heard.size  # to its last sample, then BYE
+    # From the step after 0.30 s (written 40 ms ahead) to its last sample, then BYE at the
+    # first step after 0.30 + 1.21 + 0.3 s = 1.81 s.
+    assert corr > 0.95 and pos == 2720 and pos + final.size <= heard.size
+    assert stepped.runner(call).control.bye_pos == 14560 == heard.size
     assert not window.protect_button.isEnabled() and not window.hangup_button.isEnabled()
     assert window.prompt_label.text() == "폭언으로 통화가 종료되었습니다"
     assert window.rest_dialog is not None and window.rest_dialog.isVisible()
@@ -221,14 +236,17 @@ def test_protect_plays_the_final_notice_and_ends_the_call(qtbot, live):
     assert ("rest_started", "600 s") in window.rest_dialog.logged
 
 
-def test_rest_is_offered_after_an_abusive_call_and_logged(qtbot, live):
+def test_rest_is_offered_after_an_abusive_call_and_logged(qtbot, stepped):
+    live = stepped
     store = StoreClient(live.db)
     try:
         window = open_window(qtbot, live, store)
         window.rest_s = 1.0
         ring_and_answer(qtbot, live, window, abusive_call_audio())
-        # Warning after the first burst, final notice after the second: callguard hangs up.
-        qtbot.waitUntil(lambda: window.call_state == "idle", timeout=15000)
+        # Warning after the first burst, final notice after the second: callguard hangs up
+        # (at 7.62 s).
+        live.advance(7.62)
+        qtbot.waitUntil(lambda: window.call_state == "idle", timeout=3000)
         ended = live.wait("ended")
         assert ended.data["reason"] == "final_notice"
         store_id = ended.data["store_id"]
@@ -249,13 +267,15 @@ def test_rest_is_offered_after_an_abusive_call_and_logged(qtbot, live):
         store.close()
 
 
-def test_rest_can_be_skipped_without_notifying(qtbot, live):
+def test_rest_can_be_skipped_without_notifying(qtbot, stepped):
+    live = stepped
     store = StoreClient(live.db)
     try:
         window = open_window(qtbot, live, store)
         ring_and_answer(qtbot, live, window)
         qtbot.mouseClick(window.protect_button, CLICK)
-        qtbot.waitUntil(lambda: window.rest_dialog is not None, timeout=6000)
+        live.advance(1.52)  # the final notice (1.21 s) and the margin: BYE
+        qtbot.waitUntil(lambda: window.rest_dialog is not None, timeout=3000)
         store_id = live.wait("ended").data["store_id"]
         dialog = window.rest_dialog
         dialog.panel.notify_box.setChecked(False)
@@ -268,11 +288,13 @@ def test_rest_can_be_skipped_without_notifying(qtbot, live):
         store.close()
 
 
-def test_calls_are_declined_while_the_counselor_rests(qtbot, live):
+def test_calls_are_declined_while_the_counselor_rests(qtbot, stepped):
+    live = stepped
     window = open_window(qtbot, live)
     ring_and_answer(qtbot, live, window)
     qtbot.mouseClick(window.protect_button, CLICK)
-    qtbot.waitUntil(lambda: window.rest_dialog is not None, timeout=6000)
+    live.advance(1.52)
+    qtbot.waitUntil(lambda: window.rest_dialog is not None, timeout=3000)
     assert live.wait("ended").data["protected"] is True
     panel = window.rest_dialog.panel
     assert live.engine.available and not window.rest_label.isVisible()  # offered only
@@ -335,14 +357,15 @@ def test_the_engine_decides_whether_a_call_was_protected(qtbot, live):
     window.rest_dialog.close()
 
 
-def test_no_rest_prompt_after_a_normal_hangup(qtbot, live):
+def test_no_rest_prompt_after_a_normal_hangup(qtbot, stepped):
+    live = stepped
     window = open_window(qtbot, live)
     call = ring_and_answer(qtbot, live, window)
-    qtbot.wait(500)
+    live.advance(0.5)
     call.far_hangup()
-    qtbot.waitUntil(lambda: window.call_state == "idle", timeout=5000)
+    live.advance(0.02)  # the runner sees it at its next step
+    qtbot.waitUntil(lambda: window.call_state == "idle", timeout=3000)
     assert live.wait("ended").data["reason"] == "caller_hangup"
-    qtbot.wait(200)
     assert window.rest_dialog is None
     assert window.prompt_label.text() == "통화가 종료되었습니다"
     assert not any("폭언" in title for title, _ in window.notices)
@@ -406,7 +429,8 @@ def test_the_gui_thread_never_waits_on_the_engine(qtbot, live):
     assert window.rest_dialog is not None  # Protect was pressed: rest offered
 
 
-def test_english_texts(qtbot, live):
+def test_english_texts(qtbot, stepped):
+    live = stepped
     i18n.set_language("en")  # restored by the autouse fixture
     window = open_window(qtbot, live)
     assert window.protect_button.text() == "Protect"
@@ -416,12 +440,14 @@ def test_english_texts(qtbot, live):
     assert window.windowTitle().startswith("callguard counselor")
     ring_and_answer(qtbot, live, window)
     assert window.state_label.text() == "In call"
+    live.advance(1.0)  # the first status: the limit and the next step
     qtbot.waitUntil(lambda: window.elapsed_label.text().startswith("Call time 00:0")
                     and window.elapsed_label.text().endswith(" / limit 10:00"), timeout=3000)
     qtbot.waitUntil(lambda: window.stage_label.text() == "Next step: Warning (0/1)",
                     timeout=3000)
     qtbot.mouseClick(window.protect_button, CLICK)
-    qtbot.waitUntil(lambda: window.rest_dialog is not None, timeout=6000)
+    live.advance(1.52)
+    qtbot.waitUntil(lambda: window.rest_dialog is not None, timeout=3000)
     panel = window.rest_dialog.panel
     assert (panel.start_button.text(), panel.skip_button.text()) == ("Start rest", "Skip")
     assert panel.notify_box.text() == "Notify supervisor"
@@ -448,7 +474,7 @@ def test_a_headset_that_cannot_be_opened_is_shown_and_the_call_goes_on(qtbot, tm
     def no_card(call):
         raise RuntimeError("cannot open the headset microphone ('USB'): busy")
 
-    rig = FakeRig(tmp_path, device_factory=no_card)
+    rig = FakeRig(tmp_path, device_factory=no_card, stepped=True)
     rig.engine.start()
     try:
         window = open_window(qtbot, rig)
@@ -458,7 +484,8 @@ def test_a_headset_that_cannot_be_opened_is_shown_and_the_call_goes_on(qtbot, tm
         assert "('USB'): busy" in window.headset_label.text()
         assert window.notices[-1][0] == "헤드셋 오류"
         qtbot.mouseClick(window.protect_button, CLICK)  # protecting works all the same
-        qtbot.waitUntil(lambda: window.call_state == "idle", timeout=10000)
+        rig.advance(1.52)
+        qtbot.waitUntil(lambda: window.call_state == "idle", timeout=3000)
         assert call.hangups == 1
     finally:
-        rig.engine.stop()
+        rig.stop()

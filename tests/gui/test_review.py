@@ -144,13 +144,12 @@ def tamper(src: Path, dst: Path) -> Path:
 
 
 def test_a_live_abusive_call_is_reviewed_with_its_markers_at_call_time(
-        qtbot, live, client_for, tmp_path):
-    call = live.line.ring("010-9876-5432")
-    live.wait("ringing")
-    live.engine.answer(call.call_id).result(5)
-    live.wait("answered")
+        qtbot, stepped, client_for, tmp_path):
+    live = stepped  # the call runs on a stepped clock: its times are exact
+    call = live.answered("010-9876-5432")
     call.far_play(abusive_call_audio(), at_s=0)
-    store_id = live.wait("ended", 20).data["store_id"]
+    live.advance(7.62)  # warned at 1.88 s, final notice at 6.10 s, BYE at 7.62 s
+    store_id = live.wait("ended").data["store_id"]
     record = read(live.db, lambda s: s.get_call(store_id))
     assert record.end_reason == "final_notice" and record.hung_up_by == "agent"
 
@@ -169,7 +168,8 @@ def test_a_live_abusive_call_is_reviewed_with_its_markers_at_call_time(
     acts = [(m.t_s, m.kind) for m in markers if m.kind != "hit"]
     warn, final, hangup = record.actions
     assert acts == [(warn.t_s, "warning"), (final.t_s, "final"), (hangup.t_s, "hangup")]
-    assert 1.0 < warn.t_s < final.t_s < hangup.t_s <= record.duration_s
+    assert (warn.t_s, final.t_s) == (1.88, 6.10)
+    assert hangup.t_s == pytest.approx(7.61) and record.duration_s == pytest.approx(7.61)
     # Drawn where the call time says: x / width = t / duration.
     view = window.waveform
     assert view.duration_s == pytest.approx(max(record.duration_s, view.duration_s))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -202,20 +201,16 @@ def test_a_sentence_shows_its_hits_under_the_edited_rules(qtbot, tmp_path, kiwi,
 def make_calls(live) -> None:
     """One abusive call the agent ends with the final notice, one clean call (3 s of
     silence) the caller hangs up."""
-    abusive = live.line.ring("010-1111-2222")
-    live.wait("ringing", pred=lambda ev: ev.call_id == abusive.call_id)
-    live.engine.answer(abusive.call_id).result(5)
-    live.wait("answered", pred=lambda ev: ev.call_id == abusive.call_id)
+    abusive = live.answered("010-1111-2222")
     abusive.far_play(abusive_call_audio(), at_s=0.0)
-    ended = live.wait("ended", 25, pred=lambda ev: ev.call_id == abusive.call_id)
+    live.advance(7.62)  # the BYE after the final notice
+    ended = live.wait("ended", pred=lambda ev: ev.call_id == abusive.call_id)
     assert ended.data["reason"] == "final_notice"
-    clean = live.line.ring("010-3333-4444")
-    live.wait("ringing", pred=lambda ev: ev.call_id == clean.call_id)
-    live.engine.answer(clean.call_id).result(5)
-    live.wait("answered", pred=lambda ev: ev.call_id == clean.call_id)
-    time.sleep(3.0)
+    clean = live.answered("010-3333-4444")
+    live.advance(3.0)
     clean.far_hangup()
-    ended = live.wait("ended", 10, pred=lambda ev: ev.call_id == clean.call_id)
+    live.advance(0.02)
+    ended = live.wait("ended", pred=lambda ev: ev.call_id == clean.call_id)
     assert ended.data["reason"] == "caller_hangup"
 
 
@@ -227,7 +222,8 @@ def dry_run(qtbot, editor: RulesEditorWindow):
     return got.args[0]
 
 
-def test_dry_run_counts_match_the_store(qtbot, live, clients):
+def test_dry_run_counts_match_the_store(qtbot, stepped, clients):
+    live = stepped
     make_calls(live)
     client = clients(live.db)
     editor = open_editor(qtbot, client, live.rules)
