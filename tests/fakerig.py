@@ -4,7 +4,7 @@ engine thread, runner, VAD, session, policy, prompts and SQLite store; the far e
 sentence. Also :class:`EventLog`, the engine-event collector every engine test waits on.
 
 ``FakeRig(..., stepped=True)`` runs the line and the engine on a
-:class:`~callguard.session.clock.StepClock`: call time moves only when the test calls
+:class:`~callguard.clock.StepClock`: call time moves only when the test calls
 :meth:`FakeRig.advance`, every 20 ms step of the call runner and of the line's sender
 happens at an exact call time, and recognition takes no call time. Such a test never
 sleeps; it asserts exact call times (``control.bye_pos``, positions in ``call.heard()``)."""
@@ -24,9 +24,9 @@ import numpy as np
 from synth import call_audio
 
 from callguard.asr.fake import ToneTranscriber
+from callguard.clock import SYSTEM, StepClock
 from callguard.engine.engine import Engine, EngineEvent
 from callguard.engine.runner import CallRunner
-from callguard.session.clock import SYSTEM, StepClock
 from callguard.telephony.base import FRAME
 from callguard.telephony.fake import FakeCall, FakeLine
 

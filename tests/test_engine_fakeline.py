@@ -22,11 +22,11 @@ from synth import call_audio
 from callguard.asr.fake import ToneTranscriber
 from callguard.asr.worker import RecognitionWorker
 from callguard.audio.devices import FileDevice, NullDevice
+from callguard.clock import RealClock, StepClock
 from callguard.engine.prompts import PromptLibrary
 from callguard.engine.runner import LEAD, CallRunner, LiveCallControl
 from callguard.rules.active import ActiveRules
 from callguard.session.call import CallSession
-from callguard.session.clock import RealClock, StepClock
 from callguard.store import Store
 from callguard.telephony.base import FRAME, CallState
 from callguard.telephony.fake import FakeLine

@@ -1,4 +1,5 @@
-"""Static checks run with the tests: ruff (incl. ASYNC rules) and the no-Qt-in-core contract."""
+"""Static checks run with the tests: ruff (incl. ASYNC rules) and the import-linter contracts
+(no Qt in the core; the layers, from the vocabulary up to the CLI and GUI)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,4 @@ def test_core_never_imports_qt():
                          timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "The core never imports Qt KEPT" in out.stdout
+    assert "Layers: faces, use cases, engine, session, core, vocabulary KEPT" in out.stdout

@@ -21,11 +21,11 @@ from typing import Any
 from callguard.asr.transcript import Transcriber
 from callguard.asr.worker import RecognitionWorker
 from callguard.audio.devices import AudioDevice, NullDevice
+from callguard.clock import SYSTEM, RealClock, TimeSource
 from callguard.engine.prompts import PromptLibrary
 from callguard.engine.runner import CallRunner, LiveCallControl
 from callguard.rules.active import ActiveRules
 from callguard.session.call import CallSession, SessionConfig
-from callguard.session.clock import SYSTEM, RealClock, TimeSource
 from callguard.store import Store
 from callguard.telephony.base import Call, CallState, Line, LineStatus
 from callguard.text.analyzer import Analyzer
@@ -61,7 +61,7 @@ class Engine:
                  counselor: str = "", analyzer: Analyzer | None = None,
                  clock: TimeSource = SYSTEM) -> None:
         """``clock``: the time calls run on (:data:`SYSTEM`, or a test's
-        :class:`~callguard.session.clock.StepClock`, which must also be the line's)."""
+        :class:`~callguard.clock.StepClock`, which must also be the line's)."""
         self.line = line
         self.clock = clock
         # Kiwi for the rules. By default it runs in a child process: building one holds

@@ -9,7 +9,7 @@ outgoing audio, so the counselor hears them too and the recording holds them.
 Time comes in from outside. :meth:`CallRunner.step` does one 20 ms step at a call time it is
 given (in samples); :meth:`CallRunner.run` is the loop that calls it on an absolute 20 ms
 schedule of the call clock's time source: real time on a line, or a test's
-:class:`~callguard.session.clock.StepClock`, which runs the steps at exact call times with
+:class:`~callguard.clock.StepClock`, which runs the steps at exact call times with
 no sleeping. On a stepped clock a step also waits for the recognitions it submitted, so
 they take no call time and their results act in the step that heard the speech.
 
@@ -29,10 +29,10 @@ import numpy as np
 
 from callguard.audio.devices import AudioDevice
 from callguard.audio.samplequeue import SampleQueue
+from callguard.clock import Pacer, RealClock
 from callguard.engine.prompts import PromptLibrary
 from callguard.rules.model import Prompt
 from callguard.session.call import CallSession
-from callguard.session.clock import Pacer, RealClock
 from callguard.telephony.base import FRAME, RATE, Call, CallEnd, CallState
 from callguard.vocabulary import Direction, EndReason, Leg
 

@@ -37,11 +37,11 @@ import numpy as np
 
 from callguard.asr.worker import Recognition
 from callguard.audio.vad import Segmenter, Utterance
+from callguard.clock import SYSTEM, CallClock, TimeSource
 from callguard.policy.enforcement import Enforcement
 from callguard.policy.escalation import ClockTick, Event, HitsObserved, ProtectRequested
 from callguard.rules.matcher import Hit, Matcher
 from callguard.rules.model import RuleSet
-from callguard.session.clock import SYSTEM, CallClock, TimeSource
 from callguard.session.control import CallControl
 from callguard.vocabulary import (
     ActionKind,

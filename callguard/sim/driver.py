@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from callguard.clock import RealClock, VirtualClock
 from callguard.rules.matcher import Matcher
 from callguard.rules.model import RuleSet
 from callguard.session.call import CallSession, CallStore, Recogniser, SessionConfig
-from callguard.session.clock import RealClock, VirtualClock
 from callguard.session.control import FakeCallControl
 from callguard.sim.callaudio import CallAudio
 from callguard.vocabulary import (

@@ -18,10 +18,10 @@ follow it, so "play the prompt to its last sample" is tested for real.
 
 Time comes from the line's ``clock`` (see :class:`LineClock`):
 
-- ``None`` (default) or :data:`~callguard.session.clock.SYSTEM`: real time; a sender thread
+- ``None`` (default) or :data:`~callguard.clock.SYSTEM`: real time; a sender thread
   owned by the line sends every 20 ms. For the demo, ``callguard gui --fake-line`` and the
   few tests that need real time.
-- a :class:`~callguard.session.clock.StepClock`: no thread. The line listens to the clock
+- a :class:`~callguard.clock.StepClock`: no thread. The line listens to the clock
   and sends what is due each time the test advances it, so ``sent_samples`` and
   :meth:`FakeCall.heard` follow the test's steps exactly (and the engine's runner, paced by
   the same clock, steps in between)::
@@ -57,10 +57,10 @@ _ids = itertools.count(1)
 
 
 class LineClock(Protocol):
-    """What the line reads of its clock: a :class:`~callguard.session.clock.TimeSource`
+    """What the line reads of its clock: a :class:`~callguard.clock.TimeSource`
     (not imported here: telephony sits below the session layer). A ``stepped`` one must
     also have ``add_listener(fn)`` and ``remove_listener(fn)``, as
-    :class:`~callguard.session.clock.StepClock` has: ``fn(position)`` runs at each step."""
+    :class:`~callguard.clock.StepClock` has: ``fn(position)`` runs at each step."""
 
     stepped: bool
 
