@@ -94,9 +94,19 @@ def test_inbound_call_is_handed_over_at_once(pbx, fixed):
     with (disabled() if fixed else disabled("no_delay")), Agent(pbx) as agent, \
             Baresip("bob", "bobpw", pbx) as bob:
         agent.wait_state(LineState.REGISTERED)
+        if fixed:
+            # Control, in this run: the same ring handed over the pyVoIP way; then cancelled.
+            with disabled("no_delay"):
+                control = _ring(pbx, agent, bob)
+            since = len(bob.events)
+            bob.hangup()
+            assert agent.got_end.wait(5), "the control ring was not cancelled"
+            bob.wait_event("CALL_CLOSED", 5, since=since)
+            agent.got_call.clear()
         took = _ring(pbx, agent, bob)
     if fixed:
-        assert took < 0.3, took
+        # Against the control, not fixed seconds (was < 0.3 s): 2-3 ms against 1.0 s here.
+        assert took < control / 4, (took, control)
     else:
         assert took >= 1.0, took  # pyVoIP's fixed 1 s Timer
 
@@ -218,18 +228,43 @@ def test_sent_audio_reaches_the_far_end_at_g711_quality(pbx, fixed):
         assert snr < 25, snr
 
 
+def _lateness(rtp, window: float = 0.1) -> tuple[float, float]:
+    """How late (seconds) the sender's packets leave against their 20 ms slots from
+    ``rtp.t0``, and the resolution of that figure: ``packets_out`` polled every ~0.2 ms for
+    ``window`` seconds, the least lateness of the packets seen (polling only adds delay),
+    and the longest interval between two polls."""
+    seen: list[float] = []
+    count, last = rtp.packets_out, time.monotonic()
+    step, end = 0.0, last + window
+    while (now := time.monotonic()) < end:
+        step, last = max(step, now - last), now
+        if rtp.packets_out != count:
+            count = rtp.packets_out
+            seen.append(now - (rtp.t0 + (count - 1) * 0.020))
+        time.sleep(0.0002)
+    return min(seen), step
+
+
 @pytest.mark.parametrize("fixed", [True, False], ids=["fixed", "pyvoip"])
 def test_send_clock_does_not_drift(pbx, fixed):
     with (disabled() if fixed else disabled("rtp_clock")), Agent(pbx) as agent, \
             Baresip("bob", "bobpw", pbx) as bob:
         call = _answered(pbx, agent, bob)
         rtp = call.fixed.rtp
-        time.sleep(10.0)
+        time.sleep(1.0)
+        early, early_step = _lateness(rtp)
+        time.sleep(8.9)
+        late, late_step = _lateness(rtp)
         elapsed = time.monotonic() - rtp.t0
         sent = rtp.packets_out
         call.hangup()
     drift_ms = (elapsed - sent * 0.020) * 1000  # > 0: behind schedule
     if fixed:
-        assert abs(drift_ms) < 25, drift_ms
+        assert abs(drift_ms) < 25, drift_ms  # never more than about one 20 ms packet off
     else:
-        assert drift_ms > 30, drift_ms  # pyVoIP: 20 ms minus work per packet, +0.4-0.6 %
+        # pyVoIP's relative sleeps fall further behind with every packet, by this machine's
+        # sleep overshoot (a fixed "> 30 ms in 10 s" pinned that). So, both measured in this
+        # call: its lateness 9 s on has grown far beyond what the polling resolves. Here it
+        # grew 46-57 ms, resolution 0.4-0.6 ms; the fixed clock's grew 0.02-0.06 ms.
+        grown = late - early
+        assert grown > 10 * max(early_step, late_step), (early, late, early_step, late_step)
