@@ -34,19 +34,21 @@ from PySide6.QtWidgets import (
 
 from callguard.gui.bridge import StoreClient
 from callguard.gui.i18n import texts
+from callguard.services import accounts
+from callguard.services.accounts import ACCOUNT_ROLES
+from callguard.vocabulary import Role
 
 log = logging.getLogger(__name__)
 
 #: Roles that sign in (a counselor never does).
-LOGIN_ROLES = ("supervisor", "admin")
+LOGIN_ROLES = ACCOUNT_ROLES
 #: Shortest password accepted for a new account (the store refuses shorter ones too).
 MIN_PASSWORD = 8
-_RANK = {"counselor": 0, "supervisor": 1, "admin": 2}
 #: The role each protected action needs; an admin may do whatever a supervisor may.
 REQUIRED_ROLE = {
-    "open_supervisor": "supervisor",  # call review, statistics
-    "delete_recording": "supervisor",
-    "open_rules_editor": "admin",
+    "open_supervisor": Role.SUPERVISOR,  # call review, statistics
+    "delete_recording": Role.SUPERVISOR,
+    "open_rules_editor": Role.ADMIN,
 }
 
 T = texts({
@@ -88,7 +90,7 @@ def role_allows(role: str | None, required: str) -> bool:
     what needs ``required`` (``"supervisor"`` or ``"admin"``)."""
     if required not in LOGIN_ROLES:
         raise ValueError(f"required role must be one of {LOGIN_ROLES}, not {required!r}")
-    return role is not None and _RANK.get(role, 0) >= _RANK[required]
+    return accounts.role_allows(role, required)
 
 
 def may(role: str | None, action: str) -> bool:
@@ -180,7 +182,7 @@ class LoginDialog(QDialog):
         creating = mode == "create"
         self._repeat_label.setVisible(creating)
         self.repeat_edit.setVisible(creating)
-        self.existing_button.setVisible(creating and self.role == "supervisor")
+        self.existing_button.setVisible(creating and self.role == Role.SUPERVISOR)
         self.ok_button.setText(T("login.create") if creating else T("login.ok"))
         if mode == "loading":
             self.message.setText(T("login.loading"))

@@ -117,7 +117,6 @@ from callguard.services.accounts import Actor
 
 # The notification filter is the service's (a counselor sees only their own); kept
 # importable here, where it was.
-from callguard.services.review_access import notifications_from as notifications_from
 from callguard.store import (
     ActionRecord,
     AuditRecord,
@@ -128,6 +127,7 @@ from callguard.store import (
 )
 from callguard.store.records import HitRecord, UtteranceRecord
 from callguard.text.spans import mark_spans
+from callguard.vocabulary import ActionKind, Direction, Leg, Role, Stage, VerdictKind
 
 log = logging.getLogger(__name__)
 
@@ -273,14 +273,13 @@ def mask_number(remote: str) -> str:
 
 def action_marker_kind(action: ActionRecord) -> str:
     """The marker kind of an agent action: warning, final, hangup, alert or other."""
-    if action.kind == "play_prompt":
-        key = action.detail.split(" ", 1)[0]  # "warning (1.0 s)", or just the key if failed
-        if key == "warning":
+    if action.kind == ActionKind.PLAY_PROMPT:
+        if action.prompt == VerdictKind.WARN.prompt:
             return "warning"
-        if key in ("final", "duration_final"):
+        if action.prompt in (VerdictKind.FINAL.prompt, VerdictKind.DURATION_FINAL.prompt):
             return "final"
         return "other"
-    return action.kind if action.kind in ("hangup", "alert") else "other"
+    return action.kind if action.kind in (ActionKind.HANGUP, ActionKind.ALERT) else "other"
 
 
 def markers_for(call: CallRecord) -> list[Marker]:
@@ -465,12 +464,12 @@ class ReviewWindow(QWidget):
     failed = Signal(str)  # a background operation failed: the message shown
     notificationsLoaded = Signal(int)  # the notifications were reloaded: entries shown
 
-    def __init__(self, store: StoreClient, reviewer: str, role: str = "supervisor",
+    def __init__(self, store: StoreClient, reviewer: str, role: str = Role.SUPERVISOR,
                  parent: QWidget | None = None, *, key_path: Path | None = None,
                  playback: bool = True) -> None:
         super().__init__(parent)
-        if role not in ("counselor", "supervisor", "admin"):
-            raise ValueError(f"role must be counselor, supervisor or admin, not {role!r}")
+        if role not in tuple(Role):
+            raise ValueError(f"role must be one of {', '.join(Role)}, not {role!r}")
         self.store = store
         self.reviewer = reviewer
         self.role = role
@@ -780,12 +779,12 @@ class ReviewWindow(QWidget):
             d.setCalendarPopup(True)
             d.setDisplayFormat("yyyy-MM-dd")
         self.counselor_box = QComboBox()
-        self.direction_box = _combo([(T("review.dir.inbound"), "inbound"),
-                                     (T("review.dir.outbound"), "outbound")])
+        self.direction_box = _combo([(T("review.dir.inbound"), Direction.INBOUND),
+                                     (T("review.dir.outbound"), Direction.OUTBOUND)])
         self.category_box = QComboBox()
-        self.action_box = _combo([(T("review.action.warned"), "warned"),
+        self.action_box = _combo([(T("review.action.warned"), Stage.WARNED),
                                   (T("review.action.cut_off"), "cut_off"),
-                                  (T("review.action.none"), "none")])
+                                  (T("review.action.none"), Stage.NONE)])
         self.reviewed_box = _combo([(T("review.reviewed.yes"), True),
                                     (T("review.reviewed.no"), False)])
         for box in (self.counselor_box, self.category_box):
@@ -1138,8 +1137,8 @@ class ReviewWindow(QWidget):
         async def job(store: Store) -> _Detail:
             call = await review_access.open_call(store, actor, call_id)
             reviews = await store.reviews(call_id)
-            caller = await store.read_audio(call_id, "caller")
-            counselor = await store.read_audio(call_id, "counselor")
+            caller = await store.read_audio(call_id, Leg.CALLER)
+            counselor = await store.read_audio(call_id, Leg.COUNSELOR)
             wav = await store.wav_bytes(call_id)
             return await asyncio.to_thread(_prepare, call, reviews, caller, counselor, wav,
                                            temp_copy)

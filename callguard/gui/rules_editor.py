@@ -97,6 +97,7 @@ from callguard.services.rules_admin import Check, RulesChecker
 from callguard.store.records import CallRecord, RulesVersion
 from callguard.text.kiwiproc import kiwi_process
 from callguard.text.spans import mark_spans
+from callguard.vocabulary import Direction, Role, VerdictKind
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +249,6 @@ T = texts({
 })
 
 _MISSING: Any = object()
-#: The name :class:`TomlText` had here when it was a line scanner of this module.
-TomlOutline = TomlText
 
 
 # -- the form's model: the TOML as last parsed ------------------------------------------------
@@ -291,7 +290,8 @@ class DryRunView:
 def _dry_run(check: Check, records: Sequence[CallRecord]) -> DryRunView:
     assert check.compiled is not None
     report = dry_run(records, check.compiled.ruleset, check.compiled.matcher)
-    warned = sum(1 for rec in records if any(v.kind == "warn" for v in rec.verdicts))
+    warned = sum(1 for rec in records
+                 if any(v.kind == VerdictKind.WARN for v in rec.verdicts))
     cut = sum(1 for r in report.rows if r.actual_cut_reason is not None)
     return DryRunView(report, warned, cut)
 
@@ -556,7 +556,7 @@ class RulesEditorWindow(QMainWindow):
         self.limits: dict[tuple[str, str], DurationSpinBox] = {}
         d.addWidget(QLabel(T("rules.dur.notice_at")), 0, 1)
         d.addWidget(QLabel(T("rules.dur.final_at")), 0, 2)
-        for row, direction in enumerate(("inbound", "outbound"), start=1):
+        for row, direction in enumerate(Direction, start=1):
             d.addWidget(QLabel(T(f"rules.dur.{direction}")), row, 0)
             for col, key in enumerate(("notice_at", "final_at"), start=1):
                 spin = DurationSpinBox(1, 24 * 3600, step=60, optional=True)
@@ -1407,4 +1407,4 @@ def open_rules_editor(store: StoreClient, rules_path: Path, parent: QWidget | No
         if done is not None:
             done(window)
 
-    request_role(store, "admin", parent, signed_in)
+    request_role(store, Role.ADMIN, parent, signed_in)

@@ -19,6 +19,7 @@ from callguard.evidence import read_key, verify_package
 from callguard.gui import review as review_mod
 from callguard.gui.bridge import StoreClient
 from callguard.gui.review import ReviewWindow, T, action_marker_kind, mask_number
+from callguard.services.review_access import notifications_from
 from callguard.store import ActionRecord, AuditRecord, Store
 
 RATE = 8000
@@ -549,8 +550,8 @@ def test_notification_helpers():
     text = review_mod.notification_text(rec)
     assert "kim" in text and "1:15" in text and T("review.note.rest_ended") in text
     other = AuditRecord(8, rec.at + 1, "boss", "supervisor", "password_set", None, "")
-    assert review_mod.notifications_from([rec, other]) == [rec]
-    assert review_mod.notifications_from([rec], own_only="lee") == []
+    assert notifications_from([rec, other]) == [rec]
+    assert notifications_from([rec], own_only="lee") == []
 
 
 def test_numbers_are_masked_and_actions_map_to_marker_kinds():
@@ -561,12 +562,14 @@ def test_numbers_are_masked_and_actions_map_to_marker_kinds():
     assert mask_number("1001") == "***1"
     assert mask_number("") == ""
 
-    def act(kind: str, detail: str) -> ActionRecord:
-        return ActionRecord(1, 1, 0.0, kind, detail, True, None)
+    def act(kind: str, detail: str, prompt: str | None = None) -> ActionRecord:
+        return ActionRecord(1, 1, 0.0, kind, detail, True, None, prompt=prompt)
 
-    assert action_marker_kind(act("play_prompt", "warning (1.0 s)")) == "warning"
-    assert action_marker_kind(act("play_prompt", "final (1.2 s)")) == "final"
-    assert action_marker_kind(act("play_prompt", "duration_final")) == "final"
+    # The prompt's key is a value of the row (schema 4), never read back from the detail.
+    assert action_marker_kind(act("play_prompt", "warning (1.0 s)", "warning")) == "warning"
+    assert action_marker_kind(act("play_prompt", "final (1.2 s)", "final")) == "final"
+    assert action_marker_kind(act("play_prompt", "duration_final", "duration_final")) == "final"
+    assert action_marker_kind(act("play_prompt", "pre_call (3.0 s)", "pre_call")) == "other"
     assert action_marker_kind(act("hangup", "final")) == "hangup"
     assert action_marker_kind(act("alert", "supervisor alert: x")) == "alert"
     assert action_marker_kind(act("fault", "runner")) == "other"

@@ -18,11 +18,11 @@ from callguard.cli.main import main as cli
 from callguard.gui.bridge import EngineBridge, StoreClient
 from callguard.gui.rules_editor import (
     RulesEditorWindow,
-    TomlOutline,
     format_duration,
     stage_validation_error,
 )
 from callguard.rules.loader import parse_duration
+from callguard.rules.toml_edit import TomlText
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RULES = ROOT / "rules" / "default.toml"
@@ -333,11 +333,11 @@ def test_durations_and_values_round_trip():
         assert parse_duration(format_duration(seconds)) == seconds
     assert [format_duration(s) for s in (5, 120, 90, 3600)] == ["5s", "2m", "1m30s", "1h"]
     text = 'a = 1  # one\n[t]\nb = [\n  "x", # c\n  "y",\n]\nc = """\nq\n"""\n'
-    out = TomlOutline(text).set_value(("t", "c"), "z")
+    out = TomlText(text).set_value(("t", "c"), "z")
     assert out == 'a = 1  # one\n[t]\nb = [\n  "x", # c\n  "y",\n]\nc = "z"\n'
-    out = TomlOutline(text).set_value(("t", "b"), ["p"])
+    out = TomlText(text).set_value(("t", "b"), ["p"])
     assert out == 'a = 1  # one\n[t]\nb = ["p"]\nc = """\nq\n"""\n'
-    out = TomlOutline(text).set_value(("a",), 2)
+    out = TomlText(text).set_value(("a",), 2)
     assert out.startswith("a = 2  # one\n")
 
 
