@@ -553,7 +553,7 @@ class CounselorWindow(QMainWindow):
         if self.call_state != "idle" or not number or \
                 self._line.state is not LineState.REGISTERED:
             return
-        self._new_call(direction="outbound", remote=number)
+        self._new_call(direction=Direction.OUTBOUND, remote=number)
         self._set_state("dialing")
         log.info("dialling (number not logged)")
         self.bridge.dial(number, self._dialled)
@@ -663,7 +663,8 @@ class CounselorWindow(QMainWindow):
     def _on_ringing(self, ev: EngineEvent) -> None:
         if self.call_state != "idle":
             return  # the engine refuses a second call itself
-        self._new_call(direction="inbound", remote=str((ev.data or {}).get("remote", "")))
+        self._new_call(direction=Direction.INBOUND,
+                       remote=str((ev.data or {}).get("remote", "")))
         self.call_id = ev.call_id
         self._set_state("ringing")
         log.info("incoming call %s", ev.call_id)
@@ -672,7 +673,8 @@ class CounselorWindow(QMainWindow):
 
     def _on_dialing(self, ev: EngineEvent) -> None:
         if self.call_state == "idle":  # dialled elsewhere (a script on the same engine)
-            self._new_call(direction="outbound", remote=str((ev.data or {}).get("remote", "")))
+            self._new_call(direction=Direction.OUTBOUND,
+                           remote=str((ev.data or {}).get("remote", "")))
             self._set_state("dialing")
         elif self.call_state != "dialing" or self.call_id not in (None, ev.call_id):
             return
@@ -983,7 +985,7 @@ class CounselorWindow(QMainWindow):
         self.state_label.setStyleSheet("QLabel { color:#c62828 }" if ringing else "")
         self.remote_label.setText(self._remote if not idle else "")
         self.direction_label.setText(T(f"counselor.dir.{self._direction}")
-                                     if not idle and self._direction in ("inbound", "outbound")
+                                     if not idle and self._direction in tuple(Direction)
                                      else "")
         self._show_time()
         self._show_stage()

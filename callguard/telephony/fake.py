@@ -52,6 +52,7 @@ from callguard.telephony.base import (
     LineState,
     LineStatus,
 )
+from callguard.vocabulary import Direction
 
 _ids = itertools.count(1)
 
@@ -78,12 +79,13 @@ class FakeCall:
     """One call on a :class:`FakeLine`. Engine side: the :class:`Call` protocol. Far-end
     side: ``far_*`` methods and :meth:`heard`."""
 
-    def __init__(self, line: FakeLine, direction: str, remote: str) -> None:
+    def __init__(self, line: FakeLine, direction: Direction, remote: str) -> None:
         self.line = line
         self.call_id = f"fake-{next(_ids)}@callguard.test"
         self.direction = direction
         self.remote = remote
-        self._state = CallState.RINGING if direction == "inbound" else CallState.DIALING
+        self._state = (CallState.RINGING if direction == Direction.INBOUND
+                       else CallState.DIALING)
         self._end: CallEnd | None = None
         self._detail = ""
         self.media_start: float | None = None  # the line clock's monotonic() at answer
@@ -295,7 +297,7 @@ class FakeLine:
     def dial(self, number: str) -> FakeCall:
         if self._status.state is not LineState.REGISTERED:
             raise RuntimeError(f"the line is not registered ({self._status})")
-        call = FakeCall(self, "outbound", number)
+        call = FakeCall(self, Direction.OUTBOUND, number)
         self.calls.append(call)
         self.dialled.append(number)
         if self.answer_after_s is not None:
@@ -307,7 +309,7 @@ class FakeLine:
     # --- test side ------------------------------------------------------------------------
     def ring(self, remote: str = "010-0000-0000") -> FakeCall:
         """An inbound call arrives and rings; the engine's ``on_incoming`` gets it."""
-        call = FakeCall(self, "inbound", remote)
+        call = FakeCall(self, Direction.INBOUND, remote)
         self.calls.append(call)
         if self._on_incoming is not None:
             self._on_incoming(call)
