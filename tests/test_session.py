@@ -190,7 +190,9 @@ def test_early_look_cuts_detection_latency(rules):
     # Without the early look the verdict waits for the whole 600 ms hangover.
     assert t_late - t_early > 0.25
     assert early.session.latencies[0] < late.session.latencies[0] - 0.25
-    assert early.session.latencies[0] < 0.6
+    # Against the same call without the early look (not fixed seconds): the early look
+    # waits for a 160 ms pause, the whole utterance for the 800 ms hangover.
+    assert early.session.latencies[0] < 0.5 * late.session.latencies[0]
 
 
 def test_speech_resuming_after_the_early_look_is_recognised_whole(rules):
