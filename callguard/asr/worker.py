@@ -9,6 +9,14 @@ The queue is bounded and ordered by priority (the caller's leg before the counse
 When it is full, the lowest-priority job waiting is *deferred*: its future resolves with
 status ``deferred`` (its audio is still in the recording, for transcription after the call),
 so caller speech is never refused because of a backlog of counselor speech.
+
+**In this process or in a child.** The worker runs whatever its factory builds. For the real
+model the factory is :func:`callguard.asr.process.child_factory` (what
+``callguard.engine.wiring.transcriber_factory`` returns unless asked for ``in_process``):
+the model lives in a child process, so a native crash of it fails one utterance
+(``failed``) instead of ending the agent, and the child is restarted. Fakes for tests
+(``callguard.asr.fake``) are built in this process. Either way this thread is the single
+owner of the transcriber, and the guard and the rules matcher run here.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from dataclasses import dataclass, field
 
 from callguard.asr import memory
 from callguard.asr.guard import GuardConfig, GuardResult, judge
+from callguard.asr.process import ChildTranscriber, RecogniserCrashed, RecogniserUnavailable
 from callguard.asr.transcript import Transcriber, Transcript
 from callguard.audio.resample import to_16k
 from callguard.audio.vad import Utterance
@@ -93,13 +102,19 @@ class WorkerStats:
     deferred: int
     failed: int
     last_asr_s: float
+    available: bool = True
 
 
 class RecognitionWorker:
     """Owner thread for a :class:`Transcriber` (built on the thread by ``factory``).
 
+    ``factory`` decides where the model runs: a :func:`callguard.asr.process.child_factory`
+    puts it in a child process (the real model's default), any other callable builds the
+    transcriber in this process, on this worker's thread (fakes, tools).
+
     Use ``await worker.start()`` (raises if the model cannot be loaded), then ``submit``;
-    ``await worker.stop()`` finishes the jobs already queued and ends the thread.
+    ``await worker.stop()`` finishes the jobs already queued, ends the thread and closes
+    the transcriber (stops its child process, if it has one).
     """
 
     def __init__(self, factory: Callable[[], Transcriber], *, max_queue: int = 8,
@@ -191,7 +206,18 @@ class RecognitionWorker:
             waits = [now - j.submitted for j in self._heap if not j.cancelled]
             busy = now - self._busy_since if self._busy_since is not None else 0.0
             return WorkerStats(len(waits), max(waits, default=0.0), busy, self._done,
-                               self._deferred, self._failed, self._last_asr)
+                               self._deferred, self._failed, self._last_asr, self.available)
+
+    @property
+    def available(self) -> bool:
+        """False while the transcriber says it cannot recognise (a recogniser process that
+        failed too often in a row): results are then ``failed`` at once, until it recovers."""
+        return bool(getattr(self.transcriber, "available", True))
+
+    @property
+    def out_of_process(self) -> bool:
+        """True when the transcriber's model runs in a child process."""
+        return isinstance(self.transcriber, ChildTranscriber)
 
     # --- the owner thread -----------------------------------------------------------------
 
@@ -215,6 +241,15 @@ class RecognitionWorker:
             loop.call_soon_threadsafe(ready.set_exception, exc)
             return
         loop.call_soon_threadsafe(ready.set_result, None)
+        try:
+            self._serve()
+        finally:
+            close = getattr(self.transcriber, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+
+    def _serve(self) -> None:
         while True:
             with self._cv:
                 while not self._heap and not self._closing:
@@ -230,7 +265,8 @@ class RecognitionWorker:
             with self._cv:
                 self._busy_since = None
             self._resolve(job, result)
-            memory.trim()
+            if not self.out_of_process:  # a child trims its own heap
+                memory.trim()
 
     def _work(self, job: _Job) -> Recognition:
         began = self._clock()
@@ -241,6 +277,12 @@ class RecognitionWorker:
             transcript = self.transcriber.transcribe(audio)
             verdict = judge(transcript, self._guard)
             match = job.matcher.match(verdict.text) if (verdict.text and job.matcher) else None
+        except (RecogniserCrashed, RecogniserUnavailable) as exc:  # the child's fate, logged there
+            log.warning("recognition failed on the %s leg: %s", job.leg, exc)
+            self._failed += 1
+            return Recognition(job.leg, job.utterance, "failed", error=repr(exc),
+                               queued_s=queued, asr_s=self._clock() - began,
+                               done_at=self._clock())
         except Exception as exc:  # one bad utterance must not stop the call
             log.exception("recognition failed on the %s leg", job.leg)
             self._failed += 1

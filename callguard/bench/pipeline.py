@@ -8,8 +8,13 @@ store in a temporary SQLite file) and reports, for the configured model:
   seconds of speech that was recognised);
 * ``latency_p50_s`` / ``latency_p95_s``: end of caller speech → result (the moment a verdict
   could be issued), per caller utterance, in seconds;
-* ``cpu_cores``: process CPU seconds over wall seconds (1.0 = one core busy);
-* ``peak_rss_mb``: the process's peak resident memory.
+* ``cpu_cores``: CPU seconds over wall seconds (1.0 = one core busy) of this process and of
+  the child processes that ended meanwhile (the recogniser's, stopped with the call);
+* ``peak_rss_mb``: this process's peak resident memory; ``asr_child_peak_rss_mb`` the
+  recogniser process's (``callguard.asr.process``; null when the model ran in this process),
+  ``kiwi_child_peak_rss_mb`` the Kiwi process's; ``peak_rss_with_asr_mb`` the peak of this
+  process and the recogniser's together (what the model costs the PC wherever it runs: the
+  memory target applies to it), ``peak_rss_total_mb`` with every child process.
 
 By default the call is paced in real time, as on a live line, so recognition competes with
 audio handling as it would; ``--fast`` runs it on a simulated clock instead. The call is
@@ -35,26 +40,62 @@ import numpy as np
 from callguard.audio.wavfile import read_wav
 from callguard.bench.stats import percentile
 from callguard.config import load_settings
-from callguard.vocabulary import Source
+from callguard.vocabulary import Source, Transcribed
 
-TARGETS = {"latency_p95_s": 1.0, "rtf": 0.2, "peak_rss_mb": 600.0}
+TARGETS = {"latency_p95_s": 1.0, "rtf": 0.2, "peak_rss_with_asr_mb": 600.0}
+
+_CHILDREN = {"asr": "callguard.asr.process", "kiwi": "callguard.text.kiwiproc"}
 
 
 class _Peak:
-    """Samples RSS every 50 ms (psutil), for platforms without ``ru_maxrss``."""
+    """Samples RSS every 50 ms (psutil): this process's (also for platforms without
+    ``ru_maxrss``) and its child processes' (the recogniser's, Kiwi's)."""
 
     def __init__(self) -> None:
         import psutil
 
+        self._psutil = psutil
         self._proc = psutil.Process()
         self.peak = self._proc.memory_info().rss
+        self.child_peak: dict[str, int] = {}
+        self.with_asr = self.total = self.peak
+        self._kinds: dict[int, str] = {}
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
 
+    def _kind(self, child) -> str:
+        kind = self._kinds.get(child.pid)
+        if kind is None:
+            cmd = " ".join(child.cmdline())
+            kind = next((k for k, mod in _CHILDREN.items() if mod in cmd), "other")
+            self._kinds[child.pid] = kind
+        return kind
+
+    def _sample(self) -> None:
+        own = self._proc.memory_info().rss
+        self.peak = max(self.peak, own)
+        asr = others = 0
+        for child in self._proc.children(recursive=True):
+            try:
+                kind, rss = self._kind(child), child.memory_info().rss
+            except self._psutil.Error:  # it ended meanwhile
+                continue
+            self.child_peak[kind] = max(self.child_peak.get(kind, 0), rss)
+            if kind == "asr":
+                asr += rss
+            else:
+                others += rss
+        self.with_asr = max(self.with_asr, own + asr)
+        self.total = max(self.total, own + asr + others)
+
     def _run(self) -> None:
         while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self._proc.memory_info().rss)
+            self._sample()
+
+    def child_mb(self, kind: str) -> float | None:
+        peak = self.child_peak.get(kind)
+        return None if peak is None else round(peak / 2**20, 1)
 
     def stop(self) -> float:
         self._stop.set()
@@ -67,6 +108,16 @@ class _Peak:
         except ImportError:  # Windows
             pass
         return peak / 2**20
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the child processes that have ended and been waited for."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def build_bench_call(out: Path, data: Path, count: int, gap_s: float = 1.0) -> float:
@@ -89,18 +140,17 @@ def run(wav: Path, *, realtime: bool, config: Path | None, rules: Path | None) -
 
     settings = load_settings(config)
     peak = _Peak()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, wall0 = time.process_time() + _children_cpu(), time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         result, info = asyncio.run(simulate_file(
             wav, settings=settings, rules_path=rules or settings.rules_path,
             store_path=Path(tmp) / "bench.db", realtime=realtime, source=Source.SIMULATE))
     wall = time.perf_counter() - wall0
-    cpu = time.process_time() - cpu0
+    cpu = time.process_time() + _children_cpu() - cpu0
     peak_mb = peak.stop()
-    speech = [e for e in result.timeline if e.kind in ("speech", "dropped", "early")]
-    asr_total = sum(e.detail.get("asr_s") or 0 for e in speech)
-    speech_s = sum(e.detail["end"] - e.detail["start"] for e in speech
-                   if e.kind != "early")
+    speech = [e for e in result.timeline if isinstance(e, Transcribed)]
+    asr_total = sum(e.asr_s or 0 for e in speech)
+    speech_s = sum(e.end_s - e.start_s for e in speech if not e.early)
     lat = result.session.latencies
     out = {
         "model": info.model,
@@ -119,6 +169,11 @@ def run(wav: Path, *, realtime: bool, config: Path | None, rules: Path | None) -
         "cpu_cores": round(cpu / wall, 3),
         "wall_s": round(wall, 2),
         "peak_rss_mb": round(peak_mb, 1),
+        "asr_in_child": "asr" in peak.child_peak,
+        "asr_child_peak_rss_mb": peak.child_mb("asr"),
+        "kiwi_child_peak_rss_mb": peak.child_mb("kiwi"),
+        "peak_rss_with_asr_mb": round(max(peak.with_asr / 2**20, peak_mb), 1),
+        "peak_rss_total_mb": round(max(peak.total / 2**20, peak_mb), 1),
     }
     out["meets_targets"] = {k: (out[k] is not None and out[k] <= v) for k, v in TARGETS.items()}
     return out
@@ -140,13 +195,18 @@ def table(r: dict) -> str:
         ("detection latency p95", f"{r['latency_p95_s']} s", f"≤ {TARGETS['latency_p95_s']} s"),
         ("detection latency max", f"{r['latency_max_s']} s", ""),
         ("CPU", f"{r['cpu_cores']} cores busy on average", ""),
-        ("peak memory (RSS)", f"{r['peak_rss_mb']} MB", f"≤ {TARGETS['peak_rss_mb']:g} MB"),
+        ("peak memory (RSS)", f"{r['peak_rss_mb']} MB", ""),
+        ("  recogniser process", "in this process" if not r["asr_in_child"]
+         else f"{r['asr_child_peak_rss_mb']} MB", ""),
+        ("  with the recogniser", f"{r['peak_rss_with_asr_mb']} MB",
+         f"≤ {TARGETS['peak_rss_with_asr_mb']:g} MB"),
+        ("  Kiwi process", f"{r['kiwi_child_peak_rss_mb']} MB", ""),
     ]
     ok = r["meets_targets"]
     lines = []
     for name, value, target in rows:
         key = {"real-time factor": "rtf", "detection latency p95": "latency_p95_s",
-               "peak memory (RSS)": "peak_rss_mb"}.get(name)
+               "  with the recogniser": "peak_rss_with_asr_mb"}.get(name)
         mark = "" if key is None else ("  ok" if ok[key] else "  TOO SLOW/BIG")
         lines.append(f"  {name:<26} {value:<40} {target}{mark}")
     verdict = "fast enough" if all(ok.values()) else "NOT fast enough"

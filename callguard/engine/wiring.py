@@ -17,14 +17,25 @@ from callguard.engine.engine import Engine, EngineEvent
 from callguard.telephony.base import Call, Line
 
 
-def transcriber_factory(settings: Settings) -> Callable[[], Transcriber]:
+def transcriber_factory(settings: Settings, *,
+                        in_process: bool = False) -> Callable[[], Transcriber]:
     """Builds the configured Whisper model; called on the recognition worker's thread,
-    which owns the model from then on."""
+    which owns the model from then on.
+
+    By default the model is loaded in a child process (:mod:`callguard.asr.process`), so a
+    native crash of the recogniser fails one utterance and never the call; ``in_process``
+    loads it in this process (one-shot tools, measurements of the in-process cost)."""
     def build() -> Transcriber:
+        model = resolve_model(settings.asr)  # here: a configuration error is ours to say
+        if not in_process:
+            from callguard.asr.process import ChildTranscriber, whisper_spec
+
+            return ChildTranscriber(whisper_spec(model,
+                                                 compute_type=settings.asr.compute_type,
+                                                 cpu_threads=settings.asr.cpu_threads))
         from callguard.asr.whisper import WhisperTranscriber
 
-        return WhisperTranscriber(resolve_model(settings.asr),
-                                  compute_type=settings.asr.compute_type,
+        return WhisperTranscriber(model, compute_type=settings.asr.compute_type,
                                   cpu_threads=settings.asr.cpu_threads)
     return build
 
