@@ -18,10 +18,11 @@ the child's life are ours to see and to kill.
 
 **Protocol.** Binary frames both ways: an 8-byte header (``<II``: JSON length, payload
 length), a UTF-8 JSON object, then the payload. The first frame names what to build (a
-*spec*: :func:`whisper_spec`, or :func:`tone_spec` for tests); the child loads it and
-answers ``{"ok": {"name", "load_s", "pid"}}`` (or ``{"error": ...}``). Each ``transcribe``
-request carries the audio as raw little-endian float32 samples at 16 kHz (a 15 s utterance
-is 960 kB, copied in about a millisecond); the reply holds the segments and scores.
+*spec*: :func:`whisper_spec`, or :func:`tone_spec` for tests); the child loads it (and
+warms the model up on a second of silence) and answers ``{"ok": {"name", "load_s",
+"pid"}}`` (or ``{"error": ...}``). Each ``transcribe`` request carries the audio as raw
+little-endian float32 samples at 16 kHz (a 15 s utterance is 960 kB, copied in about a
+millisecond); the reply holds the segments and scores.
 
 **Failures.** If the child dies (or stops answering within a deadline that grows with the
 utterance) while an utterance is being recognised, that ``transcribe`` raises
@@ -476,8 +477,14 @@ def serve(requests: IO[bytes], replies: IO[bytes], *, hooks: bool = False) -> in
         return 0
     memory.limit_arenas()  # before the model allocates: see callguard.asr.memory
     started = time.perf_counter()
+    spec = first[0]["spec"]
     try:
-        transcriber = _build(first[0]["spec"])
+        transcriber = _build(spec)
+        if spec.get("kind") == "whisper":
+            # CTranslate2's first call is ~50 ms slower than the next: pay it before the
+            # first utterance (a second of silence, ~0.2 s).
+            transcriber.transcribe(np.zeros(ASR_RATE, np.float32))
+            memory.trim()
     except Exception as exc:
         reply({"error": f"{type(exc).__name__}: {exc}"})
         return 1
