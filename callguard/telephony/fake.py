@@ -16,9 +16,9 @@ written audio to the far end in 20 ms packets on an absolute schedule, filling w
 when nothing is queued, as the RTP sender does; ``sent_samples`` and ``queued_samples``
 follow it, so "play the prompt to its last sample" is tested for real.
 
-Time comes from the line's ``clock`` (see :class:`LineClock`):
+Time comes from the line's ``clock`` (a :class:`~callguard.clock.TimeSource`):
 
-- ``None`` (default) or :data:`~callguard.clock.SYSTEM`: real time; a sender thread
+- :data:`~callguard.clock.SYSTEM` (default): real time; a sender thread
   owned by the line sends every 20 ms. For the demo, ``callguard gui --fake-line`` and the
   few tests that need real time.
 - a :class:`~callguard.clock.StepClock`: no thread. The line listens to the clock
@@ -36,13 +36,12 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Callable
-from typing import Protocol
 
 import numpy as np
 
 from callguard.audio.samplequeue import SampleQueue
+from callguard.clock import SYSTEM, StepClock, TimeSource
 from callguard.telephony.base import (
     FRAME,
     RATE,
@@ -55,24 +54,6 @@ from callguard.telephony.base import (
 from callguard.vocabulary import Direction
 
 _ids = itertools.count(1)
-
-
-class LineClock(Protocol):
-    """What the line reads of its clock: a :class:`~callguard.clock.TimeSource`
-    (not imported here: telephony sits below the session layer). A ``stepped`` one must
-    also have ``add_listener(fn)`` and ``remove_listener(fn)``, as
-    :class:`~callguard.clock.StepClock` has: ``fn(position)`` runs at each step."""
-
-    stepped: bool
-
-    def monotonic(self) -> float: ...
-
-
-class _MachineClock:
-    stepped = False
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 class FakeCall:
@@ -240,12 +221,11 @@ class FakeLine:
     """An in-memory :class:`~callguard.telephony.base.Line` registered as ``user``."""
 
     def __init__(self, user: str = "counselor", *, answer_after_s: float | None = None,
-                 clock: LineClock | None = None) -> None:
+                 clock: TimeSource = SYSTEM) -> None:
         """``answer_after_s``: outbound calls are answered by the far end after this many
         seconds (``None``: only when the test calls :meth:`FakeCall.far_answer`); real time
         only (on a stepped clock the test answers, then waits for the engine's ``answered``
         event before advancing). ``clock``: see the module's docstring."""
-        clock = clock if clock is not None else _MachineClock()
         if clock.stepped and answer_after_s is not None:
             raise ValueError("answer_after_s needs real time: on a stepped clock the test "
                              "calls far_answer()")
@@ -275,8 +255,8 @@ class FakeLine:
 
     def start(self) -> None:
         self._stop.clear()
-        if self.clock.stepped:
-            self.clock.add_listener(self._tick)  # type: ignore[attr-defined]
+        if isinstance(self.clock, StepClock):
+            self.clock.add_listener(self._tick)
         else:
             self._thread = threading.Thread(target=self._sender, name="fake-line",
                                             daemon=True)
@@ -287,8 +267,8 @@ class FakeLine:
         for call in list(self.calls):
             call.hangup()
         self._stop.set()
-        if self.clock.stepped:
-            self.clock.remove_listener(self._tick)  # type: ignore[attr-defined]
+        if isinstance(self.clock, StepClock):
+            self.clock.remove_listener(self._tick)
         if self._thread is not None:
             self._thread.join(2)
             self._thread = None
