@@ -26,6 +26,10 @@ every default applies, which runs the bundled model and the shipped default rule
     rtp_low = 10000
     rtp_high = 20000
     auto_answer = false
+    allow = []               # besides the registrar, who may send us SIP: "host" or
+                             # "host:port" (e.g. a second proxy); see README, trust model
+    ack_timeout_s = 32       # no ACK for our 200 OK within this: the call ends (Timer H)
+    ring_timeout_s = 120     # a call nobody answers or cancels stops ringing after this
 
     [headset]                # the counselor's sound card (callguard gui, callguard run --headset)
     input = ""               # "" = the system's default; else a device name (or part of
@@ -71,10 +75,37 @@ class SipSettings:
     rtp_low: int = 10000
     rtp_high: int = 20000
     auto_answer: bool = False
+    allow: tuple[str, ...] = ()
+    ack_timeout_s: float = 32.0
+    ring_timeout_s: float = 120.0
 
 
 _SIP_TYPES = {"server": str, "user": str, "password": str, "local_ip": str, "port": int,
               "sip_port": int, "rtp_low": int, "rtp_high": int, "auto_answer": bool}
+#: [sip] keys added for issue 13, checked by :func:`_sip_extra`.
+_SIP_EXTRA = ("allow", "ack_timeout_s", "ring_timeout_s")
+
+
+def _sip_extra(key: str, value: object, path: Path) -> object:
+    """``allow``: a list of "host" or "host:port" strings; the timeouts: seconds, > 0 and at
+    most an hour (a typo must not make a ghost call hold the line for days)."""
+    if key == "allow":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f'{path}: sip.allow must be a list of "host" or "host:port" '
+                              "strings")
+        for entry in value:
+            host, sep, port = entry.strip().rpartition(":")
+            if not sep:
+                host, port = entry.strip(), ""
+            if not host or any(c in host for c in " /@;,") or (
+                    sep and not (port.isdigit() and 0 < int(port) < 65536)):
+                raise ConfigError(f'{path}: sip.allow entry {entry!r} is not "host" or '
+                                  '"host:port" (port 1-65535)')
+        return tuple(v.strip() for v in value)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 3600:
+        raise ConfigError(f"{path}: sip.{key} must be a number of seconds, above 0 and at "
+                          "most 3600")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -118,7 +149,8 @@ def default_config_path() -> Path:
 
 
 _KEYS = {"asr": {"model", "compute_type", "cpu_threads"}, "rules": {"path"},
-         "store": {"path"}, "sip": set(_SIP_TYPES), "headset": {"input", "output"}}
+         "store": {"path"}, "sip": set(_SIP_TYPES) | set(_SIP_EXTRA),
+         "headset": {"input", "output"}}
 
 
 def _unknown(name: str, where: str, known: set[str], path: Path) -> ConfigError:
@@ -165,8 +197,11 @@ def load_settings(path: Path | None = None) -> Settings:
                         compute_type=asr.get("compute_type", "int8"), cpu_threads=threads),
         source=path,
     )
-    sip = data.get("sip", {})
+    sip = dict(data.get("sip", {}))
     for key, value in sip.items():
+        if key in _SIP_EXTRA:
+            sip[key] = _sip_extra(key, value, path)
+            continue
         want = _SIP_TYPES[key]
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):
             raise ConfigError(f"{path}: sip.{key} must be {want.__name__}, not "

@@ -10,6 +10,29 @@ The fixes are subclasses, not monkey-patches: :class:`FixedPhone` is a ``VoIPPho
 client, calls and RTP clients are the fixed ones here. Only :mod:`callguard.telephony.sipline`
 uses them.
 
+Hardening against hostile or broken peers (issue 13; always on, not switchable — the tests in
+tests/test_sip_hostile.py were run against the code before them instead):
+
+- trust: requests only from the registrar/proxy, the ``[sip] allow`` list, or (in-dialog
+  only) the dialog's far end; others get 403 (in-dialog: 481), responses from strangers are
+  dropped (pyVoIP took SIP from anyone: an INVITE straight to the agent was answered);
+- dialog: BYE, re-INVITE, ACK must match Call-ID and both tags, in CSeq order; CANCEL the
+  INVITE's branch and From tag (pyVoIP matched the Call-ID only: a forged BYE ended calls);
+- mandatory headers: a request without Via, From, To, Call-ID or a valid CSeq gets 400 and
+  changes nothing (one INVITE without CSeq kept the line busy until restart); a failing
+  incoming-call handler ends the ringing call;
+- responses go to the request's source (RFC 3261 §18.2.2 / RFC 3581), also the 200 OK to a
+  re-INVITE (pyVoIP's went to the registrar: a caller's hold broke the call);
+- OPTIONS 200 with Allow, other methods 405/501, at the transport (pyVoIP's parser raised
+  on any method but INVITE/ACK/BYE/CANCEL and the message was dropped unanswered);
+- timers: our 2xx is retransmitted until the ACK, none within ``ack_timeout_s`` (Timer H,
+  32 s) ends the call with a BYE; an unanswered call gets 480 after ``ring_timeout_s``
+  (120 s); at most ``MAX_CALLS`` calls at once, more INVITEs get 486 with no port taken;
+- SDP: one audio stream used, other m-lines answered with port 0; invalid ports, no usable
+  audio, non-IPv4 addresses → 488 at offer time, before any port or thread is taken
+  (pyVoIP took a port per m-line and a client per c= line, and leaked them on failure);
+  hold (sendonly/inactive/0.0.0.0) stops our sending while receiving and recording go on.
+
 Threads: one SIP thread per phone (receive loop plus timers: registration, BYE
 retransmission); two per RTP client (receive, send). Call-backs run on fresh threads, never on
 the SIP thread.
@@ -107,6 +130,9 @@ USER_AGENT = f"callguard (pyVoIP {PYVOIP_VERSION})"
 T1 = 0.5  # RFC 3261 round-trip estimate, seconds
 REGISTER_TIMEOUT_S = 4.0  # no final answer to REGISTER within this: registrar unreachable
 RETRY_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+ACK_TIMEOUT_S = 64 * T1  # Timer H: no ACK for our 2xx within this ends the call
+RING_TIMEOUT_S = 120.0  # an inbound call nobody answers or cancels ends after this
+MAX_CALLS = 8  # calls in the table at once; INVITEs beyond get 486 with no port taken
 AUTH_FAILED_RETRY_S = 60.0
 
 
@@ -128,9 +154,12 @@ class FixedSIPClient(SIP.SIPClient):
     CANCEL. Messages are parsed by pyVoIP's parser after :func:`sipmsg.normalize`."""
 
     def __init__(self, *args: Any, on_status: Callable[[LineStatus], None] | None = None,
-                 **kwargs: Any) -> None:
+                 allow: tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_status = on_status
+        self.allow = tuple(allow)  # "host" or "host:port" besides the registrar
+        self.refused: Counter[str] = Counter()  # messages refused at the transport, by kind
+        self._trust_setup()
         self.status = LineStatus(LineState.OFFLINE)
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
@@ -178,9 +207,13 @@ class FixedSIPClient(SIP.SIPClient):
         self.s.sendto(text.encode("utf-8"), addr or (self.server, self.port))
 
     def send_to_source(self, text: str, request: SIP.SIPMessage) -> None:
-        """Responses go back where the request came from (RFC 3581 symmetric response);
-        pyVoIP sent them all to the registrar."""
-        self._send(text, getattr(request, "source", None))
+        """Responses go back where the request came from (RFC 3261 §18.2.2, RFC 3581
+        rport); pyVoIP sent them all to the registrar."""
+        source = getattr(request, "source", None)
+        head = getattr(request, "head", None)
+        if source is not None and head is not None:
+            source = sipmsg.response_address(head.first("Via"), source)
+        self._send(text, source)
 
     def later(self, delay: float, fn: Callable[[], None]) -> None:
         with self._tlock:
@@ -214,17 +247,122 @@ class FixedSIPClient(SIP.SIPClient):
             except Exception:
                 log.exception("SIP timer failed")
 
+    # -- trust (issue 13): who may send us what
+
+    def _trust_setup(self) -> None:
+        try:
+            registrar = socket.gethostbyname(self.server)
+        except OSError:
+            registrar = self.server
+        self._trusted: set[tuple[str, int]] = {(registrar, int(self.port))}
+        self._trusted_hosts: set[str] = set()
+        for entry in self.allow:
+            host, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
+            with contextlib.suppress(OSError):
+                host = socket.gethostbyname(host)
+            if port:
+                self._trusted.add((host, int(port)))
+            else:
+                self._trusted_hosts.add(host)
+
+    def trusted(self, addr: tuple[str, int]) -> bool:
+        """The registrar/proxy, or an address of the ``[sip] allow`` list."""
+        return addr in self._trusted or addr[0] in self._trusted_hosts
+
+    def _refuse(self, kind: str, addr: tuple[str, int], detail: str) -> None:
+        """Count a refused message; log the first of each kind, then every 100th (a flood
+        must not flood the log)."""
+        self.refused[kind] += 1
+        n = self.refused[kind]
+        if n == 1 or n % 100 == 0:
+            log.warning("SIP %s from %s:%s refused (%s; %d so far)", kind, *addr, detail, n)
+
+    def _reply(self, text: str, code: int, reason: str, addr: tuple[str, int],
+               extra: str = "") -> None:
+        self._send(sipmsg.build_response(text, code, reason, None, USER_AGENT, extra), addr)
+
+    def _screen(self, head: sipmsg.Head, text: str, addr: tuple[str, int]) -> bool:
+        """The transport-layer checks on a received request, before pyVoIP sees it. False:
+        answered (or dropped) here. Requests go on only from the registrar/proxy, the
+        allow-list, or — in-dialog only — the dialog's peer; they must carry every
+        mandatory header; OPTIONS is answered here, methods we do not serve get 405/501
+        (pyVoIP's parser raised on anything but INVITE/ACK/BYE/CANCEL: never answered)."""
+        method = head.method
+        if not head.first("Via"):
+            self._refuse("without Via", addr, method)  # nowhere to send an answer
+            return False
+        is_ack = method == "ACK"
+        if not self.trusted(addr):
+            if head.to_tag and self.phone.is_dialog_peer(head.call_id, addr):  # type: ignore[attr-defined]
+                pass  # the dialog's far end, straight (no Record-Route): matched in full later
+            else:
+                # Out of the dialog from a stranger: 403 rather than silence, so a
+                # misconfigured (unlisted) proxy gets a plain answer at once instead of
+                # retransmitting for 32 s; the answer goes only to the packet's source and
+                # is no bigger than the request (no reflection gain). In-dialog: 481 —
+                # for us no dialog exists with that sender.
+                self._refuse(f"{method} from a stranger", addr, head.call_id[:40])
+                if not is_ack:
+                    if head.to_tag or method == "CANCEL":
+                        self._reply(text, 481, "Call/Transaction Does Not Exist", addr)
+                    else:
+                        self._reply(text, 403, "Forbidden", addr)
+                return False
+        to = sipmsg.response_address(head.first("Via"), addr)
+        missing = sipmsg.missing_headers(head)
+        if missing:
+            # 400 and no state: one INVITE without CSeq kept the line busy until restart.
+            self._refuse(f"{method} without {missing[0]}", addr, ", ".join(missing))
+            if not is_ack:
+                self._reply(text, 400, f"Bad Request (missing {', '.join(missing)})", to)
+            return False
+        if method == "OPTIONS":
+            self._reply(text, 200, "OK", to, sipmsg.ALLOW + "Accept: application/sdp\r\n")
+            return False
+        if method not in sipmsg.SUPPORTED:
+            if method in sipmsg.KNOWN_UNSUPPORTED:
+                self._reply(text, 405, "Method Not Allowed", to, sipmsg.ALLOW)
+            else:
+                self._reply(text, 501, "Not Implemented", to, sipmsg.ALLOW)
+            return False
+        return True
+
     def _handle(self, raw: bytes, addr: tuple[str, int]) -> None:
         if raw.strip(b"\r\n\x00") == b"":
             return  # keep-alive
         data = sipmsg.normalize(raw) if enabled("headers") else raw
+        text = data.decode("utf-8", errors="replace")
+        head = sipmsg.parse_head(text)
+        if head is None:
+            return self._refuse("unparsable message", addr, repr(data[:40]))
+        if not head.is_request and not self.trusted(addr):
+            return self._refuse("response from a stranger", addr, str(head.status))
+        if head.is_request and not self._screen(head, text, addr):
+            return
+        offer: sipmsg.Offer | None = None
+        refusal = ""
+        if head.method == "INVITE" and "\r\n\r\n" in text and text.split("\r\n\r\n", 1)[1]:
+            # The SDP is read here and pyVoIP gets only the one audio stream we use.
+            head_text, body = text.split("\r\n\r\n", 1)
+            try:
+                offer = sipmsg.parse_offer(body)
+                data = (head_text + "\r\n\r\n" + sipmsg.pyvoip_body(offer)).encode("utf-8")
+            except sipmsg.SdpRefused as exc:
+                refusal = str(exc) or "unusable SDP offer"
+                data = (head_text + "\r\n\r\n").encode("utf-8")
         try:
             msg = SIP.SIPMessage(data)
         except Exception as exc:  # pyVoIP's parser raises anything; it dropped such messages
-            log.warning("unparsable SIP message from %s:%s dropped (%s)", *addr, exc)
+            log.warning("unparsable SIP message from %s:%s (%s)", *addr, exc)
+            if head.is_request and head.method != "ACK":
+                self._reply(text, 400, "Bad Request", sipmsg.response_address(
+                    head.first("Via"), addr))
             return
         msg.source = addr  # type: ignore[attr-defined]
-        msg.text = data.decode("utf-8", errors="replace")  # type: ignore[attr-defined]
+        msg.text = text  # type: ignore[attr-defined]
+        msg.head = head  # type: ignore[attr-defined]
+        msg.offer = offer  # type: ignore[attr-defined]
+        msg.refusal = refusal  # type: ignore[attr-defined]
         if msg.type == SIP.SIPMessageType.RESPONSE:
             method = msg.headers.get("CSeq", {}).get("method", "")
             self.responses[(method, int(msg.status))] += 1
@@ -235,16 +373,7 @@ class FixedSIPClient(SIP.SIPClient):
             elif method == "INVITE":
                 self.phone._on_invite_response(msg)  # type: ignore[attr-defined]
             return
-        method = msg.method
-        if method in ("INVITE", "BYE", "CANCEL", "ACK"):
-            self.phone._on_request(msg)  # type: ignore[attr-defined]
-        elif method == "OPTIONS":
-            self.send_to_source(sipmsg.build_response(msg.text, 200, "OK", None, USER_AGENT,
-                                                      "Allow: INVITE, ACK, BYE, CANCEL, "
-                                                      "OPTIONS\r\n"), msg)
-        else:
-            self.send_to_source(sipmsg.build_response(msg.text, 405, "Method Not Allowed",
-                                                      None, USER_AGENT), msg)
+        self.phone._on_request(msg)  # type: ignore[attr-defined]
 
     # -- Call-IDs
 
@@ -450,6 +579,13 @@ class FixedRTPClient(RTP.RTPClient):
         self._dtmf_rx = DtmfReceiver()
         self._threads: list[threading.Thread] = []
         self._stopped = False
+        self.sending = True  # False while the far end holds the call (answer recvonly/inactive)
+
+    def set_target(self, ip: str, port: int, sending: bool = True) -> None:
+        """Where our RTP goes, as the SDP (offer or re-INVITE) declared it; ``sending``
+        False while held. The one place the SDP-declared media address enters the RTP
+        client: a media-side check (latching, symmetric RTP) hooks in here."""
+        self.outIP, self.outPort, self.sending = ip, port, sending and ip != "0.0.0.0"
 
     @property
     def queued_samples(self) -> int:
@@ -580,6 +716,8 @@ class FixedRTPClient(RTP.RTPClient):
             time.sleep(max(0.0, FRAME / RATE - (time.monotonic() - last)))
 
     def _sendto(self, data: bytes) -> None:
+        if not self.sending:
+            return  # held: the schedule (timestamps) runs on, nothing is sent
         try:
             self.sout.sendto(data, (self.outIP, self.outPort))
             self.packets_out += 1
@@ -605,7 +743,15 @@ class FixedCall(VoIP.VoIPCall):
         self.answered_at: float | None = None
         self.ringing_tag: str | None = None
         self._end_lock = threading.Lock()
-        super().__init__(phone, callstate, request, session_id, myIP, ms, sendmode)
+        self.offer: sipmsg.Offer | None = getattr(request, "offer", None)
+        self.sdp_version = 0
+        self.acked = True  # False from a 2xx we sent until its ACK
+        self.last_answer: str | None = None  # our last 2xx to an INVITE (retransmissions)
+        try:
+            super().__init__(phone, callstate, request, session_id, myIP, ms, sendmode)
+        except Exception:
+            phone.release_ports(self)  # the port pyVoIP took must not leak (issue 13)
+            raise
         if callstate == VoIP.CallState.DIALING and ms:
             self.ports.extend(ms)
 
@@ -616,23 +762,109 @@ class FixedCall(VoIP.VoIPCall):
             self.ports.append(port)
         if not any(p in (RTP.PayloadType.PCMU, RTP.PayloadType.PCMA) for p in codecs.values()):
             return  # no codec in common: the INVITE is refused with 488
-        for ii in range(len(request.body["c"])):
-            self.RTPClients.append(FixedRTPClient(
-                codecs, ip, port, request.body["c"][ii]["address"], baseport + ii,
-                self.sendmode, dtmf=self.dtmf_callback))
+        if self.RTPClients:
+            return  # one audio stream, one RTP client (pyVoIP made one per m- and c= line)
+        self.RTPClients.append(FixedRTPClient(
+            codecs, ip, port, request.body["c"][0]["address"], baseport,
+            self.sendmode, dtmf=self.dtmf_callback))
 
     @property
     def rtp(self) -> FixedRTPClient | None:
         return self.RTPClients[0] if self.RTPClients else None  # type: ignore[return-value]
 
+    # -- dialog (issue 13)
+
+    def in_dialog(self, head: sipmsg.Head) -> bool:
+        """The request belongs to this call's dialog: Call-ID and both tags (RFC 3261
+        §12.2.2). pyVoIP matched the Call-ID only: a BYE with made-up tags ended calls."""
+        d = self.dialog
+        return (d is not None and head.call_id == d.call_id and head.from_tag == d.remote_tag
+                and head.to_tag == d.local_tag)
+
+    def apply_offer(self, offer: sipmsg.Offer) -> None:
+        """Point our RTP where the offer's audio stream is; hold (sendonly, inactive,
+        0.0.0.0) stops our sending, receiving and recording go on."""
+        self.offer = offer
+        ip, port = offer.target()
+        if self.rtp is not None:
+            self.rtp.set_target(ip, port, offer.answer_direction in ("sendrecv", "sendonly"))
+
+    def _answer_text(self, request: SIP.SIPMessage) -> str:
+        """Our 200 OK with the SDP answer: the one audio stream, other m-lines port 0."""
+        rtp = self.rtp
+        assert rtp is not None and self.offer is not None
+        payloads = {pt: f"{p}/{p.rate}" for pt, p in rtp.assoc.items()}
+        self.sdp_version += 1
+        body = sipmsg.build_answer_sdp(self.offer, self.myIP, rtp.inPort, payloads,
+                                       self.session_id, self.sdp_version, USER_AGENT)
+        sip = self.phone.sip
+        extra = (f"Contact: <sip:{sip.username}@{self.myIP}:{sip.myPort}>\r\n" + sipmsg.ALLOW
+                 + "Content-Type: application/sdp\r\n")
+        return sipmsg.build_response(request.text, 200, "OK",  # type: ignore[attr-defined]
+                                     self.ringing_tag, USER_AGENT, extra, body)
+
+    def _send_2xx(self, text: str, request: SIP.SIPMessage) -> None:
+        """Send our 2xx to an INVITE and retransmit it (T1, 2T1, … 4 s) until the ACK; with
+        no ACK within the ACK timeout (Timer H, 64*T1 = 32 s) the call ends with a BYE
+        (RFC 3261 §13.3.1.4). pyVoIP sent it once and never noticed a missing ACK: an
+        answered INVITE that was never ACKed held the line for ever."""
+        sip = self.phone.sip
+        self.acked, self.last_answer = False, text
+        sip.send_to_source(text, request)
+        deadline = time.monotonic() + self.phone.ack_timeout_s
+        step = [T1]
+
+        def again() -> None:
+            if self.acked or self.state != VoIP.CallState.ANSWERED or self.last_answer != text:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.warning("no ACK within %.0f s: ending the call", self.phone.ack_timeout_s)
+                _spawn(self._no_ack, name="call-no-ack")
+                return
+            sip.send_to_source(text, request)
+            step[0] = min(step[0] * 2, 4.0)
+            sip.later(min(step[0], left), again)
+        sip.later(min(T1, self.phone.ack_timeout_s), again)
+
+    def _no_ack(self) -> None:
+        if self.dialog is not None and self.state == VoIP.CallState.ANSWERED:
+            self.phone.sip.send_bye(self.dialog)
+            self.bye_sent_at = time.monotonic()
+        self.end(CallEnd.FAILED, f"no ACK within {self.phone.ack_timeout_s:g} s")
+
+    def renegotiate(self, request: SIP.SIPMessage) -> None:
+        """A re-INVITE in this dialog (hold, resume, new media address): answered to its
+        source (pyVoIP answered the registrar: the far end retransmitted and the call broke)
+        with the new SDP answer; the RTP client, the recording and recognition go on."""
+        refusal = getattr(request, "refusal", "")
+        if refusal:
+            self.phone.sip.send_to_source(sipmsg.build_response(
+                request.text, 488, "Not Acceptable Here", None,  # type: ignore[attr-defined]
+                USER_AGENT), request)
+            return  # the call goes on as it was
+        offer = getattr(request, "offer", None)
+        if offer is not None:
+            self.apply_offer(offer)
+        elif self.offer is None and self.rtp is not None:  # no SDP, our own call: our offer
+            rtp = self.rtp
+            self.offer = sipmsg.Offer([], rtp.outIP, [sipmsg.MediaLine(
+                "audio", rtp.outPort, "RTP/AVP", [str(pt) for pt in rtp.assoc], [])], audio=0)
+        if self.offer is None or self.rtp is None:
+            self.phone.sip.send_to_source(sipmsg.build_response(
+                request.text, 488, "Not Acceptable Here", None,  # type: ignore[attr-defined]
+                USER_AGENT), request)
+            return
+        self._send_2xx(self._answer_text(request), request)
+
     def answer(self) -> None:
         if self.state != VoIP.CallState.RINGING:
             raise VoIP.InvalidStateError("Call is not ringing")
-        m = self.gen_ms()
-        text = self.sip.gen_answer(self.request, self.session_id, m, self.sendmode)
-        self.phone.sip.send_to_source(text, self.request)
+        self.gen_ms()  # starts RTP
+        text = self._answer_text(self.request)
         self.state = VoIP.CallState.ANSWERED
         self.answered_at = time.monotonic()
+        self._send_2xx(text, self.request)
         self.phone._answered(self)
 
     def deny(self) -> None:
@@ -693,7 +925,9 @@ class FixedPhone(VoIP.VoIPPhone):
                  on_incoming: Callable[[FixedCall], None] | None = None,
                  on_answered: Callable[[FixedCall], None] | None = None,
                  on_ended: Callable[[FixedCall], None] | None = None,
-                 on_status: Callable[[LineStatus], None] | None = None) -> None:
+                 on_status: Callable[[LineStatus], None] | None = None,
+                 allow: tuple[str, ...] = (), ack_timeout_s: float = ACK_TIMEOUT_S,
+                 ring_timeout_s: float = RING_TIMEOUT_S) -> None:
         if myIP in ("", "0.0.0.0"):
             # pyVoIP's default put 0.0.0.0 in the SDP: the far end sends media nowhere.
             raise ValueError("the SIP line needs an explicit local IP address (myIP), "
@@ -702,8 +936,10 @@ class FixedPhone(VoIP.VoIPPhone):
                          sipPort=sipPort, rtpPortLow=rtpPortLow, rtpPortHigh=rtpPortHigh)
         self.on_incoming, self.on_answered, self.on_ended = on_incoming, on_answered, on_ended
         self.sip = FixedSIPClient(server, port, username, password, phone=self, myIP=myIP,
-                                  myPort=sipPort, on_status=on_status)
+                                  myPort=sipPort, on_status=on_status, allow=allow)
         self._table_lock = threading.RLock()
+        self.ack_timeout_s = ack_timeout_s
+        self.ring_timeout_s = ring_timeout_s
 
     # -- status
 
@@ -755,57 +991,118 @@ class FixedPhone(VoIP.VoIPPhone):
         if self.on_ended is not None:
             _spawn(self.on_ended, call, name="call-ended")
 
-    def _on_request(self, msg: SIP.SIPMessage) -> None:
-        call_id = msg.headers["Call-ID"]
+    def is_dialog_peer(self, call_id: str, addr: tuple[str, int]) -> bool:
+        """``addr`` is the far end of the dialog ``call_id`` (its Contact), which may send
+        in-dialog requests straight to us when the proxy does not record-route."""
         call: FixedCall | None = self.calls.get(call_id)  # type: ignore[assignment]
+        if call is None or call.dialog is None or not call.dialog.remote_target:
+            return False
+        with contextlib.suppress(ValueError, IndexError):
+            return sipmsg.host_port(call.dialog.remote_target) == addr
+        return False
+
+    def _respond(self, msg: SIP.SIPMessage, code: int, reason: str, tag: str | None = None,
+                 extra: str = "") -> None:
+        self.sip.send_to_source(sipmsg.build_response(
+            msg.text, code, reason, tag, USER_AGENT, extra), msg)  # type: ignore[attr-defined]
+
+    def _on_request(self, msg: SIP.SIPMessage) -> None:
+        """INVITE, ACK, BYE, CANCEL that passed the transport checks. In-dialog requests
+        must match the whole dialog — Call-ID, both tags, CSeq order (RFC 3261 §12.2.2);
+        pyVoIP matched the Call-ID alone."""
+        head: sipmsg.Head = msg.head  # type: ignore[attr-defined]
+        call: FixedCall | None = self.calls.get(head.call_id)  # type: ignore[assignment]
+        cseq = head.cseq[0] if head.cseq else 0
         if msg.method == "INVITE":
+            if head.to_tag:  # re-INVITE
+                return self._on_reinvite(msg, call, cseq)
             return self._on_invite(msg, call)
         if msg.method == "ACK":
+            if call is not None and call.in_dialog(head) and call.dialog is not None \
+                    and cseq == call.dialog.remote_cseq:
+                call.acked = True
+            else:
+                self.sip.refused["ACK outside a dialog"] += 1
             return
         if msg.method == "BYE":
-            if call is None:
-                self.sip.send_to_source(sipmsg.build_response(
-                    msg.text, 481, "Call/Transaction Does Not Exist", None, USER_AGENT), msg)
-                return
-            self.sip.send_to_source(sipmsg.build_response(msg.text, 200, "OK", None,
-                                                          USER_AGENT), msg)
+            if call is None or not call.in_dialog(head):
+                self.sip._refuse("BYE outside a dialog", msg.source, head.call_id[:40])  # type: ignore[attr-defined]
+                return self._respond(msg, 481, "Call/Transaction Does Not Exist")
+            assert call.dialog is not None
+            if cseq < call.dialog.remote_cseq:
+                return self._respond(msg, 500, "Server Internal Error (CSeq out of order)")
+            call.dialog.remote_cseq = cseq
+            self._respond(msg, 200, "OK")
             call.bye()
             return
         if msg.method == "CANCEL":
             if not enabled("cancel"):  # pyVoIP: 200 to the registrar, the call rings on
                 self.sip._send(self.sip.gen_ok(msg))
                 return
-            self.sip.send_to_source(sipmsg.build_response(msg.text, 200, "OK", None,
-                                                          USER_AGENT), msg)
-            if call is not None and call.state == VoIP.CallState.RINGING:
+            d = call.dialog if call is not None else None
+            # A CANCEL matches the INVITE's transaction: its branch and From tag.
+            if call is None or d is None or head.from_tag != d.remote_tag \
+                    or head.branch != d.invite_branch or not call.ringing_tag:
+                self.sip._refuse("CANCEL without its INVITE", msg.source, head.call_id[:40])  # type: ignore[attr-defined]
+                return self._respond(msg, 481, "Call/Transaction Does Not Exist")
+            self._respond(msg, 200, "OK")
+            if call.state == VoIP.CallState.RINGING:
                 self.sip.send_to_source(sipmsg.build_response(
                     call.request.text, 487, "Request Terminated",  # type: ignore[attr-defined]
                     call.ringing_tag, USER_AGENT), call.request)
                 call.end(CallEnd.CANCELLED, "caller cancelled while ringing")
 
+    def _on_reinvite(self, msg: SIP.SIPMessage, call: FixedCall | None, cseq: int) -> None:
+        head: sipmsg.Head = msg.head  # type: ignore[attr-defined]
+        if call is None or not call.in_dialog(head) or call.dialog is None:
+            self.sip._refuse("re-INVITE outside a dialog", msg.source, head.call_id[:40])  # type: ignore[attr-defined]
+            return self._respond(msg, 481, "Call/Transaction Does Not Exist")
+        d = call.dialog
+        if cseq < d.remote_cseq:
+            return self._respond(msg, 500, "Server Internal Error (CSeq out of order)")
+        if cseq == d.remote_cseq:  # a retransmission: our last answer again
+            if call.last_answer is not None and not call.acked:
+                self.sip.send_to_source(call.last_answer, msg)
+            return
+        if call.state != VoIP.CallState.ANSWERED:
+            return self._respond(msg, 491, "Request Pending")
+        d.remote_cseq = cseq
+        call.renegotiate(msg)
+
     def _on_invite(self, msg: SIP.SIPMessage, existing: FixedCall | None) -> None:
+        head: sipmsg.Head = msg.head  # type: ignore[attr-defined]
         if existing is not None:
+            d = existing.dialog
+            if d is None or head.from_tag != d.remote_tag or head.branch != d.invite_branch:
+                # The same Call-ID from another dialog: a merged request (RFC 3261 §8.2.2.2).
+                return self._respond(msg, 482, "Loop Detected")
             if existing.state == VoIP.CallState.RINGING and existing.ringing_tag:
                 # A retransmitted INVITE: say we are still ringing.
-                self.sip.send_to_source(sipmsg.build_response(
-                    msg.text, 180, "Ringing", existing.ringing_tag, USER_AGENT), msg)
-            elif existing.state == VoIP.CallState.ANSWERED:
-                existing.renegotiate(msg)
+                self._respond(msg, 180, "Ringing", existing.ringing_tag)
+            elif existing.state == VoIP.CallState.ANSWERED and existing.last_answer \
+                    and not existing.acked:
+                self.sip.send_to_source(existing.last_answer, msg)
             return
+        refusal = getattr(msg, "refusal", "")
+        if refusal:
+            # Refused at offer time, before any port or thread is taken (issue 13).
+            log.info("incoming call refused: %s", refusal)
+            return self._respond(msg, 488, "Not Acceptable Here", sipmsg.new_tag())
+        if len(self.calls) >= MAX_CALLS:
+            # A flood of INVITEs: no port, no thread, no call for those beyond the bound.
+            self.sip.refused["INVITE beyond the call bound"] += 1
+            return self._respond(msg, 486, "Busy Here", sipmsg.new_tag())
         sess_id = random.randint(1, 100000)
         try:
             call = FixedCall(self, VoIP.CallState.RINGING, msg, sess_id, self.myIP,
                              sendmode=self.recvmode)
         except Exception as exc:
             log.warning("cannot take an incoming call: %s", exc)
-            self.sip.send_to_source(sipmsg.build_response(
-                msg.text, 488, "Not Acceptable Here", sipmsg.new_tag(), USER_AGENT), msg)
-            return
-        if not call.RTPClients:
+            return self._respond(msg, 488, "Not Acceptable Here", sipmsg.new_tag())
+        if not call.RTPClients or call.offer is None:
             self.release_ports(call)
-            self.sip.send_to_source(sipmsg.build_response(
-                msg.text, 488, "Not Acceptable Here", sipmsg.new_tag(), USER_AGENT), msg)
-            return
+            return self._respond(msg, 488, "Not Acceptable Here", sipmsg.new_tag())
+        call.apply_offer(call.offer)
         tag = self.sip.gen_tag()
         self.sip.tagLibrary[call.call_id] = tag
         call.ringing_tag = tag
@@ -814,11 +1111,13 @@ class FixedPhone(VoIP.VoIPPhone):
             remote_uri=msg.headers["From"]["raw"], remote_tag=msg.headers["From"]["tag"],
             remote_target=sipmsg.uri_of(msg.headers.get("Contact", "")),
             route_set=_record_route(msg),
-            local_cseq=random.randint(1, 10000))
+            local_cseq=random.randint(1, 10000),
+            remote_cseq=head.cseq[0] if head.cseq else 0, invite_branch=head.branch)
         with self._table_lock:
             self.calls[call.call_id] = call
-        self.sip.send_to_source(sipmsg.build_response(msg.text, 180, "Ringing", tag,
-                                                      USER_AGENT), msg)
+        self._respond(msg, 180, "Ringing", tag)
+        # Nobody answers and nobody cancels: the call must not ring for ever (issue 13).
+        self.sip.later(self.ring_timeout_s, lambda: self._ring_timeout(call))
         if self.on_incoming is None:
             return call.deny()
         handler = self.on_incoming
@@ -830,9 +1129,26 @@ class FixedPhone(VoIP.VoIPPhone):
                 with self._table_lock:
                     self.calls.pop(c.call_id, None)
         if enabled("no_delay"):
-            _spawn(handler, call, name="call-incoming")
+            _spawn(self._guarded, handler, call, name="call-incoming")
         else:  # pyVoIP: Timer(1, callCallback)
-            threading.Timer(1.0, handler, [call]).start()
+            threading.Timer(1.0, self._guarded, [handler, call]).start()
+
+    def _guarded(self, handler: Callable[[FixedCall], None], call: FixedCall) -> None:
+        """The incoming-call call-back; if it fails the call must not stay ringing (one
+        INVITE whose auto-answer failed kept the line busy until restart)."""
+        try:
+            handler(call)
+        except Exception:
+            log.exception("the incoming-call handler failed")
+            if call.state == VoIP.CallState.RINGING:
+                self._respond(call.request, 500, "Server Internal Error", call.ringing_tag)
+                call.end(CallEnd.FAILED, "incoming-call handler failed")
+
+    def _ring_timeout(self, call: FixedCall) -> None:
+        if call.state == VoIP.CallState.RINGING and call.end_reason is None:
+            self._respond(call.request, 480, "Temporarily Unavailable", call.ringing_tag)
+            _spawn(call.end, CallEnd.FAILED, f"not answered within {self.ring_timeout_s:g} s",
+                   name="call-ring-timeout")
 
     # -- outbound
 

@@ -37,6 +37,12 @@ class SipConfig:
     rtp_high: int = 20000
     auto_answer: bool = False
     register_expires: int = 120  # seconds asked for; refreshed at 80 % of what is granted
+    # Trust and timeouts (issue 13): SIP requests are taken from the registrar/proxy, these
+    # "host" / "host:port" entries and, in a dialog, its far end; no ACK for our 200 within
+    # ack_timeout_s ends the call (Timer H); a call nobody answers rings ring_timeout_s.
+    allow: tuple[str, ...] = ()
+    ack_timeout_s: float = 32.0
+    ring_timeout_s: float = 120.0
 
 
 def local_ip_for(server: str, port: int) -> str:
@@ -149,7 +155,9 @@ class SipLine:
                                 myIP=ip, sipPort=config.sip_port, rtpPortLow=config.rtp_low,
                                 rtpPortHigh=config.rtp_high, on_incoming=self._incoming,
                                 on_answered=self._answered, on_ended=self._ended,
-                                on_status=self._status)
+                                on_status=self._status, allow=tuple(config.allow),
+                                ack_timeout_s=config.ack_timeout_s,
+                                ring_timeout_s=config.ring_timeout_s)
         self.phone.sip.default_expires = config.register_expires
 
     @property

@@ -137,6 +137,8 @@ class Dialog:
     route_set: list[str] = field(default_factory=list)
     local_cseq: int = 1
     invite_cseq: int = 1
+    remote_cseq: int = 0  # highest CSeq number of the far end's requests so far (0: none)
+    invite_branch: str = ""  # top Via branch of the far end's INVITE (matches its CANCEL)
 
     def next_cseq(self) -> int:
         self.local_cseq += 1
@@ -204,9 +206,11 @@ def build_ack_non2xx(invite: str, to: str) -> str:
 
 
 def build_response(request_head: str, code: int, reason: str, to_tag: str | None,
-                   user_agent: str, extra: str = "") -> str:
+                   user_agent: str, extra: str = "", body: str = "") -> str:
     """A response to a received request, given the request's header text (as received,
-    normalised): Vias, From, Call-ID and CSeq copied, To with ``to_tag`` added if given."""
+    normalised): Vias, From, Call-ID and CSeq copied, To with ``to_tag`` added if given.
+    A header the request lacked is left out (a 400 for a request without CSeq must not
+    carry an empty CSeq line). ``extra``: more header lines; ``body`` with its length."""
     lines = request_head.split("\r\n\r\n", 1)[0].split("\r\n")[1:]
     vias, hdr = [], {}
     for line in lines:
@@ -219,10 +223,12 @@ def build_response(request_head: str, code: int, reason: str, to_tag: str | None
     to = hdr.get("To", "")
     if to_tag and ";tag=" not in to:
         to += f";tag={to_tag}"
+    hdr["To"] = to
+    copied = "".join(f"{n}: {hdr[n]}\r\n" for n in ("From", "To", "Call-ID", "CSeq")
+                     if hdr.get(n))
     return (f"SIP/2.0 {code} {reason}\r\n" + "".join(f"Via: {v}\r\n" for v in vias)
-            + f"From: {hdr.get('From', '')}\r\nTo: {to}\r\nCall-ID: {hdr.get('Call-ID', '')}\r\n"
-            + f"CSeq: {hdr.get('CSeq', '')}\r\n{extra}User-Agent: {user_agent}\r\n"
-            + "Content-Length: 0\r\n\r\n")
+            + copied + f"{extra}User-Agent: {user_agent}\r\n"
+            + f"Content-Length: {len(body.encode('utf-8'))}\r\n\r\n{body}")
 
 
 _AUTH_PARAM = re.compile(r'(\w+)=("[^"]*"|[^\s,]+)')
@@ -270,3 +276,255 @@ def header_values(text: str, name: str) -> list[str]:
         if n.strip().lower() == name.lower():
             out.append(v.strip())
     return out
+
+
+# --- received requests: the checks pyVoIP never makes (issue 13) ---------------------------
+
+#: Headers every request must carry (RFC 3261 §8.1.1); Max-Forwards is optional here.
+MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
+#: Methods the agent serves; OPTIONS is answered at the transport layer.
+SUPPORTED = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS")
+ALLOW = "Allow: " + ", ".join(SUPPORTED) + "\r\n"
+#: Standard methods we know and do not serve: 405 (with Allow); anything else is 501.
+KNOWN_UNSUPPORTED = ("INFO", "UPDATE", "MESSAGE", "PRACK", "SUBSCRIBE", "NOTIFY", "REFER",
+                     "PUBLISH", "REGISTER")
+_METHOD = re.compile(r"^[A-Za-z!%*_+`'~.-]+$")
+_TAG = re.compile(r";\s*tag=([^;,\s>]+)", re.IGNORECASE)
+_BRANCH = re.compile(r";\s*branch=([^;,\s]+)", re.IGNORECASE)
+
+
+@dataclass
+class Head:
+    """The start line and headers of a received message (normalised text), read without
+    pyVoIP so that a message pyVoIP would choke on can still be answered."""
+
+    method: str  # "" for a response
+    status: int  # 0 for a request
+    headers: dict[str, list[str]]
+
+    @property
+    def is_request(self) -> bool:
+        return bool(self.method)
+
+    def first(self, name: str) -> str:
+        values = self.headers.get(name.lower())
+        return values[0] if values else ""
+
+    @property
+    def call_id(self) -> str:
+        return self.first("Call-ID")
+
+    @property
+    def from_tag(self) -> str:
+        return tag_of(self.first("From"))
+
+    @property
+    def to_tag(self) -> str:
+        return tag_of(self.first("To"))
+
+    @property
+    def branch(self) -> str:
+        m = _BRANCH.search(self.first("Via"))
+        return m.group(1) if m else ""
+
+    @property
+    def cseq(self) -> tuple[int, str] | None:
+        """(number, method), or None when the CSeq header is missing or malformed."""
+        parts = self.first("CSeq").split()
+        if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10:
+            return None
+        return int(parts[0]), parts[1]
+
+
+def parse_head(text: str) -> Head | None:
+    """Start line and headers of a (normalised) message; None if it is not SIP/2.0."""
+    lines = text.split("\r\n\r\n", 1)[0].split("\r\n")
+    start = lines[0].split(" ")
+    headers: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers.setdefault(name.strip().lower(), []).append(value.strip())
+    if len(start) >= 2 and start[0] == "SIP/2.0" and start[1].isdigit():
+        return Head("", int(start[1]), headers)
+    if len(start) == 3 and start[2] == "SIP/2.0" and _METHOD.match(start[0]):
+        return Head(start[0], 0, headers)
+    return None
+
+
+def tag_of(name_addr: str) -> str:
+    """The ``tag`` parameter of a From/To value (outside the URI's angle brackets)."""
+    m = _TAG.search(name_addr.rsplit(">", 1)[-1] if ">" in name_addr else name_addr)
+    return m.group(1) if m else ""
+
+
+def missing_headers(head: Head) -> list[str]:
+    """What makes a request unusable: mandatory headers absent, a CSeq that is not
+    ``<number> <the request's method>``, a From/To without a SIP URI."""
+    missing = [h for h in MANDATORY if not head.first(h)]
+    cseq = head.cseq
+    if "CSeq" not in missing and (cseq is None or cseq[1] != head.method):
+        missing.append("CSeq (malformed)")
+    for h in ("From", "To"):
+        if h not in missing and "sip:" not in head.first(h).lower():
+            missing.append(f"{h} (no SIP URI)")
+    return missing
+
+
+def response_address(via: str, source: tuple[str, int]) -> tuple[str, int]:
+    """Where a response to a request over UDP goes (RFC 3261 §18.2.2 with RFC 3581): the
+    source address the request came from (its "received"), and the source port when the top
+    Via asks for ``rport``, else the port of its sent-by (5060 when none)."""
+    params = via.split(";")[1:]
+    if any(p.strip().lower().split("=")[0] == "rport" for p in params):
+        return source
+    sent_by = via.split(";")[0].split()[-1] if via.split() else ""
+    port = sent_by.rsplit(":", 1)[1] if sent_by.count(":") == 1 else ""
+    return source[0], int(port) if port.isdigit() and 0 < int(port) < 65536 else 5060
+
+
+# --- SDP offers (RFC 4566 / 3264) ------------------------------------------------------------
+
+_CODECS = {"PCMU": 0, "PCMA": 8}
+_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+_ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly",
+                     "inactive": "inactive"}
+
+
+class SdpRefused(ValueError):
+    """The offer cannot be accepted (488 Not Acceptable Here)."""
+
+
+@dataclass
+class MediaLine:
+    kind: str
+    port: int
+    proto: str
+    fmts: list[str]
+    lines: list[str]  # the m= line and its attribute lines, as received
+    address: str = ""  # its own c= address, if any
+
+
+@dataclass
+class Offer:
+    session: list[str]  # session-level lines (v=, o=, s=, c=, t=, a=, ...)
+    address: str  # session-level c= address ("" if none)
+    media: list[MediaLine]
+    direction: str = "sendrecv"
+    audio: int = -1  # index of the one audio stream we use
+
+    def target(self) -> tuple[str, int]:
+        """Where our RTP goes: the audio stream's address and port."""
+        m = self.media[self.audio]
+        return m.address or self.address, m.port
+
+    @property
+    def answer_direction(self) -> str:
+        return _ANSWER_DIRECTION[self.direction]
+
+
+def _ipv4(addr: str) -> bool:
+    parts = addr.split(".")
+    return len(parts) == 4 and all(p.isdigit() and int(p) < 256 and len(p) <= 3 for p in parts)
+
+
+def _conn_address(value: str) -> str:
+    parts = value.split()
+    if len(parts) != 3 or parts[0] != "IN" or parts[1] != "IP4" or not _ipv4(parts[2]):
+        raise SdpRefused(f"unsupported connection address {value!r} (IPv4 only)")
+    return parts[2]
+
+
+def parse_offer(body: str) -> Offer:
+    """Read an SDP offer and pick the one audio stream we use: the first ``m=audio`` line
+    over RTP/AVP with a port and PCMU or PCMA. Any m-line whose port is not a number in
+    0-65535 makes the offer malformed; no usable audio line (all on port 0, no common codec)
+    refuses it. Raises :class:`SdpRefused` (→ 488) — at offer time, before any RTP port is
+    taken (issue 13: a port of 70000 or -1 used to be answered and kill the send thread)."""
+    session: list[str] = []
+    media: list[MediaLine] = []
+    address, direction = "", "sendrecv"
+    for raw in body.replace("\r\n", "\n").split("\n"):
+        line = raw.strip()
+        if len(line) < 2 or line[1] != "=":
+            continue
+        key, value = line[0], line[2:].strip()
+        if key == "m":
+            parts = value.split()
+            if len(parts) < 4:
+                raise SdpRefused(f"malformed media line {line!r}")
+            port_text = parts[1].split("/")[0]
+            if not port_text.isdigit() or int(port_text) > 65535:
+                raise SdpRefused(f"invalid media port {parts[1]!r}")
+            media.append(MediaLine(parts[0], int(port_text), parts[2], parts[3:], [line]))
+            continue
+        if media:
+            media[-1].lines.append(line)
+            if key == "c":
+                media[-1].address = _conn_address(value)
+        else:
+            session.append(line)
+            if key == "c":
+                address = _conn_address(value)
+        if key == "a" and value in _DIRECTIONS and not media:
+            direction = value  # session level; a media-level one overrides it below
+    offer = Offer(session, address, media, direction)
+    for i, m in enumerate(media):
+        if m.kind == "audio" and m.proto == "RTP/AVP" and m.port > 0 and _codecs(m):
+            if not (m.address or address):
+                raise SdpRefused("no connection address for the audio stream")
+            offer.audio = i
+            offer.direction = next((ln[2:] for ln in m.lines if ln[2:] in _DIRECTIONS),
+                                   direction)
+            return offer
+    raise SdpRefused("no audio stream with PCMU or PCMA on a usable port")
+
+
+def _rtpmap(m: MediaLine) -> dict[str, str]:
+    out = {}
+    for line in m.lines:
+        if line.startswith("a=rtpmap:"):
+            pt, _, name = line[9:].partition(" ")
+            out[pt] = name.split("/")[0]
+    return out
+
+
+def _codecs(m: MediaLine) -> list[str]:
+    """The offered payload types we can use, in the offer's order."""
+    names = _rtpmap(m)
+    return [pt for pt in m.fmts
+            if names.get(pt, "").upper() in _CODECS or (pt in ("0", "8") and pt not in names)]
+
+
+def pyvoip_body(offer: Offer) -> str:
+    """The offer cut down to its one audio stream, for pyVoIP's parser: exactly one m-line
+    (port count removed) and one c= line, so pyVoIP takes one RTP port and builds one RTP
+    client (it took a port per m-line and a client per c= line: 200 m-lines were ~400
+    threads, and more m-lines than ports leaked every port it took)."""
+    m = offer.media[offer.audio]
+    ip, port = offer.target()
+    lines = [ln for ln in offer.session if not ln.startswith(("c=", "m="))]
+    lines.append(f"c=IN IP4 {ip}")
+    lines.append(f"m={m.kind} {port} {m.proto} {' '.join(m.fmts)}")
+    lines += [ln for ln in m.lines[1:] if not ln.startswith("c=")]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def build_answer_sdp(offer: Offer, my_ip: str, port: int, payloads: dict[int, str],
+                     session_id: str, version: int, user_agent: str) -> str:
+    """Our SDP answer: one line per offered m-line (RFC 3264 §6), the audio stream on
+    ``port`` with ``payloads`` (payload type → ``name/rate``), every other stream refused
+    with port 0."""
+    lines = ["v=0", f"o=callguard {session_id} {version} IN IP4 {my_ip}",
+             f"s={user_agent}", f"c=IN IP4 {my_ip}", "t=0 0"]
+    for i, m in enumerate(offer.media):
+        if i != offer.audio:
+            lines.append(f"m={m.kind} 0 {m.proto} {' '.join(m.fmts)}")
+            continue
+        lines.append(f"m=audio {port} RTP/AVP {' '.join(str(pt) for pt in payloads)}")
+        for pt, name in payloads.items():
+            lines.append(f"a=rtpmap:{pt} {name}")
+            if name.startswith("telephone-event"):
+                lines.append(f"a=fmtp:{pt} 0-15")
+        lines += ["a=ptime:20", f"a={offer.answer_direction}"]
+    return "\r\n".join(lines) + "\r\n"
