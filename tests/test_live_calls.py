@@ -24,6 +24,7 @@ from peers.kamailio import Kamailio
 
 from callguard.config import Settings
 from callguard.engine.engine import Engine
+from callguard.engine.wiring import transcriber_factory as whisper_factory
 from callguard.store import Store
 from callguard.telephony.sipline import SipConfig, SipLine
 from callguard.vocabulary import PromptStarted, VerdictIssued
@@ -109,7 +110,7 @@ class Harness:
                                       rtp_low=31000, rtp_high=31998))
         self.engine = Engine(line=self.line, rules_path=tmp / "rules.toml", store_path=self.db,
                              transcriber_factory=transcriber_factory
-                             or transcriber_factory(Settings()),
+                             or whisper_factory(Settings()),
                              auto_answer=auto_answer, on_event=self.log, **engine_kw)
 
     def wait_registered(self, timeout: float = 10) -> None:
