@@ -33,7 +33,7 @@ class Call:
 
     def send(self, event, now: float) -> list[VerdictKind]:
         self.state, verdicts = self.policy.step(self.state, event, now)
-        assert all(v.at == now for v in verdicts)
+        assert all(v.at_s == now for v in verdicts)
         self.log.extend((now, v.kind) for v in verdicts)
         return [v.kind for v in verdicts]
 

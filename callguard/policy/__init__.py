@@ -8,7 +8,6 @@ from callguard.policy.escalation import (
     Progress,
     ProtectRequested,
     Strike,
-    Verdict,
     VerdictKind,
 )
 
@@ -20,6 +19,5 @@ __all__ = [
     "Progress",
     "ProtectRequested",
     "Strike",
-    "Verdict",
     "VerdictKind",
 ]

@@ -29,7 +29,6 @@ from callguard.policy.escalation import (
     PolicyEvaluator,
     PolicyState,
     Progress,
-    Verdict,
 )
 from callguard.rules.model import RuleSet
 from callguard.vocabulary import (
@@ -109,29 +108,28 @@ class Enforcement:
 
     # --- internals --------------------------------------------------------------------
 
-    def _enforce(self, v: Verdict, play: PromptPlayer) -> list[CallEvent]:
+    def _enforce(self, v: VerdictIssued, play: PromptPlayer) -> list[CallEvent]:
         self.flagged = self.flagged or v.kind.flags
         if v.kind.stage is not None and self.stage is not Stage.FINAL:
             self.stage = self.stage.raised_to(v.kind.stage)
-        out: list[CallEvent] = [VerdictIssued(v.at, v.kind, v.cause, v.reason, v.strikes,
-                                              v.rule_ids)]
-        ends_at = v.at
+        out: list[CallEvent] = [v]
+        ends_at = v.at_s
         key = v.prompt
         if key is not None:
             if key in self._configured:
-                played = self._play(v.at, key, play)
+                played = self._play(v.at_s, key, play)
                 out.append(played)
                 # A prompt that failed takes no time: the hangup follows what played before.
                 ends_at = played.ends_at if isinstance(played, PromptStarted) else played.at_s
             else:
-                out.append(PromptFailed(key, v.at, "prompt not configured"))
+                out.append(PromptFailed(key, v.at_s, "prompt not configured"))
         if v.kind is VerdictKind.WARN:
             self.warnings += 1
             self.state = self.policy.warning_heard_at(self.state, ends_at)
         if v.kind is VerdictKind.ALERT:
-            out.append(AlertRaised(v.at, v.rule_ids))
+            out.append(AlertRaised(v.at_s, v.rule_ids))
         if v.hangup and self.hangup_at is None:
-            self.hangup_at = ends_at + (HANGUP_MARGIN_S if ends_at > v.at else 0.0)
+            self.hangup_at = ends_at + (HANGUP_MARGIN_S if ends_at > v.at_s else 0.0)
             self.hangup_verdict = v.kind
         return out
 

@@ -29,28 +29,7 @@ from dataclasses import dataclass, replace
 
 from callguard.rules.matcher import Hit
 from callguard.rules.model import Category, DurationPolicy, EscalationPolicy
-from callguard.vocabulary import Cause, Direction, Leg, VerdictKind
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """A decision at call time ``at`` (seconds), for ``cause``. ``reason`` never quotes the
-    transcript; it is for people, never parsed (``kind`` and ``cause`` say what it is)."""
-
-    kind: VerdictKind
-    at: float
-    reason: str
-    strikes: int = 0
-    rule_ids: tuple[str, ...] = ()
-    cause: Cause = Cause.RULES
-
-    @property
-    def prompt(self) -> str | None:
-        return self.kind.prompt
-
-    @property
-    def hangup(self) -> bool:
-        return self.kind.hangup
+from callguard.vocabulary import Cause, Direction, Leg, VerdictIssued, VerdictKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,39 +167,39 @@ class PolicyEvaluator:
 
     # -- the step function -----------------------------------------------------------------
     def step(self, state: PolicyState, event: Event,
-             now: float) -> tuple[PolicyState, list[Verdict]]:
+             now: float) -> tuple[PolicyState, list[VerdictIssued]]:
         """Apply ``event`` at call time ``now`` (seconds); return the new state and verdicts."""
         if state.ended:
             return state, []
-        verdicts: list[Verdict] = []
+        verdicts: list[VerdictIssued] = []
         state = replace(state, strikes=self._live(state.strikes, now))
 
         if isinstance(event, ProtectRequested):
-            return self._end(state, verdicts, Verdict(
-                VerdictKind.FINAL, now, "counselor pressed protect",
-                self._counted(state, state.strikes), cause=Cause.PROTECT))
+            return self._end(state, verdicts, VerdictIssued(
+                now, VerdictKind.FINAL, Cause.PROTECT, "counselor pressed protect",
+                self._counted(state, state.strikes)))
 
         d = self.duration
         if d.final_at is not None and now >= d.final_at:
-            return self._end(state, verdicts, Verdict(
-                VerdictKind.DURATION_FINAL, now, f"call reached the {d.final_at:g} s limit",
-                cause=Cause.DURATION))
+            return self._end(state, verdicts, VerdictIssued(
+                now, VerdictKind.DURATION_FINAL, Cause.DURATION,
+                f"call reached the {d.final_at:g} s limit"))
         if d.notice_at is not None and now >= d.notice_at and not state.duration_noticed:
             state = replace(state, duration_noticed=True)
-            verdicts.append(Verdict(VerdictKind.DURATION_NOTICE, now,
-                                    f"call passed {d.notice_at:g} s", cause=Cause.DURATION))
+            verdicts.append(VerdictIssued(now, VerdictKind.DURATION_NOTICE, Cause.DURATION,
+                                          f"call passed {d.notice_at:g} s"))
 
         if isinstance(event, HitsObserved) and event.leg == Leg.CALLER:
             state = self._observe(state, event.hits, now, verdicts)
         return state, verdicts
 
     def _observe(self, state: PolicyState, hits: tuple[Hit, ...], now: float,
-                 verdicts: list[Verdict]) -> PolicyState:
+                 verdicts: list[VerdictIssued]) -> PolicyState:
         crisis = sorted({h.rule_id for h in hits if h.category is Category.CRISIS})
         if crisis:
             state = replace(state, alerts=state.alerts + 1)
-            verdicts.append(Verdict(VerdictKind.ALERT, now, "crisis words (자해·자살 암시)",
-                                    0, tuple(crisis), cause=Cause.CRISIS))
+            verdicts.append(VerdictIssued(now, VerdictKind.ALERT, Cause.CRISIS,
+                                          "crisis words (자해·자살 암시)", 0, tuple(crisis)))
         weight, rule_ids = utterance_weight(hits)
         if not weight:
             return state
@@ -230,27 +209,28 @@ class PolicyEvaluator:
         total = sum(s.weight for s in state.strikes)
         if not state.noticed and total >= p.notice_at:
             state = replace(state, noticed=True)
-            verdicts.append(Verdict(VerdictKind.NOTICE, now,
-                                    f"{total} strike(s) within {p.window:g} s", total, rule_ids))
+            verdicts.append(VerdictIssued(now, VerdictKind.NOTICE, Cause.RULES,
+                                          f"{total} strike(s) within {p.window:g} s", total,
+                                          rule_ids))
         counted = self._counted(state, state.strikes)
         if state.warnings_given < p.warnings:
             if counted >= p.warn_at:
                 state = replace(state, warnings_given=state.warnings_given + 1,
                                 last_warning_at=now, noticed=True)
-                verdicts.append(Verdict(
-                    VerdictKind.WARN, now,
+                verdicts.append(VerdictIssued(
+                    now, VerdictKind.WARN, Cause.RULES,
                     f"warning {state.warnings_given}/{p.warnings}: {counted} strike(s)",
                     counted, rule_ids))
         elif counted >= p.final_at:
-            verdicts.append(Verdict(
-                VerdictKind.FINAL, now,
+            verdicts.append(VerdictIssued(
+                now, VerdictKind.FINAL, Cause.RULES,
                 f"abuse went on after {p.warnings} warning(s): {counted} strike(s)",
                 counted, rule_ids))
             state = replace(state, ended=True)
         return state
 
     @staticmethod
-    def _end(state: PolicyState, verdicts: list[Verdict],
-             final: Verdict) -> tuple[PolicyState, list[Verdict]]:
+    def _end(state: PolicyState, verdicts: list[VerdictIssued],
+             final: VerdictIssued) -> tuple[PolicyState, list[VerdictIssued]]:
         verdicts.append(final)
         return replace(state, ended=True), verdicts
