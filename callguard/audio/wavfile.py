@@ -58,3 +58,20 @@ def to_telephone(x: np.ndarray, rate: int, *, codec: str | None = "ulaw") -> np.
     elif codec is not None:
         raise ValueError(f"unknown codec {codec!r}")
     return np.asarray(pcm, dtype=np.int16)
+
+
+def write_wav(out: Path, frames: np.ndarray, rate: int) -> None:
+    """Write float ``frames`` (-1..1; ``(n,)`` mono or ``(n, channels)``) to ``out`` as a
+    16-bit PCM WAV at ``rate`` Hz. Written beside it and renamed: a reader never sees half a
+    file."""
+    x = np.asarray(frames, dtype=np.float64)
+    channels = 1 if x.ndim == 1 else x.shape[1]
+    pcm = np.clip(np.rint(x * 32767), -32768, 32767).astype("<i2")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.wav")
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    tmp.replace(out)

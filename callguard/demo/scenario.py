@@ -11,13 +11,12 @@ Output: a stereo 16 kHz PCM16 WAV, caller left, counselor right.
 from __future__ import annotations
 
 import os
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from callguard.audio.wavfile import read_wav
+from callguard.audio.wavfile import read_wav, write_wav
 from callguard.config import REPO_ROOT
 from callguard.errors import ResourceError
 from callguard.vocabulary import Leg
@@ -117,13 +116,5 @@ def build_call(out: Path, data: Path | None = None) -> list[tuple[float, str, Li
     for start, mono, line in zip(at, clips, SCRIPT, strict=True):
         ch = 0 if line.leg is Leg.CALLER else 1
         stereo[start:start + mono.size, ch] += mono
-    pcm = np.clip(np.rint(stereo * 32767), -32768, 32767).astype("<i2")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.wav")
-    with wave.open(str(tmp), "wb") as w:
-        w.setnchannels(2)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(pcm.tobytes())
-    tmp.replace(out)
+    write_wav(out, stereo, RATE)
     return starts

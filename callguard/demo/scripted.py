@@ -17,12 +17,12 @@ the final notice played to its end, the hangup and the SQLite store.
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
 import numpy as np
 
 from callguard.asr.fake import ToneTranscriber
+from callguard.audio.wavfile import write_wav
 from callguard.demo.scenario import SCRIPT, Line, place
 from callguard.vocabulary import Leg, Source
 
@@ -98,13 +98,5 @@ def build_scripted_call(out: Path) -> list[tuple[float, str, Line]]:
     for i, (start, n, line) in enumerate(zip(starts, lengths, SCRIPT, strict=True)):
         ch = 0 if line.leg is Leg.CALLER else 1
         stereo[start:start + n, ch] += 0.3 * voiced_burst(n, RATE, marker_hz(i), phase0=i)
-    pcm = np.clip(np.rint(stereo * 32767), -32768, 32767).astype("<i2")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.wav")
-    with wave.open(str(tmp), "wb") as w:
-        w.setnchannels(2)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(pcm.tobytes())
-    tmp.replace(out)
+    write_wav(out, stereo, RATE)
     return [(s / RATE, line.leg, line) for s, line in zip(starts, SCRIPT, strict=True)]
