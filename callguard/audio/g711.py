@@ -199,3 +199,15 @@ def pcm16_from_bytes(data: bytes | bytearray | memoryview) -> Int16Array:
 def pcm16_to_bytes(pcm: npt.ArrayLike) -> bytes:
     """int16 samples → little-endian signed 16-bit PCM bytes, 2 bytes per sample."""
     return _as_int16(pcm).astype("<i2", copy=False).tobytes()
+
+
+def round_trip(pcm: np.ndarray, codec: str | None) -> np.ndarray:
+    """int16 ``pcm`` encoded and decoded as a phone line would carry it: ``codec``
+    ``"ulaw"`` or ``"alaw"``; ``None`` returns it unchanged."""
+    if codec == "ulaw":
+        return ulaw_to_pcm16(pcm16_to_ulaw(pcm))
+    if codec == "alaw":
+        return alaw_to_pcm16(pcm16_to_alaw(pcm))
+    if codec is not None:
+        raise ValueError(f"unknown codec {codec!r}")
+    return pcm

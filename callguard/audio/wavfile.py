@@ -51,12 +51,7 @@ def to_telephone(x: np.ndarray, rate: int, *, codec: str | None = "ulaw") -> np.
     """Mono float -1..1 at ``rate`` → int16 at 8 kHz, through a G.711 round trip
     (``codec`` ``ulaw``/``alaw``; None skips it) as a phone line would deliver it."""
     pcm = float_to_int16(resample(np.asarray(x, dtype=np.float64), rate, TELEPHONE_RATE))
-    if codec == "ulaw":
-        pcm = g711.ulaw_to_pcm16(g711.pcm16_to_ulaw(pcm))
-    elif codec == "alaw":
-        pcm = g711.alaw_to_pcm16(g711.pcm16_to_alaw(pcm))
-    elif codec is not None:
-        raise ValueError(f"unknown codec {codec!r}")
+    pcm = g711.round_trip(pcm, codec)
     return np.asarray(pcm, dtype=np.int16)
 
 

@@ -157,12 +157,7 @@ def build_stream(items: Sequence[SpeechItem], *, gap_s: float = 1.0, noise_rms: 
             linear[prev:start] += noise(start - prev, noise_rms, rng)
             prev = end
     pcm = np.clip(np.rint(linear), -32768, 32767).astype(np.int16)
-    if codec == "ulaw":
-        pcm = g711.ulaw_to_pcm16(g711.pcm16_to_ulaw(pcm))
-    elif codec == "alaw":
-        pcm = g711.alaw_to_pcm16(g711.pcm16_to_alaw(pcm))
-    elif codec is not None:
-        raise ValueError(f"unknown codec {codec!r}")
+    pcm = g711.round_trip(pcm, codec)
     return np.asarray(pcm, dtype=np.int16), spans
 
 
