@@ -25,11 +25,17 @@ error class goes into the drawing too (tests/test_errors.py compares the two).
     │   ├── EvidenceError          call not exportable   evidence.package
     │   ├── ModelError             the speech model      asr.bundled            + RuntimeError
     │   ├── KiwiProcessError       the Kiwi process      text.kiwiproc          + RuntimeError
+    │   ├── RecogniserCrashed      recogniser died       asr.process            + RuntimeError
+    │   ├── RecogniserUnavailable  it failed too often   asr.process            + RuntimeError
+    │   ├── RecogniserError        it could not do one   asr.process            + RuntimeError
+    │   ├── ChildFailed            its pipe or deadline  asr.process
+    │   │   └── ChildHung          missed its deadline   asr.process
     │   └── DemoDataMissing        demo speech data      demo.scenario          + FileNotFoundError
     ├── PermissionDenied           role or sign-in       services.accounts      + PermissionError
     ├── RulesRefused               rules with errors     services.rules_admin
     ├── NotEditable                form cannot write it  rules.toml_edit
-    └── RtpError                   malformed RTP packet  telephony.rtp          + ValueError
+    ├── RtpError                   malformed RTP packet  telephony.rtp          + ValueError
+    └── SdpRefused                 SDP offer refused     telephony.sipmsg       + ValueError
 
 The ``callguard`` command catches :class:`CallguardError` once, prints ``callguard:`` and the
 message on one line to standard error and exits with the class's :attr:`exit_code`. Any

@@ -61,6 +61,7 @@ from typing import IO, Any
 import numpy as np
 
 from callguard.asr.transcript import ASR_RATE, Float32Array, SegmentInfo, Transcript
+from callguard.errors import ResourceError
 
 log = logging.getLogger(__name__)
 
@@ -72,24 +73,24 @@ _HEAD = struct.Struct("<II")
 _EXIT_GRACE_S = 2.0
 
 
-class RecogniserCrashed(RuntimeError):
+class RecogniserCrashed(ResourceError, RuntimeError):
     """The recogniser process died (or hung) while recognising this utterance."""
 
 
-class RecogniserUnavailable(RuntimeError):
+class RecogniserUnavailable(ResourceError, RuntimeError):
     """The recogniser process failed too often in a row; requests fail at once until the
     next retry."""
 
 
-class RecogniserError(RuntimeError):
+class RecogniserError(ResourceError, RuntimeError):
     """The recogniser process is alive but could not recognise this utterance."""
 
 
-class _ChildFailed(Exception):
+class ChildFailed(ResourceError):
     """The child ended, closed its pipe, or missed its deadline."""
 
 
-class _ChildHung(_ChildFailed):
+class ChildHung(ChildFailed):
     """The child missed its deadline (it is still running)."""
 
 
@@ -159,9 +160,12 @@ def _describe_exit(code: int | None) -> str:
 
 def _child_env(test_hooks: bool) -> dict[str, str]:
     env = dict(os.environ)
-    # The child runs the same callguard as this process, wherever it was imported from.
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    # From a source checkout, the child runs the same callguard as this process (an
+    # installed one is found by the child as by us; its site-packages is not put first).
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file():
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH"))
+                                            if p)
     if test_hooks:
         env[TEST_HOOKS_ENV] = "1"
     else:
@@ -200,7 +204,7 @@ class _Child:
         while True:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                raise _ChildHung("the recogniser process did not answer in time")
+                raise ChildHung("the recogniser process did not answer in time")
             if p.poll(None if left is None else max(1, int(left * 1000))):
                 return
 
@@ -215,7 +219,7 @@ class _Child:
                     continue
                 view = view[n:]
         except OSError as exc:  # EPIPE: the child is gone
-            raise _ChildFailed(f"the recogniser process is gone ({exc})") from exc
+            raise ChildFailed(f"the recogniser process is gone ({exc})") from exc
 
     def _read(self, n: int, deadline: float | None) -> bytes:
         buf = bytearray()
@@ -225,9 +229,9 @@ class _Child:
             try:
                 chunk = os.read(self._out, n - len(buf))
             except OSError as exc:
-                raise _ChildFailed(f"the recogniser process is gone ({exc})") from exc
+                raise ChildFailed(f"the recogniser process is gone ({exc})") from exc
             if not chunk:
-                raise _ChildFailed("the recogniser process ended")
+                raise ChildFailed("the recogniser process ended")
             buf += chunk
         return bytes(buf)
 
@@ -327,7 +331,7 @@ class ChildTranscriber:
         try:
             child = self._spawn()
             info = child.wait_ready(time.monotonic() + load_timeout_s)
-        except (OSError, _ChildFailed, RecogniserError) as exc:
+        except (OSError, ChildFailed, RecogniserError) as exc:
             self.close()
             raise ModelError(f"the recogniser process could not load the model: {exc}") \
                 from exc
@@ -376,7 +380,7 @@ class ChildTranscriber:
 
     def _failed(self, child: _Child, exc: Exception) -> str:
         """Reap ``child`` after a failure; count it; start the next one if it is due now."""
-        if isinstance(exc, _ChildHung):
+        if isinstance(exc, ChildHung):
             _kill(child.proc)
         status = child.exit_status()
         _kill(child.proc)  # reaped; its pipes closed
@@ -434,7 +438,7 @@ class ChildTranscriber:
                 base, per_s = self.answer_timeout_s
                 reply = child.request(meta, samples.tobytes(),
                                       time.monotonic() + base + per_s * duration)
-            except _ChildFailed as exc:
+            except ChildFailed as exc:
                 raise RecogniserCrashed(self._failed(child, exc)) from exc
             except RecogniserError:
                 if child.info is None:  # it could not load the model this time

@@ -12,6 +12,8 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
+from callguard.errors import CallguardError
+
 #: RFC 3261 §7.3.3 and later RFCs' compact header forms.
 COMPACT = {
     "a": "Accept-Contact", "b": "Referred-By", "c": "Content-Type", "d": "Request-Disposition",
@@ -391,7 +393,7 @@ _ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly":
                      "inactive": "inactive"}
 
 
-class SdpRefused(ValueError):
+class SdpRefused(CallguardError, ValueError):
     """The offer cannot be accepted (488 Not Acceptable Here)."""
 
 
