@@ -252,3 +252,22 @@ def resolve_model(asr: AsrSettings, cache_dir: Path | None = None) -> str:
         return asr.model
     raise ConfigError(f"asr.model {asr.model!r} is neither 'bundled', a model folder, "
                       f"nor a size name ({', '.join(SIZE_NAMES)})")
+
+
+def exposed_password_warning(settings: Settings) -> str | None:
+    """A warning when the settings file holds the SIP password and its group or other users
+    may read it (mode ``& 0o044``) or change it (``& 0o022``); ``None`` when it is private
+    (``chmod 600``), holds no password, or there is no file."""
+    path = settings.source
+    if path is None or not settings.sip.password:
+        return None
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return None
+    if not mode & 0o066:
+        return None
+    who = " and ".join(w for w, bits in (("its group", 0o060), ("other users", 0o006))
+                       if mode & bits)
+    return (f"{path} holds the SIP password and {who} can read or change it (mode "
+            f"{mode:o}); make it private: chmod 600 {path}")

@@ -126,7 +126,7 @@ class HungUpBy(StrEnum):
 
     REMOTE = "remote"  # the other party
     COUNSELOR = "counselor"
-    AGENT = "agent"  # callguard, after the final notice or at the duration limit
+    AGENT = "agent"  # callguard: the final notice, the duration limit, or it was stopped
 
 
 class EndReason(StrEnum):
@@ -138,6 +138,7 @@ class EndReason(StrEnum):
     FINAL_NOTICE = "final_notice"  # callguard hung up after the final notice
     DURATION_LIMIT = "duration_limit"  # callguard hung up at the duration limit
     INTERRUPTED = "interrupted"  # the agent stopped mid-call (crash, power cut)
+    AGENT_STOPPED = "agent_stopped"  # the agent was stopped (SIGTERM, SIGHUP, quit): BYE sent
     END_OF_AUDIO = "end_of_audio"  # a simulated call's recording ended
     LINE_FAILED = "failed"  # signalling or media failed, or the line stopped
     ENDED = "ended"  # the line ended the call for no reason it named
@@ -157,7 +158,8 @@ _CUT = {VerdictKind.FINAL: EndReason.FINAL_NOTICE,
         VerdictKind.DURATION_FINAL: EndReason.DURATION_LIMIT}
 _HUNG_UP_BY = {EndReason.FINAL_NOTICE: HungUpBy.AGENT, EndReason.DURATION_LIMIT: HungUpBy.AGENT,
                EndReason.CALLER_HANGUP: HungUpBy.REMOTE, EndReason.REMOTE_HANGUP: HungUpBy.REMOTE,
-               EndReason.COUNSELOR_HANGUP: HungUpBy.COUNSELOR}
+               EndReason.COUNSELOR_HANGUP: HungUpBy.COUNSELOR,
+               EndReason.AGENT_STOPPED: HungUpBy.AGENT}
 
 
 class CallEnd(StrEnum):

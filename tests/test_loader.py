@@ -293,7 +293,9 @@ def test_duplicate_across_rules_warns(kiwi):
                            "rule a"
 
 
-def test_empty_file_warns_no_rules():
-    result = parse_rules("", name="e.toml")
-    assert [str(w) for w in result.warnings] == [
-        "e.toml: warning: the file has no [[rule]]: no abuse will be detected"]
+def test_empty_file_is_an_error_not_a_warning():
+    with pytest.raises(RulesError) as info:
+        parse_rules("", name="e.toml")
+    assert [str(e) for e in info.value.errors] == [
+        "e.toml: the file has no [[rule]]: no abuse would be detected (an empty rule set is "
+        "refused; the last good rules stay in force)"]

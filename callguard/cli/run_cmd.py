@@ -5,21 +5,36 @@ with ``--show-text``) until Ctrl-C or SIGTERM. ``--dial NUMBER`` places one outb
 once registered; ``--mic``/``--speaker`` use WAV files instead of a headset. On a terminal,
 keys control the call (p protect, h hang up, a answer, d NUMBER dial, q quit); SIGUSR1
 protects and SIGUSR2 hangs up (for a hotkey daemon or a script).
+
+SIGHUP (the terminal was closed, the SSH session dropped) stops the agent cleanly, as
+SIGTERM and Ctrl-C do: a call in progress gets its BYE and is stored as ended by the agent
+being stopped (``agent_stopped``). Not a reload: the rules file is already reloaded when it
+changes, and an agent whose terminal is gone has lost its controls and its output. The
+rules file changing is picked up within a few seconds (see callguard.engine.engine).
+
+Files are created private (umask 077): the call store holds recordings and transcripts.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
 from callguard.cli.timeline import format_event
-from callguard.config import HeadsetSettings, load_settings
+from callguard.config import HeadsetSettings, exposed_password_warning, load_settings
 from callguard.engine.engine import Engine, EngineEvent
 from callguard.engine.wiring import build_engine, headset_factory, sip_line
 from callguard.vocabulary import Transcribed
+
+log = logging.getLogger(__name__)
+
+#: Signals that stop the agent cleanly (BYE to a call in progress, ``agent_stopped``).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,7 +96,14 @@ def _device_factory(args: argparse.Namespace, headset: HeadsetSettings):
 
 
 def run(args: argparse.Namespace) -> int:
+    # Everything the agent creates (the store, its WAL, recordings exported) is the
+    # counselor's alone; the store's existing files are also made private when it opens.
+    os.umask(0o077)
     settings = load_settings(args.config)  # a ConfigError goes to main: exit 2
+    exposed = exposed_password_warning(settings)
+    if exposed is not None:
+        log.warning("%s", exposed)
+        print(f"callguard run: warning: {exposed}", file=sys.stderr, flush=True)
     line = sip_line(settings)
     if line is None:
         print("callguard run: no SIP line configured: set [sip] server, user and password in "
@@ -112,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
             return  # once a second: for the GUI's clock, too chatty for a terminal
         elif ev.kind == "rules":
             print(f"rules: {ev.data.message}", flush=True)
+            if not ev.data.ok:  # the file on disk is not what runs: never only on stdout
+                print(f"callguard run: {ev.data.headline}", file=sys.stderr, flush=True)
         else:
             if ev.kind == "ringing":
                 ringing[:] = [ev.call_id]
@@ -123,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                           device_factory=_device_factory(args, settings.headset),
                           auto_answer=args.auto_answer or settings.sip.auto_answer,
                           on_event=on_event)
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, lambda *_: done.set())
     # Protect and hang up from outside (a hotkey daemon, a script): SIGUSR1, SIGUSR2.
     signal.signal(signal.SIGUSR1, lambda *_: engine.protect())
@@ -137,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"recovered {len(engine.recovered)} call(s) interrupted by a crash", flush=True)
     print(f"callguard is running on {line.local_ip}:{line.sip_port}; Ctrl-C to stop",
           flush=True)
+    if engine.rules_fallback is not None:
+        print(f"status: {engine.rules_fallback.headline}", flush=True)
     if sys.stdin is not None and sys.stdin.isatty():
         print(COMMANDS_HELP, flush=True)
         threading.Thread(target=_commands, args=(engine, ringing, done), name="stdin",

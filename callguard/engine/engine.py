@@ -4,17 +4,25 @@ thread-safe methods; events come out through ``on_event`` (called on the engine 
 a GUI re-posts them to its own thread).
 
 One call at a time: a second inbound call while one is active gets 486 Busy Here.
+
+Rules at run time: the engine polls the rules file (size, mtime, inode every
+``RULES_POLL_S``, off the call path; the content hash decides) and reloads it when it
+changes; a refused file leaves the rules in force and says why (a WARNING and a ``rules``
+event). The rules put in force are noted in the store (``Store.note_rules_in_force``), so a
+rules file that is broken at start still starts the line, on the last good rules, loudly
+(:attr:`Engine.rules_fallback`). Calls keep the rules they began with.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +32,21 @@ from callguard.audio.devices import AudioDevice, NullDevice
 from callguard.clock import SYSTEM, RealClock, TimeSource
 from callguard.engine.prompts import PromptLibrary
 from callguard.engine.runner import CallRunner, LiveCallControl
-from callguard.rules.active import ActiveRules
+from callguard.rules.active import ActiveRules, ReloadResult
+from callguard.rules.loader import parse_rules
+from callguard.rules.model import RuleSet
+from callguard.rules.problems import RulesError
 from callguard.session.call import CallSession, SessionConfig
-from callguard.store import Store
+from callguard.store import Store, StoreError
+from callguard.store.store import secure_store_files
 from callguard.telephony.base import Call, CallState, Line, LineStatus
 from callguard.text.analyzer import Analyzer
 from callguard.text.kiwiproc import kiwi_process
-from callguard.vocabulary import Source
+from callguard.vocabulary import ActionKind, EndReason, Source
 
 log = logging.getLogger(__name__)
+
+RULES_POLL_S = 2.0  # how often the rules file is looked at for changes
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,13 @@ class Engine:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._stop: asyncio.Event | None = None
+        # Set when the rules file was refused at start and the engine runs on the last good
+        # rules from the store; cleared when a good file goes into force.
+        self.rules_fallback: ReloadResult | None = None
+        self.rules_poll_s = RULES_POLL_S
+        self._rules_seen: tuple[tuple[int, int, int] | None, str | None] = (None, None)
+        self._rules_lock: asyncio.Lock | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     # --- lifecycle (any thread) -------------------------------------------------------
 
@@ -162,13 +183,20 @@ class Engine:
         self._dialing: dict[str, Call] = {}
         if self.store_path is not None:
             self.store = await Store.open(self.store_path, recover=False)
+            for change in await asyncio.to_thread(secure_store_files, self.store_path):
+                log.warning("call store permissions: %s", change)
             self.recovered = await self.store.recover_interrupted(self.clock.time())
             if self.recovered:
                 log.warning("%d call(s) interrupted by a crash were recovered",
                             len(self.recovered))
         self.worker = RecognitionWorker(self.transcriber_factory)
         await self.worker.start()
-        self.rules = ActiveRules(self.rules_path, analyzer=self.analyzer)
+        self._rules_lock = asyncio.Lock()
+        self._rules_seen = await asyncio.to_thread(_file_state, self.rules_path)
+        self.rules = await self._initial_rules()
+        await asyncio.to_thread(self.prompts.preload, self.rules.ruleset.prompts.values())
+        if self.rules_fallback is None:
+            await self._note_rules(self.rules.ruleset)
         loop = asyncio.get_running_loop()
 
         def hop(fn: Callable[..., None]) -> Callable[..., None]:
@@ -177,6 +205,7 @@ class Engine:
         self.line.set_handlers(on_incoming=hop(self._incoming), on_answered=hop(self._answered),
                                on_ended=hop(self._ended), on_status=hop(self._status))
         self.line.start()
+        self._watcher = loop.create_task(self._watch_rules())
         self._ready.set()
         try:
             await self._stop.wait()
@@ -184,7 +213,14 @@ class Engine:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
         for runner in list(self.runners.values()):
+            # The agent is being stopped (SIGTERM, SIGHUP, quit): the BYE is ours, and the
+            # store says so rather than blaming the counselor or the caller. A hangup
+            # already decided (final notice) keeps its reason.
+            if runner.session.end_reason is None:
+                runner.session.end_reason = EndReason.AGENT_STOPPED
             runner.call.hangup()
         if self.tasks:
             await asyncio.wait(list(self.tasks.values()), timeout=10)
@@ -226,9 +262,11 @@ class Engine:
         clock = RealClock(start, self.clock)
         control = LiveCallControl(call, self.prompts, clock)
         rules = self.rules  # the rules in force when the call began stay for the call
+        store = (_PlayedPrompts(self.store, rules.ruleset, self.prompts)
+                 if self.store is not None else None)
         session = CallSession(
             ruleset=rules.ruleset, matcher=rules.matcher, recogniser=self.worker,
-            control=control, clock=clock, store=self.store, direction=call.direction,
+            control=control, clock=clock, store=store, direction=call.direction,
             remote=call.remote, source=Source.SIP, config=self.session_config,
             counselor=self.counselor, wall_clock=self.clock,
             on_event=lambda ev, cid=call.call_id: self._emit("timeline", cid, ev))
@@ -324,15 +362,131 @@ class Engine:
         if runner is not None:
             runner.muted = muted
 
-    async def _push_rules(self, path: Path | None) -> Any:
-        assert self.rules is not None
-        # Loading builds a matcher (Kiwi): seconds of CPU, so off the engine loop.
-        result = await asyncio.to_thread(self.rules.reload, path)
-        if result.ok and path is not None:
-            self.rules_path = path
+    async def _push_rules(self, path: Path | None, why: str = "pushed") -> Any:
+        assert self.rules is not None and self._rules_lock is not None
+        async with self._rules_lock:  # the watcher and a push never load at once
+            # Running on the store's last good rules, "the current file" is the rules path.
+            target = path if path is not None else self.rules_path
+            # Loading builds a matcher (Kiwi) and decodes the prompts: seconds of CPU, so
+            # off the engine loop.
+            result = await asyncio.to_thread(self.rules.reload, target)
+            if result.ok:
+                self.rules_path = target
+                self.rules_fallback = None
+                state = await asyncio.to_thread(_file_state, target)
+                if state[1] == result.version:  # the watcher need not load it again
+                    self._rules_seen = state
+                await asyncio.to_thread(self.prompts.preload,
+                                        self.rules.ruleset.prompts.values())
+                await self._note_rules(self.rules.ruleset)
+            elif self.rules_fallback is not None:  # still on the last good rules: say so
+                result = replace(result, last_good_since=self.rules_fallback.last_good_since)
+                self.rules_fallback = result
         self._emit("rules", None, result)
         if result.ok:
-            log.info("rules pushed: version %s", result.version[:12])
+            log.info("rules %s: version %s", why, result.version[:12])
         else:
-            log.warning("rules push refused; the rules in force stay: %s", result.message)
+            log.warning("rules %s but refused; the rules in force stay: %s", why,
+                        result.message)
         return result
+
+    # --- the rules file at run time -----------------------------------------------------
+
+    async def _initial_rules(self) -> ActiveRules:
+        """The rules file's rules; if it is refused, the last good rules kept in the store
+        (loudly: :attr:`rules_fallback`, a WARNING and a ``rules`` event), so a broken file
+        never leaves the counselor without a line. No last good rules: the error stands."""
+        try:
+            return ActiveRules(self.rules_path, analyzer=self.analyzer)
+        except RulesError as refused:
+            last = None
+            if self.store is not None:
+                try:
+                    last = await self.store.last_good_rules()
+                except StoreError as exc:
+                    log.error("the last good rules cannot be read from the store: %s", exc)
+            if last is None:
+                raise
+            try:
+                loaded = parse_rules(last.text, name=f"{last.path} (last good rules)",
+                                     base_dir=Path(last.path).parent, analyzer=self.analyzer)
+            except RulesError as exc:
+                log.error("the last good rules %s no longer load: %s", last.version[:12], exc)
+                raise refused from exc
+            ruleset = replace(loaded.ruleset, path=Path(last.path))
+            self.rules_fallback = ReloadResult(False, ruleset.version, refused.problems,
+                                               last_good_since=last.in_force_since)
+            log.warning("%s", self.rules_fallback.message)
+            self._emit("rules", None, self.rules_fallback)
+            return ActiveRules(ruleset, analyzer=self.analyzer)
+
+    async def _note_rules(self, ruleset: RuleSet) -> None:
+        """Keep the rules now in force in the store: the last good rules of a restart."""
+        if self.store is None:
+            return
+        try:
+            await self.store.note_rules_in_force(ruleset.version, str(ruleset.path or ""),
+                                                 ruleset.source)
+        except Exception as exc:  # a store fault must not cost the rules in force
+            log.error("could not keep the rules in force in the store: %s", exc)
+
+    async def _watch_rules(self) -> None:
+        """Reload the rules file when its content changes (see the module docstring)."""
+        while True:
+            await asyncio.sleep(self.rules_poll_s)
+            try:
+                await self._check_rules_file()
+            except Exception:
+                log.exception("watching the rules file failed; watching on")
+
+    async def _check_rules_file(self) -> None:
+        seen_state, seen_hash = self._rules_seen
+        now = await asyncio.to_thread(_file_state, self.rules_path)
+        if now[0] == seen_state:
+            return
+        await asyncio.sleep(0.2)  # an editor may still be writing: let it finish
+        again = await asyncio.to_thread(_file_state, self.rules_path)
+        if again[0] != now[0]:
+            return  # still changing: the next poll looks again
+        self._rules_seen = again
+        if again[1] == seen_hash:
+            return  # touched, not changed
+        await self._push_rules(self.rules_path, why="file changed")
+
+
+def _file_state(path: Path) -> tuple[tuple[int, int, int] | None, str | None]:
+    """(size, mtime in ns, inode) of ``path`` and the SHA-256 of its bytes; ``None``s when
+    it cannot be read."""
+    try:
+        st = Path(path).stat()
+        data = Path(path).read_bytes()
+    except OSError:
+        return None, None
+    return (st.st_size, st.st_mtime_ns, st.st_ino), hashlib.sha256(data).hexdigest()
+
+
+class _PlayedPrompts:
+    """The call store as a call's session writes to it, except that a prompt which played
+    the placeholder chime (no recording, or one that could not be decoded) is recorded as
+    such: ``<key> (chime: <why>; <seconds> s)``, with the reason in ``error``. ``ok`` stays
+    true and ``seconds`` is the chime's: the caller heard it for that long, and the dry-run
+    replays the call's timing from it."""
+
+    def __init__(self, store: Store, ruleset: RuleSet, library: PromptLibrary) -> None:
+        self._store = store
+        self._ruleset = ruleset
+        self._library = library
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def add_action(self, call_id: int, t_s: float, kind: str, detail: str,
+                         ok: bool = True, error: str | None = None,
+                         prompt: str | None = None, seconds: float | None = None) -> int:
+        if kind == ActionKind.PLAY_PROMPT and ok and prompt in self._ruleset.prompts:
+            why = self._library.chime_reason(self._ruleset.prompts[prompt])
+            if why is not None:
+                detail = f"{prompt} (chime: {why}; {seconds or 0.0:.1f} s)"
+                error = f"played the placeholder chime, not the prompt's recording: {why}"
+        return await self._store.add_action(call_id, t_s, kind, detail, ok, error, prompt,
+                                            seconds)

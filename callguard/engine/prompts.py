@@ -9,6 +9,7 @@ log: announcements are recorded by each call centre; the rules file points at th
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -30,21 +31,49 @@ def placeholder() -> np.ndarray:
 
 
 class PromptLibrary:
-    """Loads each prompt once (by file path); a missing or broken file → placeholder."""
+    """Each prompt's audio by file path, decoded when the rules go into force
+    (:meth:`preload`) so what ``rules check`` decoded is what plays, even if the file changes
+    afterwards; a prompt without a recording, or one that cannot be decoded, plays the
+    placeholder chime, and :meth:`chime_reason` says why, so the store can record that the
+    caller heard the chime rather than the announcement."""
 
     def __init__(self) -> None:
-        self._cache: dict[Path | None, np.ndarray] = {}
+        # path (None: no recording) -> (audio, why the chime plays instead, or None)
+        self._cache: dict[Path | None, tuple[np.ndarray, str | None]] = {}
+
+    def preload(self, prompts: Iterable[Prompt]) -> None:
+        """Decode ``prompts`` now (the rules just went into force), replacing what was
+        cached for earlier rules. Seconds of disk and CPU at most: call it off the loop."""
+        cache: dict[Path | None, tuple[np.ndarray, str | None]] = {}
+        for prompt in prompts:
+            if prompt.file not in cache:
+                cache[prompt.file] = self._load(prompt.file)
+        self._cache = cache
 
     def audio(self, prompt: Prompt) -> np.ndarray:
+        return self._entry(prompt)[0]
+
+    def chime_reason(self, prompt: Prompt) -> str | None:
+        """``None`` if ``prompt`` plays its recording, else why the chime plays instead."""
+        return self._entry(prompt)[1]
+
+    def _entry(self, prompt: Prompt) -> tuple[np.ndarray, str | None]:
         key = prompt.file
         if key not in self._cache:
-            if key is None:
-                log.warning("prompt has no recording; playing the placeholder chime")
-                self._cache[key] = placeholder()
-            else:
-                try:
-                    self._cache[key] = load_pcm8k(key)
-                except Exception as exc:
-                    log.error("cannot read prompt %s (%s); playing the placeholder", key, exc)
-                    return placeholder()
+            self._cache[key] = self._load(key)
         return self._cache[key]
+
+    @staticmethod
+    def _load(file: Path | None) -> tuple[np.ndarray, str | None]:
+        if file is None:
+            log.warning("prompt has no recording; playing the placeholder chime")
+            return placeholder(), "no recording"
+        try:
+            pcm = load_pcm8k(file)
+        except Exception as exc:
+            log.error("cannot read prompt %s (%s); playing the placeholder", file, exc)
+            return placeholder(), f"{file.name}: {str(exc).removeprefix(f'{file}: ')}"
+        if pcm.size == 0:
+            log.error("prompt %s holds no audio; playing the placeholder", file)
+            return placeholder(), f"{file.name}: no audio"
+        return pcm, None

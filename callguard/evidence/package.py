@@ -314,7 +314,10 @@ def _write_zip(dest: Path, files: dict[str, bytes], manifest: bytes, signature: 
     if signature is not None:
         entries.append((SIGNATURE, signature))
     try:
-        with tmp.open("wb") as raw:
+        # 0600 whatever the umask: a package holds the recording and the transcript.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as raw:
             with zipfile.ZipFile(raw, "w") as zf:
                 for name, data in entries:
                     info = zipfile.ZipInfo(name, date_time=stamp)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -23,7 +24,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from callguard.config import ConfigError, Settings, load_settings
+from callguard.config import ConfigError, Settings, exposed_password_warning, load_settings
 from callguard.engine.wiring import build_engine, sip_line
 from callguard.gui.bridge import EngineBridge, StoreClient, release_windows
 from callguard.gui.i18n import set_language, texts
@@ -67,16 +68,17 @@ def _line(settings: Settings, fake: bool):
 
 
 def _quit_on_signals(app: QApplication) -> QTimer:
-    """SIGTERM (the PC shutting down, a service manager) and SIGINT (Ctrl-C) end the event
-    loop like closing the window does, so a call in progress is hung up with a BYE and
-    closed and sealed in the store, rather than the process dying with the caller left on
-    a dead line. Python runs signal handlers only between bytecodes, and Qt's event loop
+    """SIGTERM (the PC shutting down, a service manager), SIGHUP (the terminal it was
+    started from closed, the session ended) and SIGINT (Ctrl-C) end the event loop like
+    closing the window does, so a call in progress is hung up with a BYE and closed and
+    sealed in the store as ``agent_stopped``, rather than the process dying with the caller
+    left on a dead line. Python runs signal handlers only between bytecodes, and Qt's event loop
     runs none while idle: a timer wakes the interpreter every 200 ms to let them run."""
     def stop(signum, frame) -> None:
         log.warning("signal %d: stopping", signum)
         app.quit()
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, stop)
     wake = QTimer(app)
     wake.timeout.connect(lambda: None)
@@ -86,6 +88,7 @@ def _quit_on_signals(app: QApplication) -> QTimer:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.umask(0o077)  # the store, its WAL and exported evidence: the counselor's alone
     if args.lang:
         set_language(args.lang)
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -94,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         QMessageBox.critical(None, T("app.start_failed"), str(exc))
         return 2
+    exposed = exposed_password_warning(settings)
+    if exposed is not None:
+        log.warning("%s", exposed)
+        print(f"callguard gui: warning: {exposed}", file=sys.stderr, flush=True)
     line = _line(settings, args.fake_line)
     if line is None:
         QMessageBox.critical(None, T("app.start_failed"), T("app.no_line"))

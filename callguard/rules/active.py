@@ -10,13 +10,14 @@ utterance sees either the old or the new rules, never a mix.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from callguard.rules.loader import LoadResult, load_rules, parse_rules
 from callguard.rules.matcher import Matcher, MatchResult
 from callguard.rules.model import RuleSet
-from callguard.rules.problems import Problem, RulesError
+from callguard.rules.problems import Problem, RulesError, Severity
 from callguard.text.analyzer import Analyzer
 
 log = logging.getLogger(__name__)
@@ -24,17 +25,38 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ReloadResult:
-    """What a reload did. ``version`` is the rule-set version in force afterwards."""
+    """What a reload did. ``version`` is the rule-set version in force afterwards.
+    ``last_good_since``: set when the rules file was refused at start and the agent runs on
+    the last good rules kept in the store, in force since then (unix epoch seconds)."""
 
     ok: bool
     version: str
     problems: list[Problem] = field(default_factory=list)
+    last_good_since: float | None = None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.ERROR]
+
+    @property
+    def headline(self) -> str:
+        """One line for a status bar or a terminal."""
+        if self.ok:
+            return f"rules {self.version[:12]} in force"
+        n = len(self.errors)
+        if self.last_good_since is not None:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.last_good_since))
+            return (f"running on the last good rules from {when} ({self.version[:12]}): "
+                    f"the file has {n} error(s)")
+        return f"rules refused ({n} error(s)); kept the last good rules ({self.version[:12]})"
 
     @property
     def message(self) -> str:
         if self.ok:
-            return f"rules {self.version[:12]} in force"
+            return self.headline
         lines = [str(p) for p in self.problems]
+        if self.last_good_since is not None:
+            return "\n".join([self.headline, *lines])
         return "\n".join([*lines, f"kept the last good rules ({self.version[:12]})"])
 
 

@@ -4,7 +4,8 @@ Every problem is reported with its file, line and rule (see :mod:`.problems`); a
 them are collected before giving up, so an admin fixes a file in one pass. Unknown keys are
 errors: a misspelt ``enabeld = false`` must not silently leave a rule on. Warnings
 (duplicate terms, keywords that Kiwi splits unexpectedly, missing prompt files) do not
-stop a file from loading.
+stop a file from loading; a file with no ``[[rule]]`` and a prompt WAV that does not decode
+are errors.
 """
 
 from __future__ import annotations
@@ -272,8 +273,35 @@ def _prompts(c: _Checker, data: dict, base_dir: Path | None) -> dict[str, Prompt
             if base_dir is not None and not file.is_file():
                 c.warn((*path, "file"), f"prompt file {file_raw!r} not found; "
                        f"prompt '{key}' cannot be played")
+            elif base_dir is not None:
+                problem = prompt_audio_problem(file)
+                if problem is not None:  # the caller would hear the chime, not the prompt
+                    c.error((*path, "file"), f"prompt file {file_raw!r} ({file}) cannot be "
+                            f"played: {problem}")
         prompts[key] = Prompt(file, text)
     return prompts
+
+
+def prompt_audio_problem(file: Path) -> str | None:
+    """Why the prompt WAV ``file`` cannot be played (``None`` if it decodes to audio): the
+    rules load decodes every prompt, so a broken recording is found by ``rules check`` and
+    refused by a reload, not discovered when a caller should hear it."""
+    from callguard.audio.wavfile import AudioFileError, read_wav
+
+    try:
+        data, rate = read_wav(file)
+    except AudioFileError as exc:
+        return str(exc).removeprefix(f"{file}: ")
+    except Exception as exc:  # any failure to decode is the answer
+        # e.g. the wave module's RuntimeError on a malformed chunk, numpy's ValueError on
+        # truncated sample data
+        detail = f": {exc}" if str(exc) else ""
+        return f"cannot decode it as PCM WAV ({type(exc).__name__}{detail})"
+    if rate <= 0:
+        return f"sample rate {rate} Hz"
+    if data.shape[0] == 0:
+        return "the file holds no audio"
+    return None
 
 
 def _untagged_exceptions(c: _Checker, terms: list[str], path: tuple,
@@ -487,7 +515,10 @@ def parse_rules(source: str | bytes, *, name: str = "<rules>", base_dir: Path | 
     seen: dict[str, int] = {}
     rules = [r for i, item in enumerate(raw_rules) if (r := _rule(c, i, item, seen))]
     if not raw_rules:
-        c.warn((), "the file has no [[rule]]: no abuse will be detected")
+        # An error, not a warning: an empty file (truncated by an editor, a failed copy)
+        # would otherwise go into force and silently detect nothing.
+        c.error((), "the file has no [[rule]]: no abuse would be detected (an empty rule set "
+                "is refused; the last good rules stay in force)")
     _duplicate_warnings(c, rules)
     if check_analysis and any(r.mode.needs_analyzer for r in rules):
         if analyzer is None:

@@ -31,6 +31,7 @@ import time
 import wave
 from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -757,6 +758,83 @@ class Store:
         if hashlib.sha256(text.encode("utf-8")).hexdigest() != version:
             raise StoreError(f"stored rules {version[:12]} do not match their hash")
         return path, text
+
+    # -- the rules the agent ran on (kept for a restart with a broken rules file) ----------
+    async def note_rules_in_force(self, version: str, path: str, text: str,
+                                  at: float | None = None) -> bool:
+        """The agent put these rules in force (at start, or a reload): keep their text
+        (:meth:`ensure_ruleset`) and note it in the append-only audit log as
+        ``rules_in_force`` (detail: the version), unless they already were the last noted.
+        True if noted. :meth:`last_good_rules` reads it back."""
+        when = time.time() if at is None else at
+        await self.ensure_ruleset(version, path, text, when)
+        async with self._transaction("note_rules_in_force"):
+            rows = await self._all("SELECT detail FROM audit_log WHERE kind = ?"
+                                   " ORDER BY at DESC, id DESC LIMIT 1", RULES_IN_FORCE)
+            if rows and rows[0]["detail"] == version:
+                return False
+            await self._insert("INSERT INTO audit_log (at, actor, role, kind, call_id, detail)"
+                               " VALUES (?, ?, ?, ?, NULL, ?)", when, AGENT_ROLE, AGENT_ROLE,
+                               RULES_IN_FORCE, version)
+        return True
+
+    async def last_good_rules(self) -> LastGoodRules | None:
+        """The rules the agent last put in force (see :meth:`note_rules_in_force`), with
+        when; ``None`` if it never ran on any. StoreError if their stored text was altered."""
+        async with self._transaction("last_good_rules", write=False):
+            rows = await self._all(
+                "SELECT a.at, r.version, r.path, r.text FROM audit_log a"
+                " JOIN rulesets r ON r.version = a.detail WHERE a.kind = ?"
+                " ORDER BY a.at DESC, a.id DESC LIMIT 1", RULES_IN_FORCE)
+        if not rows:
+            return None
+        row = rows[0]
+        if hashlib.sha256(row["text"].encode("utf-8")).hexdigest() != row["version"]:
+            raise StoreError(f"stored rules {row['version'][:12]} do not match their hash")
+        return LastGoodRules(row["version"], row["path"], row["text"], row["at"])
+
+
+RULES_IN_FORCE = "rules_in_force"  # audit_log.kind: the agent put rules in force
+
+
+@dataclass(frozen=True)
+class LastGoodRules:
+    """Rules the agent ran on: ``version`` (SHA-256 of ``text``), the file they were loaded
+    from, their exact text, and when they went into force (unix epoch seconds)."""
+
+    version: str
+    path: str
+    text: str
+    in_force_since: float
+
+
+def secure_store_files(path: str | os.PathLike[str]) -> list[str]:
+    """Make the store private to its owner: its directory 0700 (when this user owns it) and
+    the database and its ``-wal``/``-shm`` files 0600. Recordings and transcripts are
+    personal data; a umask of 022 would leave them readable by every local user. Returns a
+    line for each change made or that failed (a file this user does not own)."""
+    p = Path(path)
+    out: list[str] = []
+
+    def fix(target: Path, mode: int) -> None:
+        try:
+            st = target.stat()
+        except FileNotFoundError:
+            return
+        if st.st_mode & 0o777 == mode:
+            return
+        try:
+            if target.is_dir() and st.st_uid != os.getuid():
+                raise PermissionError("owned by another user")
+            target.chmod(mode)
+            out.append(f"{target}: mode {st.st_mode & 0o777:o} -> {mode:o}")
+        except OSError as exc:
+            out.append(f"{target}: cannot make it private ({mode:o}): {exc}")
+
+    fix(p.parent, 0o700)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        fix(p.with_name(p.name + suffix), 0o600)
+    return out
 
 
 async def _pragma(conn: aiosqlite.Connection, sql: str) -> str:

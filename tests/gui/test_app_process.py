@@ -71,8 +71,9 @@ def test_callguard_gui_takes_a_real_call_on_the_headset_and_stops_cleanly(tmp_pa
             (summary,) = await store.list_calls()
             return await store.get_call(summary.id), await store.check_recording(summary.id)
     rec, (sealed, current) = asyncio.run(read())
-    assert rec.end_reason != "interrupted" and rec.ended_at is not None, rec.end_reason
-    assert rec.hung_up_by == "counselor" and rec.counselor == "agent"
+    # Stopped, not crashed: the BYE was the agent's, and the store says so (issue 13.9).
+    assert rec.end_reason == "agent_stopped" and rec.ended_at is not None, rec.end_reason
+    assert rec.hung_up_by == "agent" and rec.counselor == "agent"
     assert sealed is not None and sealed == current
     # The counselor heard the caller on the headset.
     _, corr = align(without_long_silences(np.fromfile(tmp_path / "out.raw", "<i2")),
