@@ -68,7 +68,7 @@ def test_migrates_an_empty_file_and_reopens_idempotently(tmp_path):
             return await new_call(store)
 
     call_id = run(first())
-    assert db_user_version(path) == SCHEMA_VERSION == len(MIGRATIONS) == 4
+    assert db_user_version(path) == SCHEMA_VERSION == len(MIGRATIONS) == 5
     assert {"rulesets", "calls", "audio_chunks", "utterances", "hits", "verdicts",
             "actions", "reviews", "audit_log", "users", "rules_history"} <= tables(path)
     with sqlite3.connect(path) as conn:
@@ -117,7 +117,7 @@ def test_schema_4_fills_old_rows_with_the_values_they_recorded(tmp_path):
         async with Store.open(path) as store:
             return await store.get_call(1)
     call = run(read())
-    assert db_user_version(path) == 4
+    assert db_user_version(path) == SCHEMA_VERSION
     assert [v.cause for v in call.verdicts] == ["rules", "protect", "duration", "crisis"]
     assert [(a.prompt, a.seconds) for a in call.actions] == [
         ("warning", 6.4), ("final", 0.0), (None, None)]

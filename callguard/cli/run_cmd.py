@@ -132,6 +132,11 @@ def run(args: argparse.Namespace) -> int:
                 print(line, flush=True)
         elif ev.kind == "call_status":
             return  # once a second: for the GUI's clock, too chatty for a terminal
+        elif ev.kind == "store":  # disk full, read-only, deleted, damaged: calls go on
+            state = "ok" if ev.data["ok"] else f"PROBLEM: {ev.data['problem']}"
+            print(f"store: {state}", flush=True)
+            if not ev.data["ok"]:
+                print(f"callguard run: {ev.data['problem']}", file=sys.stderr, flush=True)
         elif ev.kind == "rules":
             print(f"rules: {ev.data.message}", flush=True)
             if not ev.data.ok:  # the file on disk is not what runs: never only on stdout

@@ -38,6 +38,7 @@ from callguard.rules.model import RuleSet
 from callguard.rules.problems import RulesError
 from callguard.session.call import CallSession, SessionConfig
 from callguard.store import Store, StoreError
+from callguard.store.spool import SpooledStore
 from callguard.store.store import secure_store_files
 from callguard.telephony.base import Call, CallState, Line, LineStatus
 from callguard.text.analyzer import Analyzer
@@ -58,7 +59,9 @@ class EngineEvent:
     :class:`~callguard.vocabulary.CallStatus`; for ``ended`` the reason, ``store_id``
     (None if never answered) and ``protected``; for ``rules`` the :class:`ReloadResult` of a
     push; for ``headset`` ``{"ok": False, "error": str}`` when the sound card could not be
-    opened for a call or failed during it."""
+    opened for a call or failed during it; for ``store`` ``{"ok": bool, "problem": str |
+    None}`` when the call store fails (disk full, read-only, file deleted, damaged: calls
+    go on, spooled) and when it is written again."""
 
     kind: str
     call_id: str | None = None
@@ -73,7 +76,7 @@ class Engine:
                  session_config: SessionConfig | None = None, auto_answer: bool = False,
                  on_event: Callable[[EngineEvent], None] | None = None,
                  counselor: str = "", analyzer: Analyzer | None = None,
-                 clock: TimeSource = SYSTEM) -> None:
+                 clock: TimeSource = SYSTEM, spool_dir: Path | None = None) -> None:
         """``clock``: the time calls run on (:data:`SYSTEM`, or a test's
         :class:`~callguard.clock.StepClock`, which must also be the line's)."""
         self.line = line
@@ -84,6 +87,9 @@ class Engine:
         self.analyzer: Analyzer = analyzer if analyzer is not None else kiwi_process()
         self.rules_path = rules_path
         self.store_path = store_path
+        self.spool_dir = spool_dir  # None: callguard.store.spool.default_spool_dir
+        self.spool: SpooledStore | None = None  # what calls write to (store faults spooled)
+        self.store_health: dict[str, Any] = {"ok": True, "problem": None}
         self.transcriber_factory = transcriber_factory
         self.device_factory = device_factory
         self.session_config = session_config or SessionConfig()
@@ -182,10 +188,16 @@ class Engine:
         self._ringing: dict[str, Call] = {}
         self._dialing: dict[str, Call] = {}
         if self.store_path is not None:
-            self.store = await Store.open(self.store_path, recover=False)
+            # A store that fails (full, read-only, deleted, damaged) never stops the agent:
+            # calls are spooled and written when it is back (callguard.store.spool).
+            self.spool = SpooledStore(self.store_path, self.spool_dir,
+                                      on_health=self._store_health, now=self.clock.time)
+            await self.spool.open()
+            self.store = self.spool.store
             for change in await asyncio.to_thread(secure_store_files, self.store_path):
                 log.warning("call store permissions: %s", change)
-            self.recovered = await self.store.recover_interrupted(self.clock.time())
+            self.recovered = list(self.spool.recovered)
+            self._store_watch = asyncio.get_running_loop().create_task(self._watch_store())
             if self.recovered:
                 log.warning("%d call(s) interrupted by a crash were recovered",
                             len(self.recovered))
@@ -227,8 +239,27 @@ class Engine:
         self.line.stop()
         if self.worker is not None:
             await self.worker.stop()
-        if self.store is not None:
+        if self.spool is not None:
+            self._store_watch.cancel()
+            await self.spool.close()  # what is still spooled stays for the next start
+        elif self.store is not None:
             await self.store.close()
+
+    async def _watch_store(self, every_s: float = 1.0) -> None:
+        """Once a second (wall time, off the call path): the store file still there,
+        spooled records written, and hourly between calls a quick_check."""
+        assert self.spool is not None
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.spool.tick()
+            except Exception:
+                log.exception("store check failed")
+            self.store = self.spool.store
+
+    def _store_health(self, ok: bool, problem: str | None) -> None:
+        self.store_health = {"ok": ok, "problem": problem}
+        self._emit("store", None, dict(self.store_health))
 
     def _emit(self, kind: str, call_id: str | None = None, data: Any = None) -> None:
         if self.on_event is not None:
@@ -262,8 +293,8 @@ class Engine:
         clock = RealClock(start, self.clock)
         control = LiveCallControl(call, self.prompts, clock)
         rules = self.rules  # the rules in force when the call began stay for the call
-        store = (_PlayedPrompts(self.store, rules.ruleset, self.prompts)
-                 if self.store is not None else None)
+        store = (_PlayedPrompts(self.spool, rules.ruleset, self.prompts)
+                 if self.spool is not None else None)
         session = CallSession(
             ruleset=rules.ruleset, matcher=rules.matcher, recogniser=self.worker,
             control=control, clock=clock, store=store, direction=call.direction,
@@ -299,7 +330,9 @@ class Engine:
             except Exception:  # a failing sound card must not keep the call from ending
                 log.exception("closing the headset failed")
             self._emit("ended", runner.call.call_id, {
-                "reason": runner.session.end_reason, "store_id": runner.session.call_id,
+                "reason": runner.session.end_reason,
+                "store_id": (self.spool.store_id(runner.session.call_id)
+                             if self.spool is not None else runner.session.call_id),
                 "protected": runner.session.protected,
                 "line": str(runner.call.end_reason) if runner.call.end_reason else None})
 

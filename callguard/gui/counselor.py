@@ -195,6 +195,11 @@ T = texts({
                           "The headset is not working. The call is still recorded and "
                           "protected, but you cannot hear or speak: {error}"),
     "counselor.tray.headset": ("헤드셋 오류", "Headset problem"),
+    "counselor.store": ("통화 저장소에 문제가 있습니다. 통화는 계속되며 녹음은 임시 보관되었다가 "
+                        "저장소가 복구되면 저장됩니다: {problem}",
+                        "The call store has a problem. Calls go on; their recording is "
+                        "kept aside and stored when the store is back: {problem}"),
+    "counselor.tray.store": ("통화 저장소 오류", "Call store problem"),
     "counselor.tray.ringing": ("전화가 왔습니다", "Incoming call"),
     "counselor.tray.abuse": ("폭언으로 통화가 종료되었습니다. 잠시 쉬어 가세요.",
                              "The call was ended for abuse. Take a break."),
@@ -402,6 +407,13 @@ class CounselorWindow(QMainWindow):
         self.headset_label.setStyleSheet("QLabel { color:#b71c1c; background:#ffcdd2;"
                                          " border-radius:4px; font-weight:bold }")
         self.headset_label.hide()
+        # Shown while the call store fails (disk full, read-only, deleted, damaged).
+        self.store_label = QLabel()
+        self.store_label.setWordWrap(True)
+        self.store_label.setMargin(6)
+        self.store_label.setStyleSheet("QLabel { color:#e65100; background:#ffe0b2;"
+                                       " border-radius:4px; font-weight:bold }")
+        self.store_label.hide()
 
         # Dial pad.
         self.number_edit = QLineEdit()
@@ -527,6 +539,7 @@ class CounselorWindow(QMainWindow):
         outer.addLayout(top)
         outer.addWidget(self.rest_label)
         outer.addWidget(self.headset_label)
+        outer.addWidget(self.store_label)
         outer.addLayout(body, 1)
         self.setCentralWidget(central)
         self.resize(980, 700)
@@ -649,7 +662,8 @@ class CounselorWindow(QMainWindow):
                    "dialing": self._on_dialing, "answered": self._on_answered,
                    "ended": self._on_ended, "declined": self._on_declined,
                    "call_status": self._on_call_status, "timeline": self._on_timeline,
-                   "rules": self._on_rules, "headset": self._on_headset}.get(ev.kind)
+                   "rules": self._on_rules, "headset": self._on_headset,
+                   "store": self._on_store}.get(ev.kind)
         if handler is not None:
             handler(ev)
 
@@ -714,6 +728,17 @@ class CounselorWindow(QMainWindow):
         self.headset_label.setText(T("counselor.headset", error=error))
         self.headset_label.show()
         self._alert(T("counselor.tray.headset"), T("counselor.headset", error=error))
+
+    def _on_store(self, ev: EngineEvent) -> None:
+        """The call store failed (the banner stays until it is written again) or is back."""
+        data = ev.data or {}
+        if data.get("ok"):
+            self.store_label.hide()
+            return
+        text = T("counselor.store", problem=str(data.get("problem", "")))
+        self.store_label.setText(text)
+        self.store_label.show()
+        self._alert(T("counselor.tray.store"), text)
 
     def _on_ended(self, ev: EngineEvent) -> None:
         if not self._mine(ev):

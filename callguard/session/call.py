@@ -29,6 +29,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -69,6 +70,8 @@ from callguard.vocabulary import (
 log = logging.getLogger(__name__)
 
 LEGS = tuple(Leg)
+STORE_LOG_EVERY_S = 60.0  # one log line per kind of store failure per minute
+_DIGITS = re.compile(r"\d+")
 
 
 class Recogniser(Protocol):
@@ -217,6 +220,7 @@ class CallSession:
         self._hung_up_at: float | None = None
         self.protected = False  # the counselor pressed protect during the call
         self._started_at = self._epoch()  # unix epoch seconds; set again by start()
+        self._store_logged: dict[str, float] = {}  # kind of store failure -> last logged
 
     # --- driver API -----------------------------------------------------------------------
 
@@ -576,11 +580,16 @@ class CallSession:
     # --- helpers --------------------------------------------------------------------------
 
     async def _safe(self, aw, default: Any = None) -> Any:
-        """Await a store write; a failing store must not end the call."""
+        """Await a store write; a failing store must not end the call. Logged once a minute
+        per kind of failure (a full disk fails every write: never a flood of lines)."""
         try:
             result = await aw
         except Exception as exc:
-            log.error("store write failed: %s", exc)
+            kind = f"{type(exc).__name__}: {_DIGITS.sub('#', str(exc))}"
+            now = self._wall()
+            if now - self._store_logged.get(kind, -1e18) >= STORE_LOG_EVERY_S:
+                self._store_logged[kind] = now
+                log.error("store write failed: %s", exc)
             return default
         return True if result is None else result
 

@@ -229,7 +229,25 @@ UPDATE actions SET prompt = substr(detail, 1, instr(detail, ' (') - 1),
 UPDATE actions SET prompt = detail, seconds = 0 WHERE kind = 'play_prompt' AND ok = 0;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Version 5: store faults. A random id naming this database (a spool journal bound to a
+# call of one database is never applied to a call of another), and the spooled records
+# already written (journal, sequence number): replaying a journal twice, or after a crash
+# half way, writes each record once.
+_V5 = """
+CREATE TABLE store_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO store_meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))));
+CREATE TABLE spool_applied (
+    journal TEXT NOT NULL,            -- the spool journal's id
+    seq     INTEGER NOT NULL,         -- the record's sequence number in it
+    call_id INTEGER,                  -- the call it was written to
+    PRIMARY KEY (journal, seq)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

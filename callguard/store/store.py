@@ -144,6 +144,8 @@ class Store:
         self._lock = asyncio.Lock()
         self._closed = False
         self.recovered: tuple[int, ...] = ()  # ids of calls recovered by open(recover=True)
+        self.identity = ""  # this database's random id (store_meta), set by open()
+        self.file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
 
     # -- opening and closing ---------------------------------------------------------------
     @staticmethod
@@ -184,6 +186,14 @@ class Store:
             await conn.close()
             raise
         store = cls(conn, path)
+        try:
+            rows = await store._all("SELECT value FROM store_meta WHERE key = 'store_id'")
+            store.identity = rows[0][0] if rows else ""
+            st = await asyncio.to_thread(os.stat, path)
+            store.file_id = (st.st_dev, st.st_ino)
+        except (sqlite3.Error, OSError) as exc:
+            await conn.close()
+            raise StoreError(f"{path}: cannot open the call store: {exc}") from exc
         log.info("call store %s open (schema version %d)", path, version)
         if recover:
             try:
@@ -334,17 +344,26 @@ class Store:
                                  f"end, matched), got {len(h)} values")
         async with self._transaction(f"add_utterance(call {call_id})"):
             await self._require_call(call_id)
-            utterance_id = await self._insert(
-                "INSERT INTO utterances (call_id, leg, start_s, end_s, text, status, reason,"
-                " asr_s, lag_s, at_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                call_id, leg, start_s, end_s, text, status, reason, asr_s, lag_s, at_s)
-            if hit_rows:
-                await self._conn.executemany(
-                    "INSERT INTO hits (utterance_id, rule_id, category, severity, term, start,"
-                    " end, matched) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    _ParamRows(_Params((utterance_id, *h)) for h in hit_rows))
+            utterance_id = await self._put_utterance(call_id, leg, start_s, end_s, text,
+                                                     status, reason, asr_s, lag_s, at_s,
+                                                     hit_rows)
         log.debug("call %d: utterance %d stored with %d hit(s)", call_id, utterance_id,
                   len(hit_rows))
+        return utterance_id
+
+    async def _put_utterance(self, call_id: int, leg: str, start_s: float, end_s: float,
+                             text: str, status: str, reason: str | None, asr_s: float | None,
+                             lag_s: float | None, at_s: float | None,
+                             hit_rows: Sequence[Sequence[Any]]) -> int:
+        utterance_id = await self._insert(
+            "INSERT INTO utterances (call_id, leg, start_s, end_s, text, status, reason,"
+            " asr_s, lag_s, at_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            call_id, leg, start_s, end_s, text, status, reason, asr_s, lag_s, at_s)
+        if hit_rows:
+            await self._conn.executemany(
+                "INSERT INTO hits (utterance_id, rule_id, category, severity, term, start,"
+                " end, matched) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                _ParamRows(_Params((utterance_id, *h)) for h in hit_rows))
         return utterance_id
 
     async def add_verdict(self, call_id: int, t_s: float, kind: str, prompt: str | None,
@@ -383,14 +402,18 @@ class Store:
         if stage is not None:
             _one_of("stage", stage, STAGES)
         async with self._transaction(f"update_call(call {call_id})"):
-            row = await self._require_call(call_id)
-            if flagged is not None:
-                await self._exec("UPDATE calls SET flagged = ? WHERE id = ?",
-                                 int(bool(flagged)), call_id)
-            if stage is not None and STAGES.index(stage) > STAGES.index(row["stage"]):
-                await self._exec("UPDATE calls SET stage = ? WHERE id = ?", stage, call_id)
-            if note is not None:
-                await self._exec("UPDATE calls SET note = ? WHERE id = ?", note, call_id)
+            await self._put_update(await self._require_call(call_id), flagged, stage, note)
+
+    async def _put_update(self, row: sqlite3.Row, flagged: bool | None, stage: str | None,
+                          note: str | None = None) -> None:
+        call_id = row["id"]
+        if flagged is not None:
+            await self._exec("UPDATE calls SET flagged = ? WHERE id = ?",
+                             int(bool(flagged)), call_id)
+        if stage is not None and STAGES.index(stage) > STAGES.index(row["stage"]):
+            await self._exec("UPDATE calls SET stage = ? WHERE id = ?", stage, call_id)
+        if note is not None:
+            await self._exec("UPDATE calls SET note = ? WHERE id = ?", note, call_id)
 
     async def end_call(self, call_id: int, ended_at: float, duration_s: float,
                        end_reason: str, hung_up_by: str | None = None) -> str:
@@ -420,7 +443,126 @@ class Store:
     async def _recording_digest(self, call_id: int) -> str:
         return hashlib.sha256(await self.wav_bytes(call_id)).hexdigest()
 
-    async def recover_interrupted(self, now: float) -> list[int]:
+    # -- store faults: spooled records, file identity, integrity -------------------------
+    def replaced(self) -> str | None:
+        """``"deleted"`` if nothing is at :attr:`path` any more, ``"replaced"`` if another
+        file is (its device and inode differ from the file opened), else ``None``. The
+        connection goes on writing into the file it opened, which nobody will see again."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return "deleted"
+        except OSError:
+            return None  # cannot tell (e.g. the directory is unreadable): not evidence
+        if self.file_id is not None and (st.st_dev, st.st_ino) != self.file_id:
+            return "replaced"
+        return None
+
+    async def quick_check(self) -> list[str]:
+        """``PRAGMA quick_check`` on this connection: ``[]`` if the file is sound, else
+        SQLite's findings (at most 10). A damaged file may also raise :class:`StoreError`."""
+        async with self._transaction("quick_check", write=False):
+            rows = await self._all("PRAGMA quick_check(10)")
+        found = [str(r[0]) for r in rows]
+        return [] if found == ["ok"] else found
+
+    async def apply_spooled(self, journal: str, seq: int, kind: str, f: dict[str, Any],
+                            blob: bytes, call_id: int | None) -> int:
+        """Write one record of a spool journal (:mod:`callguard.store.spool`) once.
+
+        ``(journal, seq)`` is remembered in the same transaction, so a record already
+        written is skipped: a journal replayed twice, or after a crash half way, writes
+        every record exactly once. ``kind`` ``call`` names the journal's call: the call
+        ``f["call_id"]`` if ``f["store"]`` is this database's :attr:`identity` and it holds
+        that call, else the call this journal created before, else a new one from ``f``'s
+        ``create_call`` values. Other kinds (``audio``, ``utterance``, ``verdict``,
+        ``action``, ``update``, ``end``) go to ``call_id``. Returns the call's id here."""
+        async with self._transaction(f"apply_spooled({kind} {seq})"):
+            done = await self._all("SELECT call_id FROM spool_applied WHERE journal = ?"
+                                   " AND seq = ?", journal, seq)
+            if done:
+                return done[0][0] if done[0][0] is not None else call_id
+            if kind == "call":
+                call_id = await self._spooled_call(journal, f)
+            elif call_id is None:
+                raise StoreError(f"spool journal {journal}: record {seq} before its call")
+            else:
+                row = await self._require_call(call_id)
+                await self._put_spooled(row, kind, f, blob)
+            await self._exec("INSERT INTO spool_applied (journal, seq, call_id)"
+                             " VALUES (?, ?, ?)", journal, seq, call_id)
+        return call_id
+
+    async def _spooled_call(self, journal: str, f: dict[str, Any]) -> int:
+        bound = f.get("call_id")
+        if (bound is not None and f.get("store") == self.identity
+                and await self._all("SELECT 1 FROM calls WHERE id = ?", bound)):
+            return int(bound)
+        earlier = await self._all("SELECT call_id FROM spool_applied WHERE journal = ?"
+                                  " AND call_id IS NOT NULL LIMIT 1", journal)
+        if earlier:
+            return int(earlier[0][0])
+        rules = f.get("rules")
+        if rules:
+            version, rpath, text = rules
+            await self._exec("INSERT OR IGNORE INTO rulesets (version, path, text,"
+                             " first_used_at) VALUES (?, ?, ?, ?)",
+                             version, rpath, text, f["started_at"])
+        return await self._insert(
+            "INSERT INTO calls (direction, remote, source, started_at, rules_version,"
+            " sample_rate, counselor) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f["direction"], f["remote"], f["source"], f["started_at"],
+            rules[0] if rules else None, f["sample_rate"], f.get("counselor", ""))
+
+    async def _put_spooled(self, row: sqlite3.Row, kind: str, f: dict[str, Any],
+                           blob: bytes) -> None:
+        call_id = row["id"]
+        if kind == "audio":
+            # A chunk already there (written before the journal began) stays as it is.
+            await self._exec("INSERT OR IGNORE INTO audio_chunks (call_id, leg, start_sample,"
+                             " pcm) VALUES (?, ?, ?, ?)", call_id, f["leg"], f["start"], blob)
+        elif kind == "utterance":
+            await self._put_utterance(call_id, f["leg"], f["start_s"], f["end_s"], f["text"],
+                                      f["status"], f.get("reason"), f.get("asr_s"),
+                                      f.get("lag_s"), f.get("at_s"),
+                                      [tuple(h) for h in f.get("hits", ())])
+        elif kind == "verdict":
+            await self._insert("INSERT INTO verdicts (call_id, t_s, kind, prompt, hangup,"
+                               " reason, cause) VALUES (?, ?, ?, ?, ?, ?, ?)", call_id,
+                               f["t_s"], f["kind"], f.get("prompt"), int(bool(f["hangup"])),
+                               f["reason"], f.get("cause"))
+        elif kind == "action":
+            await self._insert("INSERT INTO actions (call_id, t_s, kind, detail, ok, error,"
+                               " prompt, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", call_id,
+                               f["t_s"], f["kind"], f["detail"], int(bool(f.get("ok", True))),
+                               f.get("error"), f.get("prompt"), f.get("seconds"))
+        elif kind == "update":
+            await self._put_update(row, f.get("flagged"), f.get("stage"))
+        elif kind == "lost":
+            return  # audio the spool could not keep: a gap (silence) in the recording
+        elif kind == "end":
+            if row["ended_at"] is not None:
+                return  # closed already (e.g. as interrupted): the first end stands
+            chunks = []
+            for leg in LEGS:
+                rows = await self._all("SELECT start_sample, pcm FROM audio_chunks"
+                                       " WHERE call_id = ? AND leg = ? ORDER BY start_sample",
+                                       call_id, leg)
+                chunks.append([(r[0], r[1]) for r in rows])
+            wav = await asyncio.to_thread(_wav_bytes, row["sample_rate"], *chunks)
+            await self._exec("UPDATE calls SET ended_at = ?, duration_s = ?, end_reason = ?,"
+                             " hung_up_by = ?, recording_sha256 = ? WHERE id = ?",
+                             f["ended_at"], f["duration_s"], f["end_reason"],
+                             f.get("hung_up_by"), hashlib.sha256(wav).hexdigest(), call_id)
+        else:
+            raise StoreError(f"unknown spooled record {kind!r}")
+
+    async def audio_chunks(self, call_id: int) -> dict[str, list[tuple[int, bytes]]]:
+        """Each leg's stored ``(start_sample, pcm)`` chunks, in order (one snapshot)."""
+        _, chunks = await self._audio(call_id, LEGS)
+        return dict(zip(LEGS, chunks, strict=True))
+
+    async def recover_interrupted(self, now: float, keep: Iterable[int] = ()) -> list[int]:
         """Close the calls a crash left open (``ended_at`` NULL) as ``interrupted``, sealing
         the recording kept.
 
@@ -428,14 +570,17 @@ class Store:
         no audio) and ``ended_at`` the start plus that duration, capped at ``now`` (unix
         epoch seconds): the recording shows when the call stopped being kept, while ``now``
         only says when we noticed. Only call this while no call is being recorded into the
-        file (at start-up). Returns the ids, oldest first.
+        file (at start-up), or name the calls being recorded in ``keep``. Returns the ids,
+        oldest first.
         """
+        kept = set(keep)
         async with self._transaction("recover_interrupted: find", write=False):
             rows = await self._all(
                 "SELECT c.id, c.started_at, c.sample_rate,"
                 " (SELECT MAX(a.start_sample + length(a.pcm) / 2) FROM audio_chunks a"
                 "  WHERE a.call_id = c.id) AS samples"
                 " FROM calls c WHERE c.ended_at IS NULL ORDER BY c.id")
+        rows = [row for row in rows if row["id"] not in kept]
         digests = [await self._recording_digest(row["id"]) for row in rows]
         async with self._transaction("recover_interrupted"):
             for row, digest in zip(rows, digests, strict=True):
@@ -863,6 +1008,38 @@ async def _enable_wal(conn: aiosqlite.Connection, path: Path, tries: int = 50) -
             await asyncio.sleep(0.1)
     if mode != "wal":  # e.g. a file system without shared memory: still correct, slower
         log.warning("%s: WAL journal not available, using %s", path, mode)
+
+
+_CORRUPTION_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """Whether ``exc`` (a StoreError or sqlite3 error) says the file itself is damaged, as
+    opposed to unreachable (permissions, a read-only disk) or newer than this code."""
+    for e in (exc, exc.__cause__):
+        code = getattr(e, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in _CORRUPTION_CODES:
+            return True
+        text = str(e or "").lower()
+        if "malformed" in text or "not a database" in text:
+            return True
+    return False
+
+
+def move_aside(path: Path, now: float, why: str = "corrupt") -> Path:
+    """Rename a damaged store (and its ``-wal``/``-shm`` files) to
+    ``<name>.<why>-<UTC timestamp>``, kept for recovery; return the new name."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    target = path.with_name(f"{path.name}.{why}-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.{why}-{stamp}-{n}")
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(f"{path}{suffix}")
+        if src.exists():
+            src.rename(Path(f"{target}{suffix}"))
+    return target
 
 
 def _summary(row: sqlite3.Row) -> CallSummary:
