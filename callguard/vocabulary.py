@@ -211,6 +211,23 @@ class ReviewVerdict(StrEnum):
     NOTE = "note"
 
 
+class EngineEventKind(StrEnum):
+    """What an :class:`~callguard.engine.engine.EngineEvent` reports (its payload is
+    documented there)."""
+
+    STATUS = "status"  # the line's registration state
+    RINGING = "ringing"  # an inbound call rings
+    DIALING = "dialing"  # an outbound call is being set up
+    ANSWERED = "answered"  # a call is up: recording and recognition run
+    ENDED = "ended"  # a call is over (answered or not)
+    DECLINED = "declined"  # an inbound call was refused (busy, resting)
+    TIMELINE = "timeline"  # a call event (:data:`CallEvent`)
+    CALL_STATUS = "call_status"  # about once a second during a call (:class:`CallStatus`)
+    RULES = "rules"  # the rules were reloaded, refused, or fell back to the last good ones
+    HEADSET = "headset"  # the headset could not be opened or failed
+    STORE = "store"  # the call store's health changed
+
+
 # --- events a call publishes (call time in seconds) ----------------------------------------
 
 

@@ -29,7 +29,7 @@ from callguard.cli.timeline import format_event
 from callguard.config import HeadsetSettings, exposed_password_warning, load_settings
 from callguard.engine.engine import Engine, EngineEvent
 from callguard.engine.wiring import build_engine, headset_factory, sip_line
-from callguard.vocabulary import Transcribed
+from callguard.vocabulary import EngineEventKind, Transcribed
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +115,12 @@ def run(args: argparse.Namespace) -> int:
     ringing: list[str] = []  # the Call-ID of the last call that rang
 
     def on_event(ev: EngineEvent) -> None:
-        if ev.kind == "status":
+        if ev.kind is EngineEventKind.STATUS:
             print(f"line: {ev.data}", flush=True)
             if str(ev.data.state) == "registered" and args.dial and not dialled.is_set():
                 dialled.set()
                 engine.dial(args.dial)
-        elif ev.kind == "timeline":
+        elif ev.kind is EngineEventKind.TIMELINE:
             te = ev.data
             if isinstance(te, Transcribed) and not args.show_text:
                 # The transcript is personal data: only the rules it hit, unless asked.
@@ -130,22 +130,25 @@ def run(args: argparse.Namespace) -> int:
             line = format_event(te)
             if line is not None:
                 print(line, flush=True)
-        elif ev.kind == "call_status":
+        elif ev.kind is EngineEventKind.CALL_STATUS:
             return  # once a second: for the GUI's clock, too chatty for a terminal
-        elif ev.kind == "store":  # disk full, read-only, deleted, damaged: calls go on
+        elif ev.kind is EngineEventKind.STORE:
+            # Disk full, read-only, deleted, damaged: the calls go on either way.
             state = "ok" if ev.data["ok"] else f"PROBLEM: {ev.data['problem']}"
             print(f"store: {state}", flush=True)
             if not ev.data["ok"]:
                 print(f"callguard run: {ev.data['problem']}", file=sys.stderr, flush=True)
-        elif ev.kind == "rules":
+        elif ev.kind is EngineEventKind.RULES:
             print(f"rules: {ev.data.message}", flush=True)
             if not ev.data.ok:  # the file on disk is not what runs: never only on stdout
                 print(f"callguard run: {ev.data.headline}", file=sys.stderr, flush=True)
         else:
-            if ev.kind == "ringing":
+            if ev.kind is EngineEventKind.RINGING:
                 ringing[:] = [ev.call_id]
-            print(f"call {ev.kind}: {ev.data if ev.kind != 'ringing' else ''}", flush=True)
-            if ev.kind == "ended" and args.exit_after_call:
+            # A ringing call's data is the caller's number: personal data, not printed.
+            shown = "" if ev.kind is EngineEventKind.RINGING else ev.data
+            print(f"call {ev.kind}: {shown}", flush=True)
+            if ev.kind is EngineEventKind.ENDED and args.exit_after_call:
                 done.set()
 
     engine = build_engine(settings, line, rules_path=args.rules, store_path=args.store,

@@ -43,7 +43,7 @@ from callguard.store.store import secure_store_files
 from callguard.telephony.base import Call, CallState, Line, LineStatus
 from callguard.text.analyzer import Analyzer
 from callguard.text.kiwiproc import kiwi_process
-from callguard.vocabulary import ActionKind, EndReason, Source
+from callguard.vocabulary import ActionKind, EndReason, EngineEventKind, Source
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,15 @@ class EngineEvent:
     None}`` when the call store fails (disk full, read-only, file deleted, damaged: calls
     go on, spooled) and when it is written again."""
 
-    kind: str
+    kind: EngineEventKind
     call_id: str | None = None
     data: Any = None
     at: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        # A kind given as its text is taken as the enum, and an unknown one is refused here,
+        # not silently ignored by every listener.
+        object.__setattr__(self, "kind", EngineEventKind(self.kind))
 
 
 class Engine:
@@ -259,9 +264,10 @@ class Engine:
 
     def _store_health(self, ok: bool, problem: str | None) -> None:
         self.store_health = {"ok": ok, "problem": problem}
-        self._emit("store", None, dict(self.store_health))
+        self._emit(EngineEventKind.STORE, None, dict(self.store_health))
 
-    def _emit(self, kind: str, call_id: str | None = None, data: Any = None) -> None:
+    def _emit(self, kind: EngineEventKind, call_id: str | None = None,
+              data: Any = None) -> None:
         if self.on_event is not None:
             try:
                 self.on_event(EngineEvent(kind, call_id, data))
@@ -269,17 +275,17 @@ class Engine:
                 log.exception("event listener failed")
 
     def _status(self, status: LineStatus) -> None:
-        self._emit("status", None, status)
+        self._emit(EngineEventKind.STATUS, None, status)
 
     def _incoming(self, call: Call) -> None:
         if self.runners or self._ringing or self._dialing or not self.available:
             why = "busy" if self.available else "unavailable"
             log.info("inbound call while %s: declined with 486", why)
             call.decline()
-            self._emit("declined", call.call_id, why)
+            self._emit(EngineEventKind.DECLINED, call.call_id, why)
             return
         self._ringing[call.call_id] = call
-        self._emit("ringing", call.call_id, {"remote": call.remote})
+        self._emit(EngineEventKind.RINGING, call.call_id, {"remote": call.remote})
         if self.auto_answer:
             call.answer()
 
@@ -300,21 +306,23 @@ class Engine:
             control=control, clock=clock, store=store, direction=call.direction,
             remote=call.remote, source=Source.SIP, config=self.session_config,
             counselor=self.counselor, wall_clock=self.clock,
-            on_event=lambda ev, cid=call.call_id: self._emit("timeline", cid, ev))
+            on_event=lambda ev, cid=call.call_id: self._emit(EngineEventKind.TIMELINE, cid,
+                                                             ev))
         try:
             device, failed = self.device_factory(call), None
         except Exception as exc:  # the call goes on without the headset (see the runner)
             device, failed = NullDevice(), str(exc)
         runner = CallRunner(
             call, session, control, device, clock,
-            on_status=lambda st, cid=call.call_id: self._emit("call_status", cid, st),
+            on_status=lambda st, cid=call.call_id: self._emit(EngineEventKind.CALL_STATUS,
+                                                              cid, st),
             on_headset=lambda error, cid=call.call_id: self._emit(
-                "headset", cid, {"ok": False, "error": error}),
+                EngineEventKind.HEADSET, cid, {"ok": False, "error": error}),
             pacer=self.clock.pacer())  # before "answered": a stepped clock waits for it
         if failed is not None:
             runner.headset_failed(failed)
         self.runners[call.call_id] = runner
-        self._emit("answered", call.call_id, {"direction": call.direction})
+        self._emit(EngineEventKind.ANSWERED, call.call_id, {"direction": call.direction})
         task = asyncio.get_running_loop().create_task(self._run_call(runner))
         self.tasks[call.call_id] = task
 
@@ -329,7 +337,7 @@ class Engine:
                 runner.device.close()
             except Exception:  # a failing sound card must not keep the call from ending
                 log.exception("closing the headset failed")
-            self._emit("ended", runner.call.call_id, {
+            self._emit(EngineEventKind.ENDED, runner.call.call_id, {
                 "reason": runner.session.end_reason,
                 "store_id": (self.spool.store_id(runner.session.call_id)
                              if self.spool is not None else runner.session.call_id),
@@ -340,7 +348,7 @@ class Engine:
         if (self._ringing.pop(call.call_id, None) is not None
                 or self._dialing.pop(call.call_id, None) is not None):
             # Never answered: no session, no recording; say how it ended.
-            self._emit("ended", call.call_id, {"reason": str(call.end_reason),
+            self._emit(EngineEventKind.ENDED, call.call_id, {"reason": str(call.end_reason),
                                                 "line": str(call.end_reason),
                                                 "detail": call.end_detail, "store_id": None,
                                                 "protected": False})
@@ -352,7 +360,7 @@ class Engine:
         call = self.line.dial(number)
         if call.state is CallState.DIALING:
             self._dialing[call.call_id] = call
-            self._emit("dialing", call.call_id, {"remote": call.remote})
+            self._emit(EngineEventKind.DIALING, call.call_id, {"remote": call.remote})
         return call
 
     def _current(self, call_id: str | None) -> CallRunner | None:
@@ -415,7 +423,7 @@ class Engine:
             elif self.rules_fallback is not None:  # still on the last good rules: say so
                 result = replace(result, last_good_since=self.rules_fallback.last_good_since)
                 self.rules_fallback = result
-        self._emit("rules", None, result)
+        self._emit(EngineEventKind.RULES, None, result)
         if result.ok:
             log.info("rules %s: version %s", why, result.version[:12])
         else:
@@ -450,7 +458,7 @@ class Engine:
             self.rules_fallback = ReloadResult(False, ruleset.version, refused.problems,
                                                last_good_since=last.in_force_since)
             log.warning("%s", self.rules_fallback.message)
-            self._emit("rules", None, self.rules_fallback)
+            self._emit(EngineEventKind.RULES, None, self.rules_fallback)
             return ActiveRules(ruleset, analyzer=self.analyzer)
 
     async def _note_rules(self, ruleset: RuleSet) -> None:

@@ -80,6 +80,7 @@ from callguard.vocabulary import (
     Cause,
     Direction,
     EndReason,
+    EngineEventKind,
     HitSpan,
     Leg,
     PromptFailed,
@@ -658,12 +659,13 @@ class CounselorWindow(QMainWindow):
     @Slot(object)
     def on_engine_event(self, ev: EngineEvent) -> None:
         """Everything from the engine, on the GUI thread."""
-        handler = {"status": self._on_status, "ringing": self._on_ringing,
-                   "dialing": self._on_dialing, "answered": self._on_answered,
-                   "ended": self._on_ended, "declined": self._on_declined,
-                   "call_status": self._on_call_status, "timeline": self._on_timeline,
-                   "rules": self._on_rules, "headset": self._on_headset,
-                   "store": self._on_store}.get(ev.kind)
+        kind = EngineEventKind
+        handler = {kind.STATUS: self._on_status, kind.RINGING: self._on_ringing,
+                   kind.DIALING: self._on_dialing, kind.ANSWERED: self._on_answered,
+                   kind.ENDED: self._on_ended, kind.DECLINED: self._on_declined,
+                   kind.CALL_STATUS: self._on_call_status, kind.TIMELINE: self._on_timeline,
+                   kind.RULES: self._on_rules, kind.HEADSET: self._on_headset,
+                   kind.STORE: self._on_store}.get(ev.kind)
         if handler is not None:
             handler(ev)
 
@@ -1073,26 +1075,26 @@ def stage_demo_call(window: CounselorWindow, remote: str = "010-1234-5678",
     commands of the window are not usable afterwards). ``t``: call time in seconds."""
     cid = "demo@callguard.invalid"
 
-    def ev(kind: str, data: Any, call_id: str | None = cid) -> None:
+    def ev(kind: EngineEventKind, data: Any, call_id: str | None = cid) -> None:
         window.on_engine_event(EngineEvent(kind, call_id, data))
 
     def say(at: float, leg: Leg, text: str, start: float,
             hits: tuple[HitSpan, ...] = ()) -> None:
-        ev("timeline", Transcribed(at, leg, text, start, at - 0.3, UtteranceStatus.OK,
+        ev(EngineEventKind.TIMELINE, Transcribed(at, leg, text, start, at - 0.3, UtteranceStatus.OK,
                                    hits=hits))
 
-    ev("status", LineStatus(LineState.REGISTERED, "as kim"), None)
-    ev("ringing", {"remote": remote})
-    ev("answered", {"direction": Direction.INBOUND})
+    ev(EngineEventKind.STATUS, LineStatus(LineState.REGISTERED, "as kim"), None)
+    ev(EngineEventKind.RINGING, {"remote": remote})
+    ev(EngineEventKind.ANSWERED, {"direction": Direction.INBOUND})
     say(3.4, Leg.COUNSELOR, "안녕하세요, 고객센터 상담사 김민지입니다. 무엇을 도와드릴까요?", 0.8)
     say(9.6, Leg.CALLER, "지난주에 주문한 거 환불이 왜 아직도 안 되는 건데요?", 5.1)
     say(16.2, Leg.COUNSELOR, "불편을 드려 죄송합니다. 주문 번호 확인해 드리겠습니다.", 11.0)
     abuse = "아 진짜 이 새끼야 빨리 해"
     at = abuse.index("새끼")
     say(t - 2.0, Leg.CALLER, abuse, t - 5.0, (HitSpan(at, at + 2, "t.saekki", "profanity"),))
-    ev("timeline", VerdictIssued(t - 1.8, VerdictKind.WARN, Cause.RULES,
+    ev(EngineEventKind.TIMELINE, VerdictIssued(t - 1.8, VerdictKind.WARN, Cause.RULES,
                                  "warning 1/1: 1 strike(s)", 1, ("t.saekki",)))
-    ev("timeline", PromptStarted("warning", t - 1.8, 6.0))
-    ev("call_status", CallStatus(at_s=t, next=VerdictKind.FINAL, strikes=0, needed=1,
+    ev(EngineEventKind.TIMELINE, PromptStarted("warning", t - 1.8, 6.0))
+    ev(EngineEventKind.CALL_STATUS, CallStatus(at_s=t, next=VerdictKind.FINAL, strikes=0, needed=1,
                                  notice_s=480.0, limit_s=600.0, stage=Stage.WARNED, ended=False,
                                  warnings_given=1, warnings=1))

@@ -97,7 +97,7 @@ from callguard.services.rules_admin import Check, RulesChecker
 from callguard.store.records import CallRecord, RulesVersion
 from callguard.text.kiwiproc import kiwi_process
 from callguard.text.spans import mark_spans
-from callguard.vocabulary import Direction, Role, VerdictKind
+from callguard.vocabulary import Direction, EngineEventKind, Role, VerdictKind
 
 log = logging.getLogger(__name__)
 
@@ -1349,7 +1349,8 @@ class RulesEditorWindow(QMainWindow):
         self.pushed.emit(result)
 
     def _engine_event(self, ev: Any) -> None:
-        if getattr(ev, "kind", None) == "rules" and isinstance(ev.data, ReloadResult):
+        if (getattr(ev, "kind", None) is EngineEventKind.RULES
+                and isinstance(ev.data, ReloadResult)):
             self._show_engine_version(ev.data.version)
 
     def _show_engine_version(self, version: str | None) -> None:
