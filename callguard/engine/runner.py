@@ -197,6 +197,11 @@ class CallRunner:
             if self.control.hangup_pending:  # the call ended first, or the loop stopped
                 self.control.bye_if_due(self.position(), force=True)
             await self._drain_remaining()
+            dropped = getattr(self.call, "dropped_rtp", 0)
+            if dropped:  # media from strangers was refused: kept with the call
+                await self.session.note_fault(
+                    f"rtp: {dropped} packets dropped (not from the caller's SDP address "
+                    f"and SSRC)")
         finally:
             await self.session.finish(_end_reason(self.call, self.session))
 

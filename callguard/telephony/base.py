@@ -108,6 +108,12 @@ class Call(Protocol):
     def dtmf(self) -> str:
         """DTMF digits received (RFC 4733) since the last call."""
 
+    @property
+    def dropped_rtp(self) -> int:
+        """Media packets refused so far: not from the address the far end's SDP declared,
+        or not of the SSRC latched from it. 0 on a line without media checks."""
+        return 0
+
 
 class Line(Protocol):
     @property

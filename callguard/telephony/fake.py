@@ -134,6 +134,10 @@ class FakeCall:
     def underrun_samples(self) -> int:
         return self._out.padded
 
+    @property
+    def dropped_rtp(self) -> int:
+        return 0  # an in-memory line has no strangers
+
     def dtmf(self) -> str:
         with self._lock:
             d, self._digits = self._digits, ""

@@ -100,6 +100,9 @@ FIXES: dict[str, str] = {
                     "(pyVoIP's blocking read dropped silence and gaps)",
     "rtp_clock": "packets are sent on an absolute 20 ms schedule (pyVoIP slept 20 ms minus "
                  "work each time and drifted +0.4-0.6 %)",
+    "rtp_latch": "RTP is accepted only from the SDP-declared address and its first SSRC "
+                 "(pyVoIP took any packet from anyone into the caller's audio); dropped "
+                 "packets are counted",
     "register": "registration failures give a clear status and are retried for ever "
                 "(pyVoIP stopped the phone after 3 failures, silently)",
 }
@@ -544,6 +547,15 @@ class FixedSIPClient(SIP.SIPClient):
 _DECODE = {RTP.PayloadType.PCMU: ulaw_decode, RTP.PayloadType.PCMA: alaw_decode}
 
 
+def _ip_of(host: str) -> str:
+    """``host`` as a dotted IPv4 address (SDP c= lines may name a host); itself if that
+    fails, so nothing matches a name that does not resolve."""
+    try:
+        return socket.gethostbyname(host)
+    except (OSError, UnicodeError):
+        return host
+
+
 def _to_8bit(pcm: np.ndarray) -> np.ndarray:
     """pyVoIP's audio path: 16-bit → 8-bit unsigned → 16-bit (audioop.lin2lin width 1)."""
     return (np.asarray(pcm, dtype=np.int16).astype(np.int32) >> 8 << 8).astype(np.int16)
@@ -580,12 +592,42 @@ class FixedRTPClient(RTP.RTPClient):
         self._threads: list[threading.Thread] = []
         self._stopped = False
         self.sending = True  # False while the far end holds the call (answer recvonly/inactive)
+        # Media trust (issue 13): only the SDP-declared address, only its first SSRC.
+        self.source: tuple[str, int] = (_ip_of(outIP), outPort)
+        self.learned: tuple[str, int] | None = None  # same IP, another port (see _trusted)
+        self.latched_ssrc: int | None = None
+        self.dropped_foreign = 0  # packets from another address than the SDP declared
+        self.dropped_ssrc = 0  # packets from it with another SSRC than the latched one
+
+    @property
+    def dropped_rtp(self) -> int:
+        """Packets dropped by the media trust check (foreign address or SSRC)."""
+        return self.dropped_foreign + self.dropped_ssrc
 
     def set_target(self, ip: str, port: int, sending: bool = True) -> None:
         """Where our RTP goes, as the SDP (offer or re-INVITE) declared it; ``sending``
         False while held. The one place the SDP-declared media address enters the RTP
-        client: a media-side check (latching, symmetric RTP) hooks in here."""
+        client, so it is also the only address media is accepted from (symmetric RTP), and
+        each call (a re-INVITE) lets the next SSRC from it be latched anew (RFC 3550 lets a
+        source change SSRC; we allow it only at a renegotiation). ``0.0.0.0`` (old-style
+        hold) keeps the address media is accepted from."""
         self.outIP, self.outPort, self.sending = ip, port, sending and ip != "0.0.0.0"
+        if ip != "0.0.0.0" and 0 < port < 65536:
+            self.source = (_ip_of(ip), port)
+        self.learned = None
+        self.latched_ssrc = None
+
+    def _trusted(self, addr: tuple[str, int]) -> bool:
+        """Media is accepted from the SDP address (symmetric RTP). A far end that sends
+        from another port of the same IP (SIPp, some gateways) is accepted only if that is
+        where the first packet since the offer came from: the port is then learned and every
+        other port refused. Any other IP is always refused."""
+        if addr == self.source or addr == self.learned:
+            return True
+        if self.learned is None and self.latched_ssrc is None and addr[0] == self.source[0]:
+            self.learned = addr
+            return True
+        return False
 
     @property
     def queued_samples(self) -> int:
@@ -631,11 +673,15 @@ class FixedRTPClient(RTP.RTPClient):
     def _recv_loop(self) -> None:
         while self.NSD:
             try:
-                data = self.sin.recv(4096)
+                data, addr = self.sin.recvfrom(4096)
             except TimeoutError:
                 continue
             except OSError:
                 return
+            if enabled("rtp_latch") and not self._trusted((addr[0], addr[1])):
+                self._dropped("foreign address")
+                self.dropped_foreign += 1
+                continue
             if looks_like_rtcp(data):
                 continue  # RTCP multiplexed on the RTP port (RFC 5761): not audio
             try:
@@ -645,7 +691,19 @@ class FixedRTPClient(RTP.RTPClient):
                 continue
             self._on_packet(pkt, time.monotonic())
 
+    def _dropped(self, why: str) -> None:
+        if self.dropped_rtp == 0:
+            log.warning("RTP dropped (%s): media is accepted only from the SDP address "
+                        "and its first SSRC", why)
+
     def _on_packet(self, pkt: RtpPacket, now: float) -> None:
+        if enabled("rtp_latch"):
+            if self.latched_ssrc is None:
+                self.latched_ssrc = pkt.ssrc
+            elif pkt.ssrc != self.latched_ssrc:
+                self._dropped("foreign SSRC")
+                self.dropped_ssrc += 1
+                return
         self.packets_in += 1
         self.last_rx = now
         kind = self.assoc.get(pkt.payload_type)

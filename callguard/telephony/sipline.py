@@ -132,6 +132,13 @@ class SipCall:
         rtp = self._c.rtp
         return rtp.t0 if rtp is not None else None
 
+    @property
+    def dropped_rtp(self) -> int:
+        """RTP packets dropped because they came from another address than the SDP
+        declared or with another SSRC than the latched one (issue 13)."""
+        rtp = self._c.rtp
+        return rtp.dropped_rtp if rtp is not None else 0
+
     def dtmf(self) -> str:
         return self._c.get_dtmf(64)
 
