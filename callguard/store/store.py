@@ -187,7 +187,9 @@ class Store:
             raise
         store = cls(conn, path)
         try:
-            rows = await store._all("SELECT value FROM store_meta WHERE key = 'store_id'")
+            # store_meta came with schema 5 (an older callguard's schema has no identity).
+            rows = (await store._all("SELECT value FROM store_meta WHERE key = 'store_id'")
+                    if version >= 5 else [])
             store.identity = rows[0][0] if rows else ""
             st = await asyncio.to_thread(os.stat, path)
             store.file_id = (st.st_dev, st.st_ino)
