@@ -28,7 +28,7 @@ fi
 # SIPp, from Debian. The GUI tests need Qt's runtime libraries, Xvfb for the screenshots and
 # a Korean font. Those are installed with --dev only. Only what is missing is installed.
 RUN_DEBS="libportaudio2"
-DEV_DEBS="kamailio baresip-core sip-tester xvfb xauth fonts-nanum libegl1 libgl1 \
+DEV_DEBS="kamailio baresip-core sip-tester postgresql xdotool xvfb xauth fonts-nanum libegl1 libgl1 \
   libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0 libxcb-cursor0 \
   libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 \
   libxcb-randr0 libxcb-xinerama0 libxcb-xkb1"
