@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from callguard import __version__
-from callguard.cli import call_cmd, evidence_cmd, rules_cmd, run_cmd
+from callguard.cli import accounts_cmd, call_cmd, evidence_cmd, rules_cmd, run_cmd
 from callguard.cli.failure import failed
 from callguard.errors import CallguardError
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     call_cmd.register(sub)
     run_cmd.register(sub)
     evidence_cmd.register(sub)
+    accounts_cmd.register(sub)
     # Handled in main() before parsing (own options); listed here for --help.
     sub.add_parser("gui", help="the desktop app: counselor, review, rules (callguard gui -h)")
     return parser

@@ -1,9 +1,10 @@
 """``callguard gui``: the desktop app.
 
 The counselor's window opens at once (no login: counselors answer calls); the supervisor's
-review and the admin's rules editor open from its menu after a password (set at first run,
-stored hashed). The engine (model, line, store) starts on its own thread while the window
-is already up, so a slow model load never freezes the screen.
+review and the admin's rules editor open from its menu after a password (accounts are made
+at install time with ``callguard accounts add``, never from this menu; stored hashed). The
+engine (model, line, store) starts on its own thread while the window is already up, so a
+slow model load never freezes the screen.
 
     callguard gui [--config FILE] [--rules FILE] [--store FILE] [--lang ko|en]
     callguard gui --fake-line     # no PBX: an in-memory line (demos, trying the screens)

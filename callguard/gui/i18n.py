@@ -13,6 +13,7 @@ the ``CALLGUARD_LANG`` environment variable) and applies to windows built afterw
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 
 LANGUAGES = ("ko", "en")
@@ -58,3 +59,12 @@ def texts(table: Mapping[str, tuple[str, str]]) -> Callable[..., str]:
 def missing(lang: str = "en") -> list[str]:
     """Keys without text in ``lang`` (for the tests; always empty by construction)."""
     return [k for k, (ko, en) in _all.items() if not (ko if lang == "ko" else en)]
+
+
+_MNEMONIC = re.compile(r"\(&(\w)\)|&(?=[^&])")
+
+
+def plain(text: str) -> str:
+    """``text`` without its mnemonic marker: ``"받기(&A)"`` → ``"받기"``, ``"&Answer"`` →
+    ``"Answer"`` (for accessible names and tooltips; ``&&`` stays a literal ``&``)."""
+    return _MNEMONIC.sub("", text).replace("&&", "&")

@@ -1,6 +1,7 @@
-"""Sign-in for supervisor and admin windows: the first account is created at first run (only
-a scrypt hash is stored), wrong passwords are refused, an admin opens supervisor windows,
-and nobody gets the rules editor without an admin sign-in."""
+"""Sign-in for supervisor and admin windows: accounts are made by the install-time command,
+never by the dialog (first run shows that command and creates nothing; only a scrypt hash is
+stored), wrong passwords are refused, an admin opens supervisor windows, and nobody gets the
+rules editor without an admin sign-in."""
 
 from __future__ import annotations
 
@@ -51,32 +52,53 @@ def sign_in(qtbot, dialog: LoginDialog, name: str, password: str) -> None:
                     or dialog.ok_button.isEnabled(), timeout=5000)
 
 
-def test_first_run_creates_the_account_and_stores_only_a_hash(qtbot, client, tmp_path):
-    dialog, results = ask(qtbot, client, "admin")
-    assert dialog.mode == "create" and dialog.repeat_edit.isVisible()
-    dialog.name_edit.setText("boss")
-    for password, repeat, error in (("short", "short", tr("login.too_short", n=8)),
-                                    (PASSWORD, PASSWORD + "x", tr("login.mismatch"))):
-        dialog.password_edit.setText(password)
-        dialog.repeat_edit.setText(repeat)
-        dialog.ok_button.click()
-        assert dialog.error_label.text() == error and results == []
-    dialog.password_edit.setText(PASSWORD)
-    dialog.repeat_edit.setText(PASSWORD)
-    dialog.ok_button.click()
-    qtbot.waitUntil(lambda: bool(results), timeout=5000)
-    assert results == [("boss", "admin")]
+def test_first_run_without_accounts_tells_how_to_make_one_and_creates_nothing(
+        qtbot, client, tmp_path):
+    for role in ("admin", "supervisor"):
+        dialog, results = ask(qtbot, client, role)
+        assert dialog.mode == "none"
+        # The command, in plain sight; no fields to type a name or password in, no button
+        # that creates anything.
+        assert dialog.message.text() == tr("login.no_account", role=tr(f"login.role.{role}"))
+        assert dialog.command_label.isVisible()
+        assert dialog.command_label.text() == f"callguard accounts add 이름 --role {role}"
+        for widget in (dialog.name_edit, dialog.password_edit, dialog.ok_button):
+            assert not widget.isVisible() and not widget.isEnabled()
+        assert dialog.cancel_button.text() == tr("login.close")
+        dialog.name_edit.setText("mallory")  # even with a name typed in by a script
+        dialog.password_edit.setText(PASSWORD)
+        dialog.submit()
+        dialog.cancel_button.click()
+        assert results == [(None, None)]
+    assert client.submit(lambda s: s.users()).result(10) == []
 
-    assert client.submit(lambda s: s.users()).result(10) == [("boss", "admin")]
+    # The install-time command makes the account (a real process on the same store) ...
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "callguard", "accounts", "add", "boss",
+                          "--role", "admin", "--password-stdin", "--store",
+                          str(tmp_path / "calls.db")], input=PASSWORD + "\n",
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
     with sqlite3.connect(tmp_path / "calls.db") as db:
         (stored,) = db.execute("SELECT pw_hash FROM users WHERE name = 'boss'").fetchone()
     assert stored.startswith("scrypt$") and PASSWORD not in stored
-    assert client.submit(lambda s: s.check_password("boss", PASSWORD)).result(10) == "admin"
+    # ... and a name that exists is refused without --reset.
+    again = subprocess.run([sys.executable, "-m", "callguard", "accounts", "add", "boss",
+                            "--role", "supervisor", "--password-stdin", "--store",
+                            str(tmp_path / "calls.db")], input="another password\n",
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "exists" in again.stderr
 
-    # The next time, the account exists: the dialog asks to sign in.
-    dialog, _ = ask(qtbot, client, "admin")
-    assert dialog.mode == "login" and not dialog.repeat_edit.isVisible()
-    dialog.reject()
+    # Now the dialogs ask to sign in: the admin's, and the review's too (an admin may
+    # review before any supervisor account exists).
+    for role in ("admin", "supervisor"):
+        dialog, results = ask(qtbot, client, role)
+        assert dialog.mode == "login" and dialog.name_edit.isVisible()
+        assert not dialog.command_label.isVisible()
+        sign_in(qtbot, dialog, "boss", PASSWORD)
+        qtbot.waitUntil(lambda r=results: bool(r), timeout=5000)
+        assert results == [("boss", "admin")]
 
 
 def test_a_wrong_password_is_refused_and_the_right_one_accepted(qtbot, client):
@@ -98,10 +120,8 @@ def test_a_wrong_password_is_refused_and_the_right_one_accepted(qtbot, client):
 
 def test_an_admin_can_open_a_supervisor_window(qtbot, client):
     add_account(client, "boss", "admin")
-    # No supervisor account yet: the dialog offers to create one, and the admin signs in.
+    # No supervisor account yet: the admin signs in to the review.
     dialog, results = ask(qtbot, client, "supervisor")
-    assert dialog.mode == "create" and dialog.existing_button.isVisible()
-    dialog.existing_button.click()
     assert dialog.mode == "login"
     sign_in(qtbot, dialog, "boss", PASSWORD)
     qtbot.waitUntil(lambda: bool(results), timeout=5000)
