@@ -34,6 +34,13 @@ _CANONICAL = {h.lower(): h for h in (
 _JOIN = ("Record-Route", "Route")
 
 
+def is_number(text: str) -> bool:
+    """``text`` is a plain decimal number (ASCII digits only). ``str.isdigit`` is not
+    enough: it accepts superscripts and other digits ``int`` refuses (``"²"``), so a check
+    with it let a hostile header raise ValueError (found by tests/test_fuzz_sip.py)."""
+    return text.isascii() and text.isdigit()
+
+
 def split_list(value: str) -> list[str]:
     """Split a header list at commas outside quotes and angle brackets."""
     parts, depth, quoted, cur = [], 0, False, []
@@ -109,7 +116,7 @@ def host_port(uri: str, default_port: int = 5060) -> tuple[str, int]:
     rest = rest.split(";")[0].split("?")[0]
     hostport = rest.rsplit("@", 1)[-1]
     host, _, port = hostport.partition(":")
-    return host, int(port) if port.isdigit() else default_port
+    return host, int(port) if is_number(port) else default_port
 
 
 def new_branch() -> str:
@@ -333,7 +340,7 @@ class Head:
     def cseq(self) -> tuple[int, str] | None:
         """(number, method), or None when the CSeq header is missing or malformed."""
         parts = self.first("CSeq").split()
-        if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10:
+        if len(parts) != 2 or not is_number(parts[0]) or len(parts[0]) > 10:
             return None
         return int(parts[0]), parts[1]
 
@@ -347,7 +354,8 @@ def parse_head(text: str) -> Head | None:
         name, sep, value = line.partition(":")
         if sep:
             headers.setdefault(name.strip().lower(), []).append(value.strip())
-    if len(start) >= 2 and start[0] == "SIP/2.0" and start[1].isdigit():
+    if len(start) >= 2 and start[0] == "SIP/2.0" and is_number(start[1]) \
+            and len(start[1]) == 3:
         return Head("", int(start[1]), headers)
     if len(start) == 3 and start[2] == "SIP/2.0" and _METHOD.match(start[0]):
         return Head(start[0], 0, headers)
@@ -380,9 +388,10 @@ def response_address(via: str, source: tuple[str, int]) -> tuple[str, int]:
     params = via.split(";")[1:]
     if any(p.strip().lower().split("=")[0] == "rport" for p in params):
         return source
-    sent_by = via.split(";")[0].split()[-1] if via.split() else ""
-    port = sent_by.rsplit(":", 1)[1] if sent_by.count(":") == 1 else ""
-    return source[0], int(port) if port.isdigit() and 0 < int(port) < 65536 else 5060
+    sent_by = via.split(";")[0].split()
+    host_port = sent_by[-1] if sent_by else ""
+    port = host_port.rsplit(":", 1)[1] if host_port.count(":") == 1 else ""
+    return source[0], int(port) if is_number(port) and 0 < int(port) < 65536 else 5060
 
 
 # --- SDP offers (RFC 4566 / 3264) ------------------------------------------------------------
@@ -427,7 +436,7 @@ class Offer:
 
 def _ipv4(addr: str) -> bool:
     parts = addr.split(".")
-    return len(parts) == 4 and all(p.isdigit() and int(p) < 256 and len(p) <= 3 for p in parts)
+    return len(parts) == 4 and all(is_number(p) and len(p) <= 3 and int(p) < 256 for p in parts)
 
 
 def _conn_address(value: str) -> str:
@@ -456,7 +465,7 @@ def parse_offer(body: str) -> Offer:
             if len(parts) < 4:
                 raise SdpRefused(f"malformed media line {line!r}")
             port_text = parts[1].split("/")[0]
-            if not port_text.isdigit() or int(port_text) > 65535:
+            if not is_number(port_text) or int(port_text) > 65535:
                 raise SdpRefused(f"invalid media port {parts[1]!r}")
             media.append(MediaLine(parts[0], int(port_text), parts[2], parts[3:], [line]))
             continue
