@@ -140,6 +140,8 @@ class EndReason(StrEnum):
     INTERRUPTED = "interrupted"  # the agent stopped mid-call (crash, power cut)
     AGENT_STOPPED = "agent_stopped"  # the agent was stopped (SIGTERM, SIGHUP, quit): BYE sent
     END_OF_AUDIO = "end_of_audio"  # a simulated call's recording ended
+    NO_ACK = "no_ack"  # our 200 OK was never ACKed ([sip] ack_timeout_s, Timer H): BYE sent
+    MEDIA_TIMEOUT = "media_timeout"  # no RTP from the caller for [sip] media_timeout_s: BYE
     LINE_FAILED = "failed"  # signalling or media failed, or the line stopped
     ENDED = "ended"  # the line ended the call for no reason it named
 
@@ -159,7 +161,8 @@ _CUT = {VerdictKind.FINAL: EndReason.FINAL_NOTICE,
 _HUNG_UP_BY = {EndReason.FINAL_NOTICE: HungUpBy.AGENT, EndReason.DURATION_LIMIT: HungUpBy.AGENT,
                EndReason.CALLER_HANGUP: HungUpBy.REMOTE, EndReason.REMOTE_HANGUP: HungUpBy.REMOTE,
                EndReason.COUNSELOR_HANGUP: HungUpBy.COUNSELOR,
-               EndReason.AGENT_STOPPED: HungUpBy.AGENT}
+               EndReason.AGENT_STOPPED: HungUpBy.AGENT, EndReason.NO_ACK: HungUpBy.AGENT,
+               EndReason.MEDIA_TIMEOUT: HungUpBy.AGENT}
 
 
 class CallEnd(StrEnum):
@@ -171,6 +174,9 @@ class CallEnd(StrEnum):
     CANCELLED = "cancelled"  # caller gave up while it rang (CANCEL), or we cancelled
     DECLINED = "declined"  # we refused it (486)
     REJECTED = "rejected"  # far end refused our call (4xx-6xx)
+    NO_ACK = "no_ack"  # our 200 OK got no ACK within the ACK timeout (Timer H); we sent BYE
+    RING_TIMEOUT = "ring_timeout"  # rang unanswered for the ring timeout: 480 (or CANCEL)
+    MEDIA_TIMEOUT = "media_timeout"  # no RTP from the far end for the media timeout; BYE
     FAILED = "failed"  # no answer to signalling, media failure, line stopped
 
 
@@ -208,6 +214,7 @@ class ReviewVerdict(StrEnum):
 
     ABUSE_CONFIRMED = "abuse_confirmed"
     WRONGFUL_CUTOFF = "wrongful_cutoff"
+    CRISIS_RESPONSE = "crisis_response"  # a crisis call: handled as a crisis, not as abuse
     NOTE = "note"
 
 
@@ -226,6 +233,7 @@ class EngineEventKind(StrEnum):
     RULES = "rules"  # the rules were reloaded, refused, or fell back to the last good ones
     HEADSET = "headset"  # the headset could not be opened or failed
     STORE = "store"  # the call store's health changed
+    RECOGNITION = "recognition"  # the recogniser went down (crashed, restarting) or is back
 
 
 # --- events a call publishes (call time in seconds) ----------------------------------------

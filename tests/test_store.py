@@ -68,7 +68,7 @@ def test_migrates_an_empty_file_and_reopens_idempotently(tmp_path):
             return await new_call(store)
 
     call_id = run(first())
-    assert db_user_version(path) == SCHEMA_VERSION == len(MIGRATIONS) == 5
+    assert db_user_version(path) == SCHEMA_VERSION == len(MIGRATIONS) == 6
     assert {"rulesets", "calls", "audio_chunks", "utterances", "hits", "verdicts",
             "actions", "reviews", "audit_log", "users", "rules_history"} <= tables(path)
     with sqlite3.connect(path) as conn:

@@ -1,1 +1,2 @@
-"""The central callguard server: one review, one rules file and live alerts for a whole call centre."""
+"""The central callguard server: one review, one rules file and live alerts for a whole
+call centre."""

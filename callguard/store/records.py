@@ -142,6 +142,10 @@ class CallRecord(CallSummary):
     utterances: tuple[UtteranceRecord, ...] = ()
     verdicts: tuple[VerdictRecord, ...] = ()
     actions: tuple[ActionRecord, ...] = ()
+    #: The call's id everywhere (UUIDv7, made on the desk; schema 6); ``synced_at`` is
+    #: when the central server verified it (unix epoch seconds), ``None`` until then.
+    uuid: str | None = None
+    synced_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +184,19 @@ class RulesVersion:
     saved_at: float
     saved_by: str
     note: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One thing the central server must receive: an ended call (``kind == "call"``) or an
+    alert (``kind == "alert"``; ``source``/``ref_id`` name its row: ``actions``,
+    ``verdicts`` or ``audit_log``). ``created_at`` is unix epoch seconds; ``tries`` counts
+    the failed deliveries so far."""
+
+    id: int
+    kind: str
+    call_id: int | None
+    source: str | None
+    ref_id: int | None
+    created_at: float
+    tries: int

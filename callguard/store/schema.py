@@ -247,7 +247,82 @@ CREATE TABLE spool_applied (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+# Version 6: the central server. Every call gets a globally unique id made on the desk
+# (a UUIDv7: milliseconds of its start, then random bits), so a call delivered twice is
+# one call on the server. The outbox lists what must reach the server: an ended call, and
+# each alert (an alert action such as a crisis, a protect press, a supervisor notified, a
+# rest started). Triggers write it in the same transaction as the rows it describes,
+# whichever code path writes them (live call, spool replay, recovery after a crash), so
+# nothing can be stored without being queued. Calls that ended before this version are
+# queued too: a desk enrolled later uploads its history. ``calls.synced_at`` is set when
+# the server has verified the call's audio against the desk's seal. Reviews accept the
+# crisis verdict (the table is rebuilt: SQLite cannot alter a CHECK).
+_UUID7 = """substr(printf('%012x', CAST(NEW.started_at * 1000 AS INTEGER)), 1, 8) || '-' ||
+    substr(printf('%012x', CAST(NEW.started_at * 1000 AS INTEGER)), 9, 4) || '-7' ||
+    substr(lower(hex(randomblob(2))), 2, 3) || '-' ||
+    substr('89ab', 1 + abs(random()) % 4, 1) || substr(lower(hex(randomblob(2))), 2, 3) ||
+    '-' || lower(hex(randomblob(6)))"""
+_NOW = "((julianday('now') - 2440587.5) * 86400.0)"  # unix epoch seconds, SQLite < 3.42
+_V6 = f"""
+ALTER TABLE calls ADD COLUMN uuid TEXT;       -- UUIDv7, made on the desk: the call's id everywhere
+ALTER TABLE calls ADD COLUMN synced_at REAL;  -- unix epoch seconds: the server verified it
+CREATE TRIGGER calls_uuid AFTER INSERT ON calls WHEN NEW.uuid IS NULL
+BEGIN UPDATE calls SET uuid = {_UUID7} WHERE id = NEW.id; END;
+UPDATE calls SET uuid = {_UUID7.replace("NEW.", "")};
+CREATE UNIQUE INDEX calls_uuid_unique ON calls (uuid);
+
+CREATE TABLE outbox (
+    id         INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL CHECK (kind IN ('call', 'alert')),
+    call_id    INTEGER REFERENCES calls (id) ON DELETE CASCADE,
+    source     TEXT,                  -- alert: 'actions', 'verdicts' or 'audit_log'
+    ref_id     INTEGER,               -- alert: the row's id in that table
+    created_at REAL NOT NULL,         -- unix epoch seconds
+    tries      INTEGER NOT NULL DEFAULT 0,
+    next_at    REAL NOT NULL DEFAULT 0,  -- unix epoch seconds: not before (back-off)
+    done_at    REAL,                  -- unix epoch seconds: the server acknowledged it
+    error      TEXT                   -- the last failure, never personal data
+);
+CREATE INDEX outbox_pending ON outbox (next_at, id) WHERE done_at IS NULL;
+CREATE TRIGGER outbox_call_ended AFTER UPDATE OF ended_at ON calls
+    WHEN OLD.ended_at IS NULL AND NEW.ended_at IS NOT NULL
+BEGIN INSERT INTO outbox (kind, call_id, created_at) VALUES ('call', NEW.id, {_NOW}); END;
+CREATE TRIGGER outbox_call_inserted_ended AFTER INSERT ON calls WHEN NEW.ended_at IS NOT NULL
+BEGIN INSERT INTO outbox (kind, call_id, created_at) VALUES ('call', NEW.id, {_NOW}); END;
+CREATE TRIGGER outbox_alert_action AFTER INSERT ON actions WHEN NEW.kind = 'alert'
+BEGIN INSERT INTO outbox (kind, call_id, source, ref_id, created_at)
+      VALUES ('alert', NEW.call_id, 'actions', NEW.id, {_NOW}); END;
+CREATE TRIGGER outbox_alert_protect AFTER INSERT ON verdicts WHEN NEW.cause = 'protect'
+BEGIN INSERT INTO outbox (kind, call_id, source, ref_id, created_at)
+      VALUES ('alert', NEW.call_id, 'verdicts', NEW.id, {_NOW}); END;
+CREATE TRIGGER outbox_alert_note AFTER INSERT ON audit_log
+    WHEN NEW.kind IN ('supervisor_notified', 'rest_started')
+BEGIN INSERT INTO outbox (kind, call_id, source, ref_id, created_at)
+      VALUES ('alert', NEW.call_id, 'audit_log', NEW.id, {_NOW}); END;
+INSERT INTO outbox (kind, call_id, created_at)
+    SELECT 'call', id, {_NOW} FROM calls WHERE ended_at IS NOT NULL ORDER BY id;
+
+CREATE TABLE reviews_v6 (
+    id       INTEGER PRIMARY KEY,
+    call_id  INTEGER NOT NULL REFERENCES calls (id),
+    at       REAL NOT NULL,           -- unix epoch seconds
+    reviewer TEXT NOT NULL,           -- user name
+    verdict  TEXT NOT NULL CHECK (verdict IN
+        ('abuse_confirmed', 'wrongful_cutoff', 'crisis_response', 'note')),
+    note     TEXT NOT NULL DEFAULT '' -- the reviewer's words: may name people
+);
+INSERT INTO reviews_v6 (id, call_id, at, reviewer, verdict, note)
+    SELECT id, call_id, at, reviewer, verdict, note FROM reviews;
+DROP TABLE reviews;
+ALTER TABLE reviews_v6 RENAME TO reviews;
+CREATE INDEX reviews_call ON reviews (call_id, at);
+CREATE TRIGGER reviews_append_only_u BEFORE UPDATE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews are an audit trail: they cannot be changed'); END;
+CREATE TRIGGER reviews_append_only_d BEFORE DELETE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews are an audit trail: they cannot be deleted'); END;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -45,6 +45,7 @@ from callguard.store.records import (
     CallRecord,
     CallSummary,
     HitRecord,
+    OutboxItem,
     ReviewRecord,
     RulesVersion,
     StoreError,
@@ -676,7 +677,8 @@ class Store:
         """Everything recorded about one call (not its audio: see :meth:`read_audio`)."""
         async with self._transaction(f"get_call({call_id})", write=False):
             call = (await self._all(f"SELECT {_SUMMARY_COLUMNS}, ended_at, sample_rate,"
-                                    " rules_version, note FROM calls WHERE id = ?", call_id)
+                                    " rules_version, note, uuid, synced_at FROM calls"
+                                    " WHERE id = ?", call_id)
                     or [None])[0]
             if call is None:
                 raise CallNotFoundError(call_id)
@@ -702,6 +704,7 @@ class Store:
             summary.reviewed,
             ended_at=call["ended_at"], sample_rate=call["sample_rate"],
             rules_version=call["rules_version"], note=call["note"],
+            uuid=call["uuid"], synced_at=call["synced_at"],
             utterances=tuple(UtteranceRecord(
                 u["id"], u["call_id"], u["leg"], u["start_s"], u["end_s"], u["text"],
                 u["status"], u["reason"], u["asr_s"], u["lag_s"],
@@ -775,6 +778,74 @@ class Store:
                                        call_id, leg)
                 chunks.append([(r[0], r[1]) for r in rows])
         return call["sample_rate"], chunks
+
+    # -- the outbox: what the central server must receive (schema 6) -----------------------
+    async def outbox_due(self, now: float, limit: int = 50,
+                         kinds: Sequence[str] = ("alert", "call")) -> list[OutboxItem]:
+        """Undelivered items whose back-off has passed at ``now`` (unix epoch seconds):
+        alerts first (a person waits for them), then oldest first."""
+        marks = ", ".join("?" for _ in kinds)
+        async with self._transaction("outbox_due", write=False):
+            rows = await self._all(
+                "SELECT id, kind, call_id, source, ref_id, created_at, tries FROM outbox"
+                f" WHERE done_at IS NULL AND next_at <= ? AND kind IN ({marks})"
+                " ORDER BY kind = 'call', id LIMIT ?", now, *kinds, limit)
+        return [OutboxItem(r["id"], r["kind"], r["call_id"], r["source"], r["ref_id"],
+                           r["created_at"], r["tries"]) for r in rows]
+
+    async def outbox_done(self, item: OutboxItem, now: float) -> None:
+        """The server has the item; for a call, it also verified the call's audio (the call
+        is marked synced in the same transaction)."""
+        async with self._transaction(f"outbox_done({item.id})"):
+            await self._exec("UPDATE outbox SET done_at = ?, error = NULL WHERE id = ?",
+                             now, item.id)
+            if item.kind == "call" and item.call_id is not None:
+                await self._exec("UPDATE calls SET synced_at = ? WHERE id = ?",
+                                 now, item.call_id)
+
+    async def outbox_retry(self, item: OutboxItem, next_at: float, error: str) -> None:
+        """A delivery failed: try again at ``next_at`` (unix epoch seconds). ``error`` is
+        kept for the status line; it never holds personal data."""
+        async with self._transaction(f"outbox_retry({item.id})"):
+            await self._exec("UPDATE outbox SET tries = tries + 1, next_at = ?, error = ?"
+                             " WHERE id = ?", next_at, error[:300], item.id)
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """``pending`` (calls and alerts not yet delivered), ``done``, ``failing`` (pending
+        items whose last try failed)."""
+        async with self._transaction("outbox_counts", write=False):
+            rows = await self._all(
+                "SELECT sum(done_at IS NULL), sum(done_at IS NOT NULL),"
+                " sum(done_at IS NULL AND tries > 0) FROM outbox")
+        pending, done, failing = rows[0] if rows else (0, 0, 0)
+        return {"pending": pending or 0, "done": done or 0, "failing": failing or 0}
+
+    async def call_uuid(self, call_id: int) -> str:
+        async with self._transaction("call_uuid", write=False):
+            rows = await self._all("SELECT uuid FROM calls WHERE id = ?", call_id)
+        if not rows:
+            raise CallNotFoundError(call_id)
+        return str(rows[0][0])
+
+    async def alert_source(self, source: str, ref_id: int) -> dict[str, Any] | None:
+        """The row an alert outbox item names, as a plain dict (``None`` if it is gone):
+        for ``actions`` and ``verdicts`` with the call's start (``started_at``) so the
+        alert's wall-clock time can be told; never a transcript."""
+        if source == "actions":
+            sql = ("SELECT a.id, a.kind, a.detail, a.t_s, c.started_at, c.counselor, c.uuid"
+                   " FROM actions a JOIN calls c ON c.id = a.call_id WHERE a.id = ?")
+        elif source == "verdicts":
+            sql = ("SELECT v.id, v.kind, v.reason AS detail, v.t_s, c.started_at,"
+                   " c.counselor, c.uuid, v.cause FROM verdicts v JOIN calls c"
+                   " ON c.id = v.call_id WHERE v.id = ?")
+        elif source == "audit_log":
+            sql = ("SELECT l.id, l.kind, l.detail, l.at, l.actor AS counselor, c.uuid"
+                   " FROM audit_log l LEFT JOIN calls c ON c.id = l.call_id WHERE l.id = ?")
+        else:
+            raise StoreError(f"unknown outbox source {source!r}")
+        async with self._transaction("alert_source", write=False):
+            rows = await self._all(sql, ref_id)
+        return dict(rows[0]) if rows else None
 
     # -- review, audit, users, rules history -----------------------------------------------
     async def add_review(self, call_id: int, reviewer: str, verdict: str, note: str = "",
