@@ -8,7 +8,15 @@ import sys
 from collections.abc import Sequence
 
 from callguard import __version__
-from callguard.cli import accounts_cmd, call_cmd, evidence_cmd, rules_cmd, run_cmd
+from callguard.cli import (
+    accounts_cmd,
+    call_cmd,
+    central_cmd,
+    evidence_cmd,
+    rules_cmd,
+    run_cmd,
+    server_cmd,
+)
 from callguard.cli.failure import failed
 from callguard.errors import CallguardError
 
@@ -29,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.register(sub)
     evidence_cmd.register(sub)
     accounts_cmd.register(sub)
+    server_cmd.register(sub)
+    central_cmd.register(sub)
     # Handled in main() before parsing (own options); listed here for --help.
     sub.add_parser("gui", help="the desktop app: counselor, review, rules (callguard gui -h)")
     return parser

@@ -1,0 +1,106 @@
+"""``callguard central ...``: a desk's link to the central server.
+
+::
+
+    callguard central check --url https://srv:8443 --fingerprint AB:CD:...   # pin test
+    callguard central sync --once --store desk.db --url ... --token ... --fingerprint ...
+    callguard central status --store desk.db
+
+``sync`` delivers the store's outbox (ended calls with their recordings, alerts) and, with
+``--once``, returns when nothing is due (exit 1 if something could not be delivered);
+without it, it runs until stopped. ``status`` prints the outbox counts as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from callguard.central.settings import CentralSettings
+from callguard.config import load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    cen = sub.add_parser("central", help="this desk's link to the central server")
+    csub = cen.add_subparsers(dest="central_command", metavar="ACTION", required=True)
+
+    check = csub.add_parser("check", help="fetch the server's certificate and check its pin")
+    check.add_argument("--url", required=True)
+    check.add_argument("--fingerprint", required=True)
+    check.set_defaults(func=cmd_check)
+
+    sync = csub.add_parser("sync", help="deliver the outbox to the central server")
+    sync.add_argument("--once", action="store_true",
+                      help="return when nothing is due (exit 1 if something failed)")
+    sync.add_argument("--audio", choices=("opus", "flac"), default="opus")
+    for p in (sync, csub.add_parser("status", help="the outbox's counts (JSON)")):
+        p.add_argument("--store", type=Path, help="the call store (default: settings)")
+        p.add_argument("--config", type=Path, help="settings file")
+    sync.add_argument("--url", required=True)
+    sync.add_argument("--token", required=True)
+    sync.add_argument("--fingerprint", required=True)
+    sync.set_defaults(func=cmd_sync)
+    csub.choices["status"].set_defaults(func=cmd_status)
+
+
+def _store_path(args: argparse.Namespace) -> Path:
+    return args.store or load_settings(args.config).store_path
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from callguard.central.pinning import fetch_pinned, fingerprint_of_pem
+
+    parts = urlsplit(args.url)
+    pem = fetch_pinned(parts.hostname or "", parts.port or 443, args.fingerprint)
+    print(f"ok: {args.url} shows the pinned certificate {fingerprint_of_pem(pem)}")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from callguard.central.client import HttpCentral
+    from callguard.central.uploader import Uploader
+    from callguard.store import Store
+
+    store_path = _store_path(args)
+    settings = CentralSettings(args.url, args.token, args.fingerprint, audio=args.audio,
+                               cert_cache=store_path.with_name("central.pem"))
+
+    async def go() -> int:
+        central = HttpCentral(settings)
+        try:
+            async with Store.open(store_path) as store:
+                uploader = Uploader(store, central, audio=args.audio)
+                while True:
+                    delivered = await uploader.run_once()
+                    if args.once and delivered == 0:
+                        counts = await store.outbox_counts()
+                        print(json.dumps({**counts, "calls": uploader.stats.calls,
+                                          "alerts": uploader.stats.alerts,
+                                          "bytes": uploader.stats.bytes_uploaded,
+                                          "last_error": uploader.stats.last_error}))
+                        return 1 if counts["failing"] else 0
+                    if delivered == 0:
+                        await asyncio.sleep(1.0)
+        finally:
+            await central.aclose()
+
+    try:
+        return asyncio.run(go())
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from callguard.store import Store
+
+    async def go() -> dict[str, int]:
+        async with Store.open(_store_path(args)) as store:
+            return await store.outbox_counts()
+
+    print(json.dumps(asyncio.run(go())))
+    return 0
