@@ -36,6 +36,7 @@ def test_a_bounded_soak_keeps_the_line_up_and_every_canary_recorded():
     assert out["canaries_answered"] == 2 and out["canaries_recorded"] == 2, \
         out.get("failed_canaries")
     assert out["canary_audio_ratio_min"] >= 0.9
+    assert out["canary_floods_on_its_port"] >= 1  # a stranger's RTP flood hit a canary's port
     assert out["agent_tracebacks"] == 0, out.get("workdir")
     assert out["agent_exit_code"] == 0
     assert out["calls_stored"] >= 2 and out["calls_left_open"] == 0

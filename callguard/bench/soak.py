@@ -372,19 +372,23 @@ class Soak:
         sipp = self.peers.start_call_with_media(
             self.pbx.address, "agent", pcap, hangup="bye", hold_ms=300, timeout=30,
             recv_timeout=10, workdir=self.workdir / f"canary{n}")
-        # Once its media runs (and is latched), a stranger floods the whole RTP port range.
+        # Once its media runs (and is latched), a stranger floods the canary's RTP port (from
+        # the agent's SDP answer in SIPp's message log) and the whole RTP port range.
         time.sleep(1.0)
+        port = self._answered_port(sipp.workdir / "messages.log")
         flood = 0
+        span = (RTP_HIGH - RTP_LOW) // 2 + 1
         for i in range(self.args.canary_flood):
-            self._send_rtp(self.socks["stranger"], RTP_LOW + 2 * (i % ((RTP_HIGH - RTP_LOW) // 2
-                                                                      + 1)))
+            self._send_rtp(self.socks["stranger"], port if port and i % 2 else
+                           RTP_LOW + 2 * (i % span))
             flood += 1
             if i % 20 == 19:
                 time.sleep(0.002)
         result = sipp.wait()
         answered = result.ok
         entry: dict[str, Any] = {"n": n, "answered": answered, "quiet_before": quiet,
-                                 "registered_before": registered, "rtp_flood": flood}
+                                 "registered_before": registered, "rtp_flood": flood,
+                                 "flood_hit_its_port": port is not None}
         if not answered:
             entry["sipp"] = result.describe(tail=20)[-1500:]
         # The recording: a new call in the store, from SIPp, closed, with the tone in it.
@@ -406,6 +410,18 @@ class Soak:
         else:
             entry.update(recorded=False, caller_samples=0, audio_ratio=0.0)
         self.canaries.append(entry)
+
+    @staticmethod
+    def _answered_port(log: Path) -> int | None:
+        """The agent's RTP port for the canary: the m=audio of its 200 OK, as SIPp logged
+        it (None if not there yet)."""
+        try:
+            text = log.read_text(errors="replace")
+        except FileNotFoundError:
+            return None
+        _, _, answer = text.partition("SIP/2.0 200 OK")
+        m = re.search(r"m=audio (\d+) ", answer)
+        return int(m.group(1)) if m and int(m.group(1)) > 0 else None
 
     def _canary_pcap(self) -> Path:
         from callguard.audio.g711 import alaw_encode
@@ -471,6 +487,7 @@ class Soak:
             "canaries_recorded": sum(bool(c["recorded"]) for c in self.canaries),
             "canary_audio_ratio_min": min((c["audio_ratio"] for c in self.canaries),
                                           default=None),
+            "canary_floods_on_its_port": sum(c["flood_hit_its_port"] for c in self.canaries),
             "agent_tracebacks": self.agent.tracebacks(),
             "agent_exit_code": exit_code,
             "calls_stored": len(stored),
