@@ -119,9 +119,9 @@ class HttpCentral:
                                              "Upload-Length": str(len(data)),
                                              "Content-Type": "application/offset+octet-stream"})
             if r.status_code == 409:  # the server stands elsewhere: resume from there
-                restarts += 1
-                if restarts > 3:
-                    raise CentralRefused(f"the upload keeps being refused: {_error_text(r)}")
+                restarts += 1  # (another desk may be sending the same recording)
+                if restarts > 20:
+                    raise CentralUnavailable(f"the upload keeps moving: {_error_text(r)}")
                 offset = int(r.headers.get("upload-offset", "0"))
                 continue
             if r.status_code not in (201, 204):

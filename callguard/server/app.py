@@ -33,7 +33,6 @@ from typing import Any
 
 import psycopg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from psycopg.rows import dict_row
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -150,7 +149,6 @@ class Server:
         token = header[7:].strip()
         h = token_hash(token)
         async with self.pool.connection() as conn:
-            conn.row_factory = dict_row
             if token.startswith(SESSION_PREFIX):
                 cur = await conn.execute(
                     "SELECT u.name, u.role FROM sessions s JOIN users u ON u.name = s.user_name"
@@ -306,7 +304,7 @@ async def post_call(server: Server, request: Request) -> Response:
             cur = await conn.execute("SELECT desk_id FROM calls WHERE uuid = %s", (p["uuid"],))
             row = await cur.fetchone()
             await conn.rollback()
-            if row is None or row[0] != who.desk_id:
+            if row is None or row["desk_id"] != who.desk_id:
                 raise ApiError(403, "that call belongs to another desk")
             return JSONResponse({"uuid": p["uuid"], "created": False, "verified": True})
         async with conn.cursor() as cur:
@@ -349,7 +347,7 @@ async def post_alert(server: Server, request: Request) -> Response:
              p["kind"], p["detail"], _ts(p["raised_at"])))
         row = await cur.fetchone()
         if row is not None:
-            await conn.execute("SELECT pg_notify(%s, %s)", (ALERT_CHANNEL, str(row[0])))
+            await conn.execute("SELECT pg_notify(%s, %s)", (ALERT_CHANNEL, str(row["id"])))
         await conn.commit()
     if row is not None:
         server.metrics.alerts.inc()
@@ -366,8 +364,9 @@ async def login(server: Server, request: Request) -> Response:
         cur = await conn.execute("SELECT role, pw_hash FROM users WHERE name = %s"
                                  " AND NOT disabled", (name,))
         row = await cur.fetchone()
-        ok = row is not None and await asyncio.to_thread(verify_password, password, row[1])
-        who = Principal(row[0] if ok else "unknown", name)
+        ok = row is not None and await asyncio.to_thread(verify_password, password,
+                                                         row["pw_hash"])
+        who = Principal(row["role"] if ok else "unknown", name)
         await server.log_access(conn, who, "login" if ok else "login_failed", None)
         if not ok:
             await conn.commit()
@@ -424,7 +423,6 @@ async def list_calls(server: Server, request: Request) -> Response:
            f"{' WHERE ' + ' AND '.join(where) if where else ''}"
            " ORDER BY c.started_at DESC, c.uuid DESC LIMIT %s")
     async with server.pool.connection() as conn:
-        conn.row_factory = dict_row
         cur = await conn.execute(sql, (*args, limit))
         rows = [_summary(r) for r in await cur.fetchall()]
     return JSONResponse({"calls": rows})
@@ -446,7 +444,6 @@ async def get_call(server: Server, request: Request) -> Response:
     who = await server.require(request, *PEOPLE_ROLES)
     call_uuid = check_uuid(request.path_params["uuid"], "call")
     async with server.pool.connection() as conn:
-        conn.row_factory = dict_row
         row = await _call_row(conn, who, call_uuid)
         out = _summary(row)
         out.update(remote=row["remote"], ended_at=_epoch(row["ended_at"]),
@@ -482,7 +479,6 @@ async def get_audio(server: Server, request: Request) -> Response:
     call_uuid = check_uuid(request.path_params["uuid"], "call")
     export = request.method == "POST"
     async with server.pool.connection() as conn:
-        conn.row_factory = dict_row
         row = await _call_row(conn, who, call_uuid)
         if not row["audio_sha256"]:
             raise ApiError(404, "this call has no recording on the server")
@@ -502,7 +498,6 @@ def _alert(row: dict[str, Any]) -> dict[str, Any]:
 
 async def _alerts_after(server: Server, after: int, limit: int = 200) -> list[dict[str, Any]]:
     async with server.pool.connection() as conn:
-        conn.row_factory = dict_row
         cur = await conn.execute("SELECT a.*, d.name AS desk FROM alerts a JOIN desks d"
                                  " ON d.id = a.desk_id WHERE a.id > %s ORDER BY a.id LIMIT %s",
                                  (after, limit))
@@ -517,9 +512,9 @@ async def list_alerts(server: Server, request: Request) -> Response:
         raise ApiError(400, "after must be an alert id") from None
     async with server.pool.connection() as conn:
         cur = await conn.execute("SELECT alerts_seen FROM users WHERE name = %s", (who.name,))
-        seen = (await cur.fetchone() or (0,))[0]
-        cur = await conn.execute("SELECT count(*) FROM alerts WHERE id > %s", (seen,))
-        unseen = (await cur.fetchone())[0]
+        seen = (await cur.fetchone() or {"alerts_seen": 0})["alerts_seen"]
+        cur = await conn.execute("SELECT count(*) AS n FROM alerts WHERE id > %s", (seen,))
+        unseen = (await cur.fetchone())["n"]
     return JSONResponse({"alerts": await _alerts_after(server, after), "unseen": unseen,
                          "seen": seen})
 
@@ -585,7 +580,6 @@ async def access_log(server: Server, request: Request) -> Response:
     sql = ("SELECT id, at, actor, role, action, call_uuid, detail FROM access_log"
            f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY id DESC LIMIT 1000")
     async with server.pool.connection() as conn:
-        conn.row_factory = dict_row
         cur = await conn.execute(sql, args)
         rows = [{**r, "at": _epoch(r["at"]),
                  "call_uuid": None if r["call_uuid"] is None else str(r["call_uuid"])}

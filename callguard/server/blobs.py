@@ -13,6 +13,7 @@ an S3-compatible store can follow.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -97,29 +98,35 @@ class FileBlobStore:
         if self.exists(sha256):
             return True
         partial = self._partial(sha256)
-        have = self.offset(sha256)
-        if offset != have:
-            raise BlobRejected(f"the upload stands at {have} bytes, not {offset}", have)
-        if have + len(data) > total:
-            raise BlobRejected("more bytes than the upload's length", have)
         try:
             with partial.open("ab") as f:
+                # Two desks may upload the same recording (two silent calls of one length
+                # compress alike): one writer at a time, across threads and processes.
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+                if self.exists(sha256):
+                    return True
+                have = f.seek(0, os.SEEK_END)
+                if offset != have:
+                    raise BlobRejected(f"the upload stands at {have} bytes, not {offset}", have)
+                if have + len(data) > total:
+                    raise BlobRejected("more bytes than the upload's length", have)
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            if have + len(data) < total:
-                return False
-            digest = hashlib.sha256()
-            with partial.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            if digest.hexdigest() != sha256:
-                partial.unlink(missing_ok=True)
-                raise BlobRejected("the bytes do not hash to the blob's name: upload again", 0)
-            final = self.path(sha256)
-            final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            partial.replace(final)
-            final.chmod(0o400)  # evidence: nobody changes it in place
+                if have + len(data) < total:
+                    return False
+                digest = hashlib.sha256()
+                with partial.open("rb") as r:
+                    for block in iter(lambda: r.read(1 << 20), b""):
+                        digest.update(block)
+                if digest.hexdigest() != sha256:
+                    partial.unlink(missing_ok=True)
+                    raise BlobRejected("the bytes do not hash to the blob's name: upload "
+                                       "again", 0)
+                final = self.path(sha256)
+                final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                partial.replace(final)
+                final.chmod(0o400)  # evidence: nobody changes it in place
         except OSError as exc:
             raise BlobError(f"the blob store cannot write: {exc}") from exc
         return True

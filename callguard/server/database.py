@@ -74,16 +74,23 @@ async def current_revision(conn) -> str | None:  # conn: psycopg.AsyncConnection
     except psycopg.errors.UndefinedTable:
         await conn.rollback()
         return None
-    return row[0] if row else None
+    await conn.rollback()
+    if not row:
+        return None
+    return row["version_num"] if isinstance(row, dict) else row[0]
 
 
 async def open_pool(dsn: str, size: int = 10):  # -> psycopg_pool.AsyncConnectionPool
     """A started connection pool; the schema must be at :func:`head_revision`."""
     import psycopg
+    from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
 
+    # Rows as dicts on every pooled connection (a request must never change a pooled
+    # connection's settings: the next request would inherit them).
     pool = AsyncConnectionPool(dsn, min_size=min(2, size), max_size=size, open=False,
-                               timeout=10, kwargs={"autocommit": False})
+                               timeout=10, kwargs={"autocommit": False,
+                                                   "row_factory": dict_row})
     try:
         await pool.open(wait=True, timeout=15)
     except (psycopg.Error, TimeoutError) as exc:  # pool.open raises PoolTimeout (an Error)

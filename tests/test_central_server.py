@@ -1,0 +1,368 @@
+"""The central server for real: PostgreSQL (Debian's, in a private cluster started here),
+``callguard server run`` in its own process over HTTPS with a pinned certificate, and desks
+with real SQLite stores syncing through the real uploader.
+
+Faults: the server killed with -9 in the middle of an upload and restarted, PostgreSQL
+restarted while desks sync, the same batch delivered twice. Afterwards every call,
+utterance, hit, verdict, action and audio sample on the desks is on the server exactly once
+and the audio checks out against the desks' seals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import threading
+import time
+
+import aiosqlite
+import psycopg
+import pytest
+from centralkit import ServerProcess, desk_counts, make_call, private_tmp
+
+from callguard.audio.compress import decode, encode, seal_of
+from callguard.central.client import CHUNK, HttpCentral
+from callguard.central.settings import CentralSettings
+from callguard.central.uploader import Uploader, UploaderThread
+from callguard.server.localpg import LocalPostgres
+from callguard.store import Store
+
+pytestmark = [pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def pg():
+    cluster = LocalPostgres(private_tmp("callguard-pg-"))
+    cluster.start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def server(pg, tmp_path):
+    with psycopg.connect(pg.dsn.replace("/callguard?", "/postgres?"), autocommit=True) as c:
+        c.execute("DROP DATABASE IF EXISTS callguard WITH (FORCE)")
+        c.execute("CREATE DATABASE callguard")
+    srv = ServerProcess(tmp_path / "srv", pg.dsn)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def settings_for(server: ServerProcess, token: str, tmp, audio: str = "flac"):
+    return CentralSettings(server.url, token, server.fingerprint, audio=audio,
+                           cert_cache=tmp / "central.pem")
+
+
+def server_counts(pg: LocalPostgres) -> dict[str, int]:
+    with psycopg.connect(pg.dsn) as conn:
+        return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("calls", "utterances", "hits", "verdicts", "actions", "alerts")}
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_desks_sync_through_server_and_database_faults_nothing_lost_or_doubled(
+        server, pg, tmp_path):
+    desks = {f"desk-{i}": tmp_path / f"desk-{i}" / "calls.db" for i in range(3)}
+    tokens = {name: server.desk(name) for name in desks}
+    audio = {"desk-0": "flac", "desk-1": "flac", "desk-2": "opus"}
+
+    async def fill(name, path, n):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        async with Store.open(path) as store:
+            for k in range(n):
+                await make_call(store, seconds=4.0 + k, seed=10 * int(name[-1]) + k,
+                                counselor=f"counselor-{name[-1]}", flagged=k % 2 == 0,
+                                crisis=k == 1, protect=k == 2)
+            # One long call whose recording takes several upload pieces.
+            await make_call(store, seconds=90.0, seed=700 + int(name[-1]),
+                            counselor=f"counselor-{name[-1]}")
+
+    for name, path in desks.items():
+        asyncio.run(fill(name, path, 4))
+
+    # 1. The server dies with -9 half way through an upload; the desk resumes it.
+    async def half_upload():
+        async with Store.open(desks["desk-0"]) as store:
+            long_call = (await store.outbox_due(1e12, kinds=("call",)))[-1].call_id
+            wav = await store.wav_bytes(long_call)
+        enc = encode(wav, "flac")
+        assert len(enc.data) > 2 * CHUNK
+        central = HttpCentral(settings_for(server, tokens["desk-0"], tmp_path / "desk-0"))
+        try:
+            client = await central._http()
+            r = await client.patch(f"/api/v1/blobs/{enc.sha256}", content=enc.data[:CHUNK],
+                                   headers={"Upload-Offset": "0",
+                                            "Upload-Length": str(len(enc.data))})
+            assert r.status_code == 204
+        finally:
+            await central.aclose()
+        return enc.sha256
+
+    sha = asyncio.run(half_upload())
+    server.kill()
+    server.start()
+    with server.client(tokens["desk-0"]) as c:
+        r = c.head(f"/api/v1/blobs/{sha}")
+        assert r.status_code == 404 and int(r.headers["upload-offset"]) == CHUNK
+
+    # 2. All three desks sync at once; PostgreSQL restarts under them.
+    threads = [UploaderThread(path, (lambda n=name: HttpCentral(settings_for(
+        server, tokens[n], desks[n].parent))), audio=audio[name], idle_s=0.2)
+        for name, path in desks.items()]
+    for t in threads:
+        t.start()
+    wait_until(lambda: server_counts(pg)["calls"] >= 2, 60, "the first calls")
+    pg.stop()
+    time.sleep(2.0)
+    pg.start()
+
+    async def pending(path):
+        async with Store.open(path) as store:
+            return (await store.outbox_counts())["pending"]
+
+    wait_until(lambda: all(asyncio.run(pending(p)) == 0 for p in desks.values()), 240,
+               "every outbox to empty")
+    for t in threads:
+        t.stop()
+    failures = sum(t.stats.failures for t in threads)
+
+    # 3. The same batch delivered twice (a desk that died before noting the server's answer).
+    async def redeliver():
+        async with aiosqlite.connect(desks["desk-1"]) as raw:
+            await raw.execute("UPDATE outbox SET done_at = NULL")
+            await raw.commit()
+        central = HttpCentral(settings_for(server, tokens["desk-1"], tmp_path / "desk-1"))
+        try:
+            async with Store.open(desks["desk-1"]) as store:
+                up = Uploader(store, central, audio="flac")
+                while await up.run_once():
+                    pass
+                return up.stats.calls, await store.outbox_counts()
+        finally:
+            await central.aclose()
+
+    again, counts_after = asyncio.run(redeliver())
+    assert again == 5 and counts_after["pending"] == 0
+
+    # Every row on the desks is on the server exactly once.
+    async def totals():
+        total: dict[str, int] = {}
+        for path in desks.values():
+            async with Store.open(path) as store:
+                for key, value in (await desk_counts(store)).items():
+                    total[key] = total.get(key, 0) + value
+        return total
+
+    on_desks = asyncio.run(totals())
+    on_server = server_counts(pg)
+    alerts_expected = 3 * 2  # per desk: one crisis action, one protect press
+    print(json.dumps({"desks": on_desks, "server": on_server, "failures_retried": failures}))
+    for key in ("calls", "utterances", "hits", "verdicts", "actions"):
+        assert on_server[key] == on_desks[key], key
+    assert on_server["alerts"] == alerts_expected
+
+    # Every recording is there and checks out: FLAC against the desk's seal, sample for
+    # sample; Opus by its frame count.
+    async def seals():
+        out = {}
+        for name, path in desks.items():
+            async with Store.open(path) as store:
+                for s in await store.list_calls(limit=100):
+                    rec = await store.get_call(s.id)
+                    wav = await store.wav_bytes(s.id)
+                    out[rec.uuid] = (name, rec.recording_sha256, (len(wav) - 44) // 4)
+        return out
+
+    sup_token = (server.user("sup", "supervisor"), server.login("sup"))[1]
+    with server.client(sup_token) as c, psycopg.connect(pg.dsn) as conn:
+        for call_uuid, (name, seal, frames) in asyncio.run(seals()).items():
+            codec, verified = conn.execute(
+                "SELECT audio_codec, audio_verified FROM calls WHERE uuid = %s",
+                (call_uuid,)).fetchone()
+            data = c.get(f"/api/v1/calls/{call_uuid}/audio").content
+            assert codec == audio[name]
+            if codec == "flac":
+                assert verified == "seal" and seal_of(data, "flac", 8000) == seal
+            else:
+                assert verified == "blob" and len(decode(data)) == frames
+        blob_files = [p for p in (server.dir / "blobs").rglob("*")
+                      if p.is_file() and "partial" not in p.parts]
+        distinct = conn.execute("SELECT count(DISTINCT audio_sha256) FROM calls").fetchone()[0]
+        assert distinct == on_server["calls"]  # every recording here differs
+        assert len(blob_files) == distinct  # one file each, none doubled
+
+
+def test_roles_and_the_access_log(server, pg, tmp_path):
+    token = server.desk("desk-a")
+    other = server.desk("desk-b")
+    path_a, path_b = tmp_path / "a" / "calls.db", tmp_path / "b" / "calls.db"
+
+    async def fill_and_sync(path, tok, counselor):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        async with Store.open(path) as store:
+            await make_call(store, seconds=3.0, counselor=counselor)
+            central = HttpCentral(settings_for(server, tok, path.parent, audio="opus"))
+            try:
+                assert await Uploader(store, central, audio="opus").run_once() == 1
+            finally:
+                await central.aclose()
+
+    asyncio.run(fill_and_sync(path_a, token, "kim"))
+    asyncio.run(fill_and_sync(path_b, other, "lee"))
+    server.user("kim", "counselor")
+    server.user("sup", "supervisor")
+    server.user("boss", "admin")
+    kim, sup, boss = server.login("kim"), server.login("sup"), server.login("boss")
+
+    with server.client(sup) as c:
+        calls = c.get("/api/v1/calls", params={"flagged": "1"}).json()["calls"]
+        assert {x["desk"] for x in calls} == {"desk-a", "desk-b"}
+        lee_call = next(x["uuid"] for x in calls if x["counselor"] == "lee")
+        kim_call = next(x["uuid"] for x in calls if x["counselor"] == "kim")
+        assert c.get("/api/v1/calls", params={"desk": "desk-b"}).json()["calls"][0][
+            "uuid"] == lee_call
+        detail = c.get(f"/api/v1/calls/{lee_call}").json()
+        assert detail["utterances"][0]["hits"][0]["category"] == "insult"
+        assert c.get(f"/api/v1/calls/{lee_call}/audio").status_code == 200
+        assert c.post(f"/api/v1/calls/{lee_call}/export").status_code == 200
+        assert c.get("/api/v1/access-log").status_code == 403  # admins only
+    with server.client(kim) as c:
+        mine = c.get("/api/v1/calls").json()["calls"]
+        assert [x["uuid"] for x in mine] == [kim_call]
+        assert c.get(f"/api/v1/calls/{lee_call}").status_code == 404
+        assert c.get(f"/api/v1/calls/{lee_call}/audio").status_code == 404
+        assert c.get(f"/api/v1/calls/{kim_call}").status_code == 200
+    with server.client(token) as c:  # a desk token reads no calls
+        assert c.get("/api/v1/calls").status_code == 403
+        assert c.get(f"/api/v1/calls/{kim_call}").status_code == 403
+        assert c.get("/api/v1/alerts").status_code == 403
+    with server.client("cgd_not-a-token") as c:
+        assert c.get("/api/v1/calls").status_code == 401
+    with server.client(boss) as c:
+        log = c.get("/api/v1/access-log", params={"call": lee_call}).json()["entries"]
+    assert sorted((e["actor"], e["action"]) for e in log) == [
+        ("sup", "export"), ("sup", "playback"), ("sup", "view")]
+    with psycopg.connect(pg.dsn) as conn, pytest.raises(psycopg.errors.RaiseException):
+        conn.execute("DELETE FROM access_log")
+
+
+def test_audio_that_does_not_match_the_seal_is_refused(server, pg, tmp_path):
+    token = server.desk("desk-x")
+    path = tmp_path / "x" / "calls.db"
+    path.parent.mkdir()
+
+    async def go():
+        async with Store.open(path) as store:
+            cid = await make_call(store, seconds=3.0)
+            good = encode(await store.wav_bytes(cid), "flac")
+            other = await make_call(store, seconds=3.0, seed=99)
+            wrong = encode(await store.wav_bytes(other), "flac")
+            from callguard.central.wire import AudioRef, call_payload
+            rec = await store.get_call(cid)
+        central = HttpCentral(settings_for(server, token, path.parent))
+        try:
+            await central.upload_blob(wrong.sha256, wrong.data)
+            payload = call_payload(rec, rec.uuid, AudioRef(wrong.sha256, "flac",
+                                                           len(wrong.data), wrong.frames))
+            client = await central._http()
+            r = await client.post("/api/v1/calls", json=payload)
+            bad_blob = await client.patch(
+                f"/api/v1/blobs/{good.sha256}", content=wrong.data,
+                headers={"Upload-Offset": "0", "Upload-Length": str(len(wrong.data))})
+            return r.status_code, r.json(), bad_blob.status_code
+        finally:
+            await central.aclose()
+
+    status, body, blob_status = asyncio.run(go())
+    assert status == 422 and "seal" in body["error"]
+    assert blob_status == 409  # bytes that do not hash to the name are discarded
+    assert server_counts(pg)["calls"] == 0
+
+
+def test_a_crisis_alert_reaches_a_signed_in_supervisor_within_two_seconds(
+        server, pg, tmp_path):
+    token = server.desk("desk-live")
+    server.user("sup", "supervisor")
+    sup = server.login("sup")
+    path = tmp_path / "live" / "calls.db"
+    path.parent.mkdir()
+    asyncio.run(_open_and_close(path))
+    got: list[tuple[float, dict]] = []
+    ready = threading.Event()
+
+    def listen():
+        with server.client(sup) as c, c.stream("GET", "/api/v1/alerts/stream",
+                                              timeout=30) as r:
+            ready.set()
+            event = None
+            for line in r.iter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and event == "alert":
+                    got.append((time.time(), json.loads(line[5:])))
+                    return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert ready.wait(10)
+    uploader = UploaderThread(path, lambda: HttpCentral(settings_for(server, token,
+                                                                     path.parent)),
+                              idle_s=0.2)
+    uploader.start()
+    try:
+        async def raise_crisis():
+            async with Store.open(path) as store:
+                cid = await make_call(store, seconds=2.0, end=False)
+                raised = time.time()
+                await store.add_action(cid, 1.5, "alert", "crisis: self-harm")
+                return raised
+
+        raised = asyncio.run(raise_crisis())
+        uploader.kick()
+        listener.join(10)
+    finally:
+        uploader.stop()
+    assert got, "no alert reached the supervisor"
+    at, alert = got[0]
+    assert alert["kind"] == "crisis" and alert["desk"] == "desk-live"
+    assert alert["counselor"] == "counselor-1"
+    print(json.dumps({"alert_latency_s": round(at - raised, 3)}))
+    assert at - raised <= 2.0
+    with server.client(sup) as c:
+        listing = c.get("/api/v1/alerts").json()
+        assert listing["unseen"] == 1
+        c.post("/api/v1/alerts/seen", json={"upto": listing["alerts"][-1]["id"]})
+        assert c.get("/api/v1/alerts").json()["unseen"] == 0
+
+
+async def _open_and_close(path):
+    async with Store.open(path):
+        pass
+
+
+def test_health_and_metrics(server):
+    with server.client() as c:
+        assert c.get("/healthz").json() == {"ok": True}
+        text = c.get("/metrics").text
+    assert "callguard_desks_online" in text and "callguard_sync_lag_seconds" in text
+
+
+def test_server_refuses_a_database_with_an_old_schema(pg, tmp_path):
+    with psycopg.connect(pg.dsn.replace("/callguard?", "/postgres?"), autocommit=True) as c:
+        c.execute("DROP DATABASE IF EXISTS callguard WITH (FORCE)")
+        c.execute("CREATE DATABASE callguard")
+    srv = ServerProcess(tmp_path / "srv", pg.dsn)
+    with psycopg.connect(pg.dsn, autocommit=True) as c:
+        c.execute("UPDATE alembic_version SET version_num = '0000'")
+    with pytest.raises(AssertionError, match="callguard server migrate"):
+        srv.start(timeout=20)
+    shutil.rmtree(tmp_path / "srv", ignore_errors=True)
