@@ -30,6 +30,7 @@ every default applies, which runs the bundled model and the shipped default rule
                              # "host:port" (e.g. a second proxy); see README, trust model
     ack_timeout_s = 32       # no ACK for our 200 OK within this: the call ends (Timer H)
     ring_timeout_s = 120     # a call nobody answers or cancels stops ringing after this
+    media_timeout_s = 60     # no RTP from the caller (not on hold) for this: the call ends
 
     [headset]                # the counselor's sound card (callguard gui, callguard run --headset)
     input = ""               # "" = the system's default; else a device name (or part of
@@ -78,12 +79,13 @@ class SipSettings:
     allow: tuple[str, ...] = ()
     ack_timeout_s: float = 32.0
     ring_timeout_s: float = 120.0
+    media_timeout_s: float = 60.0
 
 
 _SIP_TYPES = {"server": str, "user": str, "password": str, "local_ip": str, "port": int,
               "sip_port": int, "rtp_low": int, "rtp_high": int, "auto_answer": bool}
 #: [sip] keys added for issue 13, checked by :func:`_sip_extra`.
-_SIP_EXTRA = ("allow", "ack_timeout_s", "ring_timeout_s")
+_SIP_EXTRA = ("allow", "ack_timeout_s", "ring_timeout_s", "media_timeout_s")
 
 
 def _sip_extra(key: str, value: object, path: Path) -> object:

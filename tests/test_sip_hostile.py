@@ -468,7 +468,7 @@ def test_answered_call_without_ack_ends_after_the_ack_timeout(pbx, raw):
         assert 1.5 < took < 4.0, took
         retransmitted = sum(1 for m in raw.inbox if m.code == 200 and m.h("call-id") == cid)
         assert retransmitted >= 2  # the 200 OK was retransmitted until then
-        assert agent.got_end.wait(2) and agent.ended[0].end_reason is CallEnd.FAILED
+        assert agent.got_end.wait(2) and agent.ended[0].end_reason is CallEnd.NO_ACK
         assert _wait(lambda: not agent.table and not agent.ports_taken, 2)
 
 
@@ -480,7 +480,7 @@ def test_unanswered_call_times_out(pbx, raw):
         raw.expect(lambda m: m.code == 180, 3, "180")
         final = raw.expect(lambda m: m.code >= 200, 4, "final answer")
         assert final.code == 480, final.start
-        assert agent.got_end.wait(2) and agent.ended[0].end_reason is CallEnd.FAILED
+        assert agent.got_end.wait(2) and agent.ended[0].end_reason is CallEnd.RING_TIMEOUT
         assert _wait(lambda: not agent.table and not agent.ports_taken, 2)
 
 

@@ -33,6 +33,14 @@ goes on; the next utterance is recognised by it. Failures in a row back off
 request fails at once with :class:`RecogniserUnavailable` (never waiting on a child), and
 one new child is tried every ``retry_unavailable_s``. A success resets the count.
 
+**Health.** Between utterances the worker's thread calls :meth:`ChildTranscriber.poll_idle`
+(about twice a second): a child that died while idle is noticed then (not only at the next
+utterance), a restarted child's readiness is read, and a retry that is due is started.
+:attr:`ChildTranscriber.health` says whether recognition is up — ``(True, None)`` — or down,
+with why (``(False, "the recogniser process ended (killed by SIGKILL); restarting")``);
+``on_health`` is called on every change (on the owner thread), so the agent can say so
+plainly and keep it with the call.
+
 **Test hooks.** A request may ask the child to kill itself with a signal (SIGSEGV, SIGABRT,
 ...) in the middle of an utterance, as a native crash would. The child honours it only when
 ``CALLGUARD_ASR_TEST_HOOKS=1`` is in its environment (only tests set it); otherwise the
@@ -244,6 +252,15 @@ class _Child:
             raise RecogniserError(reply["error"])
         return reply["ok"]
 
+    def readable(self) -> bool:
+        """True when the child has written something (or closed its pipe): a read will not
+        block for long."""
+        if not self._poll:
+            return True
+        p = select.poll()
+        p.register(self._out, select.POLLIN)
+        return bool(p.poll(0))
+
     def wait_ready(self, deadline: float | None) -> dict[str, Any]:
         if self.info is None:
             self.info = self.receive(deadline)
@@ -327,6 +344,9 @@ class ChildTranscriber:
         self._crash_next: str | None = None
         self._child: _Child | None = None
         self._finalizer: weakref.finalize | None = None
+        self._health: tuple[bool, str | None] = (True, None)
+        #: Called with ``(ok, problem)`` whenever :attr:`health` changes (owner thread).
+        self.on_health: Callable[[bool, str | None], None] | None = None
         started = time.perf_counter()
         try:
             child = self._spawn()
@@ -351,6 +371,50 @@ class ChildTranscriber:
     def available(self) -> bool:
         """False once ``max_failures`` requests in a row failed (until one succeeds)."""
         return self.failures < self.max_failures
+
+    @property
+    def health(self) -> tuple[bool, str | None]:
+        """``(True, None)`` while a child is loaded and answering; ``(False, why)`` from a
+        failure (crash, hang, a child that cannot start or load) until a child is ready
+        again."""
+        return self._health
+
+    def _set_health(self, ok: bool, problem: str | None = None) -> None:
+        if (ok, problem) == self._health:
+            return
+        self._health = (ok, problem)
+        if ok:
+            log.warning("the recogniser process is ready again: recognition is available")
+        if self.on_health is not None:
+            try:
+                self.on_health(ok, problem)
+            except Exception:
+                log.exception("recogniser health listener failed")
+
+    def poll_idle(self) -> None:
+        """Housekeeping between utterances, on the owner thread (never blocks for long):
+        notice a child that died while idle, read a restarted child's ready answer once it
+        is there, start a retry that is due."""
+        with self._lock:
+            child = self._child
+            if child is None:
+                if self._clock() >= self._not_before:
+                    self._restart()
+                return
+            if child.proc.poll() is not None and child.info is not None:
+                self._failed(child, ChildFailed("the recogniser process ended while idle"))
+                return
+            if child.info is None:
+                if child.readable():
+                    try:
+                        child.wait_ready(time.monotonic() + 1.0)
+                    except (ChildFailed, RecogniserError) as exc:
+                        self._failed(child, exc)
+                        return
+                    self._set_health(True)
+                elif time.monotonic() - child.started > self.load_timeout_s:
+                    self._failed(child, ChildHung("the recogniser process did not load in "
+                                                  f"{self.load_timeout_s:g} s"))
 
     def rss_bytes(self) -> int | None:
         """The child's resident memory now (None without a child, or off Linux)."""
@@ -392,12 +456,17 @@ class ChildTranscriber:
         now = self._clock()
         if self.failures >= self.max_failures:
             self._not_before = now + self.retry_unavailable_s
+            self._set_health(False, f"unavailable: the recogniser process failed "
+                             f"{self.failures} times in a row ({self.last_failure}); next try "
+                             f"in {self.retry_unavailable_s:g} s")
             log.error("the recogniser process failed %d times in a row (%s); recognition "
                       "is unavailable, next try in %.0f s", self.failures, self.last_failure,
                       self.retry_unavailable_s)
         else:
             delay = self.backoff_s[min(self.failures - 1, len(self.backoff_s) - 1)]
             self._not_before = now + delay
+            self._set_health(False, f"the recogniser process failed ({self.last_failure}); "
+                             "restarting")
             log.warning("the recogniser process failed (%s); restarting it%s",
                         self.last_failure, f" in {delay:g} s" if delay else "")
             if delay <= 0:
@@ -408,9 +477,11 @@ class ChildTranscriber:
         try:
             self._spawn()
             self.restarts += 1
-        except OSError as exc:  # cannot even start python: try again at the next request
+        except OSError as exc:  # cannot even start python: try again a little later
             log.error("could not start the recogniser process: %s", exc)
             self._child = None
+            self._not_before = self._clock() + max(self.backoff_s[-1], 1.0)
+            self._set_health(False, f"the recogniser process cannot be started ({exc})")
 
     # --- the Transcriber interface --------------------------------------------------------------
 
@@ -435,6 +506,7 @@ class ChildTranscriber:
             try:
                 if child.info is None:  # a restarted child: still loading?
                     child.wait_ready(time.monotonic() + self.load_timeout_s)
+                    self._set_health(True)
                 base, per_s = self.answer_timeout_s
                 reply = child.request(meta, samples.tobytes(),
                                       time.monotonic() + base + per_s * duration)
@@ -445,6 +517,7 @@ class ChildTranscriber:
                     self._failed(child, RuntimeError("the model did not load"))
                 raise
             self.failures = 0
+            self._set_health(True)
         segments = tuple(SegmentInfo(text=t, avg_logprob=lp, no_speech_prob=ns,
                                      compression_ratio=cr)
                          for t, lp, ns, cr in reply["segments"])

@@ -42,6 +42,8 @@ from callguard.vocabulary import Leg
 
 log = logging.getLogger(__name__)
 
+IDLE_CHECK_S = 0.5  # between utterances, how often the transcriber's health is looked at
+
 PRIORITY = {Leg.CALLER: 0, Leg.COUNSELOR: 1}
 
 
@@ -134,6 +136,11 @@ class RecognitionWorker:
         self._last_asr = 0.0
         self.transcriber: Transcriber | None = None
         self.load_s = 0.0
+        #: Called with ``(ok, problem)`` when the recogniser goes down (a child process
+        #: crashed and is restarting, or cannot be started) and when it is back; on the
+        #: worker's thread. Set it before :meth:`start`.
+        self.on_health: Callable[[bool, str | None], None] | None = None
+        self.idle_check_s = IDLE_CHECK_S
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -215,6 +222,12 @@ class RecognitionWorker:
         return bool(getattr(self.transcriber, "available", True))
 
     @property
+    def health(self) -> tuple[bool, str | None]:
+        """``(True, None)`` while the recogniser can recognise; ``(False, why)`` while its
+        process is down (crashed and restarting, failed to start, unavailable)."""
+        return getattr(self.transcriber, "health", (True, None))
+
+    @property
     def out_of_process(self) -> bool:
         """True when the transcriber's model runs in a child process."""
         return isinstance(self.transcriber, ChildTranscriber)
@@ -240,6 +253,8 @@ class RecognitionWorker:
                 self._closing = True  # submit() now refuses instead of queueing forever
             loop.call_soon_threadsafe(ready.set_exception, exc)
             return
+        if hasattr(self.transcriber, "on_health"):
+            self.transcriber.on_health = self._health_changed  # type: ignore[attr-defined]
         loop.call_soon_threadsafe(ready.set_result, None)
         try:
             self._serve()
@@ -249,18 +264,39 @@ class RecognitionWorker:
                 with contextlib.suppress(Exception):
                     close()
 
+    def _health_changed(self, ok: bool, problem: str | None) -> None:
+        if self.on_health is not None:
+            try:
+                self.on_health(ok, problem)
+            except Exception:
+                log.exception("recognition health listener failed")
+
+    def _idle(self) -> None:
+        """Between utterances: let the transcriber look after itself (a child process that
+        died while idle is noticed and restarted now, not at the next utterance)."""
+        poll = getattr(self.transcriber, "poll_idle", None)
+        if poll is not None:
+            try:
+                poll()
+            except Exception:
+                log.exception("recogniser housekeeping failed")
+
     def _serve(self) -> None:
         while True:
             with self._cv:
-                while not self._heap and not self._closing:
-                    self._cv.wait()
-                if not self._heap:
+                if not self._heap and not self._closing:
+                    self._cv.wait(self.idle_check_s)
+                job = heapq.heappop(self._heap) if self._heap else None
+                if job is None and self._closing:
                     return
-                job = heapq.heappop(self._heap)
-                if job.cancelled:
+                if job is not None and job.cancelled:
                     self._resolve(job, Recognition(job.leg, job.utterance, "cancelled"))
                     continue
-                self._busy_since = self._clock()
+                if job is not None:
+                    self._busy_since = self._clock()
+            if job is None:  # woken by the idle timeout
+                self._idle()
+                continue
             result = self._work(job)
             with self._cv:
                 self._busy_since = None

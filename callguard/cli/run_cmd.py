@@ -138,6 +138,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"store: {state}", flush=True)
             if not ev.data["ok"]:
                 print(f"callguard run: {ev.data['problem']}", file=sys.stderr, flush=True)
+        elif ev.kind is EngineEventKind.RECOGNITION:
+            # The recogniser's process crashed (restarting) or cannot start: calls go on,
+            # recorded and cut off by their limits, but what the caller says is not heard.
+            state = "ok" if ev.data["ok"] else f"UNAVAILABLE: {ev.data['problem']}"
+            print(f"recognition: {state}", flush=True)
+            if not ev.data["ok"]:
+                print(f"callguard run: recognition unavailable: {ev.data['problem']}",
+                      file=sys.stderr, flush=True)
         elif ev.kind is EngineEventKind.RULES:
             print(f"rules: {ev.data.message}", flush=True)
             if not ev.data.ok:  # the file on disk is not what runs: never only on stdout

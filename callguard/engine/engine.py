@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import logging
 import threading
@@ -61,7 +62,10 @@ class EngineEvent:
     push; for ``headset`` ``{"ok": False, "error": str}`` when the sound card could not be
     opened for a call or failed during it; for ``store`` ``{"ok": bool, "problem": str |
     None}`` when the call store fails (disk full, read-only, file deleted, damaged: calls
-    go on, spooled) and when it is written again."""
+    go on, spooled) and when it is written again; for ``recognition`` ``{"ok": bool,
+    "problem": str | None}`` when the recogniser goes down (its process crashed and is
+    restarting, cannot start or load, or failed too often: calls go on, recorded, with their
+    duration limits, but unheard) and when it is back."""
 
     kind: EngineEventKind
     call_id: str | None = None
@@ -95,6 +99,7 @@ class Engine:
         self.spool_dir = spool_dir  # None: callguard.store.spool.default_spool_dir
         self.spool: SpooledStore | None = None  # what calls write to (store faults spooled)
         self.store_health: dict[str, Any] = {"ok": True, "problem": None}
+        self.recognition_health: dict[str, Any] = {"ok": True, "problem": None}
         self.transcriber_factory = transcriber_factory
         self.device_factory = device_factory
         self.session_config = session_config or SessionConfig()
@@ -207,6 +212,13 @@ class Engine:
                 log.warning("%d call(s) interrupted by a crash were recovered",
                             len(self.recovered))
         self.worker = RecognitionWorker(self.transcriber_factory)
+        loop = asyncio.get_running_loop()
+
+        def health(ok: bool, problem: str | None) -> None:
+            if not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._recognition_health, ok, problem)
+        self.worker.on_health = health
         await self.worker.start()
         self._rules_lock = asyncio.Lock()
         self._rules_seen = await asyncio.to_thread(_file_state, self.rules_path)
@@ -214,10 +226,14 @@ class Engine:
         await asyncio.to_thread(self.prompts.preload, self.rules.ruleset.prompts.values())
         if self.rules_fallback is None:
             await self._note_rules(self.rules.ruleset)
-        loop = asyncio.get_running_loop()
 
         def hop(fn: Callable[..., None]) -> Callable[..., None]:
-            return lambda *a: loop.call_soon_threadsafe(fn, *a)
+            def post(*a: Any) -> None:
+                if loop.is_closed():  # the line's last word after the engine stopped
+                    return
+                with contextlib.suppress(RuntimeError):  # closed meanwhile
+                    loop.call_soon_threadsafe(fn, *a)
+            return post
 
         self.line.set_handlers(on_incoming=hop(self._incoming), on_answered=hop(self._answered),
                                on_ended=hop(self._ended), on_status=hop(self._status))
@@ -265,6 +281,25 @@ class Engine:
     def _store_health(self, ok: bool, problem: str | None) -> None:
         self.store_health = {"ok": ok, "problem": problem}
         self._emit(EngineEventKind.STORE, None, dict(self.store_health))
+
+    def _recognition_health(self, ok: bool, problem: str | None) -> None:
+        """The recogniser went down or came back (engine loop): say so (a ``recognition``
+        event: the counselor's window and ``run``'s status line), and keep it with every
+        call in progress, once per outage and once when it is back."""
+        was = self.recognition_health["ok"]
+        if {"ok": ok, "problem": problem} == self.recognition_health:
+            return
+        self.recognition_health = {"ok": ok, "problem": problem}
+        if ok != was:
+            if ok:
+                log.warning("recognition is available again")
+            else:
+                log.warning("recognition unavailable: %s; calls go on, recorded and cut "
+                            "off by their limits, but not heard", problem)
+            for runner in self.runners.values():
+                runner.note(f"recognition: unavailable ({problem})" if not ok
+                            else "recognition: available again")
+        self._emit(EngineEventKind.RECOGNITION, None, dict(self.recognition_health))
 
     def _emit(self, kind: EngineEventKind, call_id: str | None = None,
               data: Any = None) -> None:
@@ -321,8 +356,12 @@ class Engine:
             pacer=self.clock.pacer())  # before "answered": a stepped clock waits for it
         if failed is not None:
             runner.headset_failed(failed)
+        if not self.recognition_health["ok"]:  # kept with the call: it starts unheard
+            runner.note(f"recognition: unavailable ({self.recognition_health['problem']})")
         self.runners[call.call_id] = runner
         self._emit(EngineEventKind.ANSWERED, call.call_id, {"direction": call.direction})
+        if not self.recognition_health["ok"]:  # a new call's window: say it again
+            self._emit(EngineEventKind.RECOGNITION, call.call_id, dict(self.recognition_health))
         task = asyncio.get_running_loop().create_task(self._run_call(runner))
         self.tasks[call.call_id] = task
 

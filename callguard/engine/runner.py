@@ -44,6 +44,10 @@ PLAYOUT = 6 * FRAME
 LEAD = 2 * FRAME  # 40 ms: how far ahead of the sender the outgoing audio is kept
 TICK_S = FRAME / RATE
 DRAIN_TIMEOUT_S = 5.0  # longest wait (call time) for a prompt to finish sending before BYE
+# Media from strangers: the first drop is kept with the call at once, then while drops go on
+# at most one note per RTP_NOTE_EVERY_S of call time (the final count at the end).
+RTP_NOTE_EVERY_S = 60.0
+RTP_NOTES_MAX = 5
 
 
 def _mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -151,6 +155,10 @@ class CallRunner:
         self.step_s: list[float] = []  # wall time of each 20 ms step (for the benchmark)
         self.headset_error: str | None = None  # set when the headset failed: not used after
         self.on_headset = on_headset  # called once with that error (engine loop)
+        self._notes: list[str] = []  # faults to keep with the call at the next step
+        self._rtp_noted = 0  # dropped-RTP count at the last note (0: none noted yet)
+        self._rtp_notes = 0
+        self._rtp_noted_at = 0.0  # call time (s) of the last dropped-RTP note
 
     @property
     def active(self) -> bool:
@@ -197,6 +205,8 @@ class CallRunner:
             if self.control.hangup_pending:  # the call ended first, or the loop stopped
                 self.control.bye_if_due(self.position(), force=True)
             await self._drain_remaining()
+            while self._notes:  # noted after the last step
+                await self.session.note_fault(self._notes.pop(0))
             dropped = getattr(self.call, "dropped_rtp", 0)
             if dropped:  # media from strangers was refused: kept with the call
                 await self.session.note_fault(
@@ -228,6 +238,12 @@ class CallRunner:
         if self.headset_error is not None and not self._headset_noted:
             self._headset_noted = True  # kept with the call: what the counselor missed
             await s.note_fault(f"headset: {self.headset_error}")
+        try:
+            await self._note_dropped_rtp(pos / RATE)
+            while self._notes:
+                await s.note_fault(self._notes.pop(0))
+        except Exception:
+            log.exception("keeping a fault with the call failed; the call goes on")
         self.step_s.append(time.perf_counter() - began)
         self.steps += 1
         if self.steps % 50 == 0 and self.on_status is not None:
@@ -293,6 +309,32 @@ class CallRunner:
                 self.headset_failed(f"{type(exc).__name__}: {exc}")
         return np.zeros(n, np.int16)
 
+    def note(self, detail: str) -> None:
+        """Keep ``detail`` with the call as a fault at the next step (engine loop)."""
+        self._notes.append(detail)
+
+    async def _note_dropped_rtp(self, now_s: float) -> None:
+        """Media from a stranger is noted with the call when it starts, not only in the
+        count at the end; while it goes on, at most one note a minute (a few in all)."""
+        try:
+            dropped = int(getattr(self.call, "dropped_rtp", 0) or 0)
+        except Exception:
+            return
+        if dropped <= self._rtp_noted:
+            return
+        # "media: ...", not "rtp: N packets dropped", which is the final count (finish).
+        if self._rtp_noted == 0:
+            detail = (f"media: RTP not from the caller's SDP address and SSRC is being "
+                      f"dropped ({dropped} packet(s) so far)")
+        elif (self._rtp_notes < RTP_NOTES_MAX
+              and now_s - self._rtp_noted_at >= RTP_NOTE_EVERY_S):
+            detail = f"media: still dropping RTP from strangers ({dropped} packets so far)"
+        else:
+            return
+        self._rtp_noted, self._rtp_notes, self._rtp_noted_at = dropped, self._rtp_notes + 1, now_s
+        log.warning("%s", detail)
+        await self.session.note_fault(detail)
+
     def headset_failed(self, error: str) -> None:
         """Stop using the headset for this call: log ``error``, report it once through
         ``on_headset``, and (at the next step) keep it with the call as a fault."""
@@ -321,6 +363,10 @@ def _end_reason(call: Call, session: CallSession) -> EndReason:
                 else EndReason.REMOTE_HANGUP)
     if r is CallEnd.LOCAL_HANGUP:
         return EndReason.COUNSELOR_HANGUP
+    if r is CallEnd.NO_ACK:  # the line sent the BYE: the caller never confirmed the answer
+        return EndReason.NO_ACK
+    if r is CallEnd.MEDIA_TIMEOUT:  # the line sent the BYE: no audio came for too long
+        return EndReason.MEDIA_TIMEOUT
     # A call that was answered ends by a hangup or a failure; anything else the line
     # reports (cancelled, declined, rejected) cannot happen after the answer.
     return EndReason.LINE_FAILED if r is CallEnd.FAILED else EndReason.ENDED

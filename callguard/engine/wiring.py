@@ -51,7 +51,8 @@ def sip_line(settings: Settings) -> Line | None:
                              password=sip.password, local_ip=sip.local_ip,
                              sip_port=sip.sip_port, rtp_low=sip.rtp_low, rtp_high=sip.rtp_high,
                              allow=sip.allow, ack_timeout_s=sip.ack_timeout_s,
-                             ring_timeout_s=sip.ring_timeout_s))
+                             ring_timeout_s=sip.ring_timeout_s,
+                             media_timeout_s=sip.media_timeout_s))
 
 
 def headset_factory(headset: HeadsetSettings) -> Callable[[Call], AudioDevice]:

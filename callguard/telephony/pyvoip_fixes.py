@@ -26,8 +26,11 @@ tests/test_sip_hostile.py were run against the code before them instead):
 - OPTIONS 200 with Allow, other methods 405/501, at the transport (pyVoIP's parser raised
   on any method but INVITE/ACK/BYE/CANCEL and the message was dropped unanswered);
 - timers: our 2xx is retransmitted until the ACK, none within ``ack_timeout_s`` (Timer H,
-  32 s) ends the call with a BYE; an unanswered call gets 480 after ``ring_timeout_s``
-  (120 s); at most ``MAX_CALLS`` calls at once, more INVITEs get 486 with no port taken;
+  32 s) ends the call with a BYE (``CallEnd.NO_ACK``); an unanswered call gets 480 after
+  ``ring_timeout_s`` (120 s, ``CallEnd.RING_TIMEOUT``); an answered call that receives no
+  RTP from its far end for ``media_timeout_s`` (60 s) while media is expected (not on hold:
+  the far end's last offer was sendrecv) ends with a BYE (``CallEnd.MEDIA_TIMEOUT``); at
+  most ``MAX_CALLS`` calls at once, more INVITEs get 486 with no port taken;
 - SDP: one audio stream used, other m-lines answered with port 0; invalid ports, no usable
   audio, non-IPv4 addresses → 488 at offer time, before any port or thread is taken
   (pyVoIP took a port per m-line and a client per c= line, and leaked them on failure);
@@ -135,6 +138,7 @@ REGISTER_TIMEOUT_S = 4.0  # no final answer to REGISTER within this: registrar u
 RETRY_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 ACK_TIMEOUT_S = 64 * T1  # Timer H: no ACK for our 2xx within this ends the call
 RING_TIMEOUT_S = 120.0  # an inbound call nobody answers or cancels ends after this
+MEDIA_TIMEOUT_S = 60.0  # an answered call with no RTP from the far end for this ends
 MAX_CALLS = 8  # calls in the table at once; INVITEs beyond get 486 with no port taken
 AUTH_FAILED_RETRY_S = 60.0
 
@@ -804,6 +808,9 @@ class FixedCall(VoIP.VoIPCall):
         self.offer: sipmsg.Offer | None = getattr(request, "offer", None)
         self.sdp_version = 0
         self.acked = True  # False from a 2xx we sent until its ACK
+        # Media timeout: silence is counted from here (the answer, or the moment media was
+        # expected again after a hold) or the last RTP packet, whichever is later.
+        self.media_quiet_since: float | None = None
         self.last_answer: str | None = None  # our last 2xx to an INVITE (retransmissions)
         try:
             super().__init__(phone, callstate, request, session_id, myIP, ms, sendmode)
@@ -846,6 +853,53 @@ class FixedCall(VoIP.VoIPCall):
         ip, port = offer.target()
         if self.rtp is not None:
             self.rtp.set_target(ip, port, offer.answer_direction in ("sendrecv", "sendonly"))
+        # A new offer (hold, resume, new address): the media timeout counts from now.
+        self.media_quiet_since = time.monotonic()
+
+    @property
+    def media_expected(self) -> bool:
+        """True when the far end should be sending us RTP: its last offer was sendrecv on a
+        real address. A hold (sendonly, inactive, recvonly, or c=0.0.0.0) is a known state
+        in which silence on the wire is normal: the media timeout does not run then."""
+        offer = self.offer
+        if offer is None:
+            return True  # our own call answered without a re-INVITE since: sendrecv
+        return offer.direction == "sendrecv" and offer.target()[0] != "0.0.0.0"
+
+    def watch_media(self) -> None:
+        """Start the media timeout (from the answer): checked on the SIP thread's timers
+        every quarter of the timeout (at most every second)."""
+        timeout = self.phone.media_timeout_s
+        if not timeout:
+            return
+        self.media_quiet_since = time.monotonic()
+        step = min(1.0, timeout / 4)
+        sip = self.phone.sip
+
+        def check() -> None:
+            if self.state != VoIP.CallState.ANSWERED or self.end_reason is not None:
+                return
+            now = time.monotonic()
+            if not self.media_expected:
+                self.media_quiet_since = now  # on hold: nothing is owed to us
+            else:
+                rtp = self.rtp
+                last_rx = rtp.last_rx if rtp is not None else None
+                last = max(last_rx or 0.0, self.media_quiet_since or now)
+                if now - last >= timeout:
+                    log.warning("no RTP from the far end for %.0f s: ending the call",
+                                now - last)
+                    _spawn(self._media_timeout, now - last, name="call-media-timeout")
+                    return
+            sip.later(step, check)
+        sip.later(step, check)
+
+    def _media_timeout(self, quiet_s: float) -> None:
+        if self.dialog is not None and self.state == VoIP.CallState.ANSWERED:
+            self.phone.sip.send_bye(self.dialog)
+            self.bye_sent_at = time.monotonic()
+        self.end(CallEnd.MEDIA_TIMEOUT, f"no RTP for {quiet_s:.0f} s (media timeout "
+                 f"{self.phone.media_timeout_s:g} s)")
 
     def _answer_text(self, request: SIP.SIPMessage) -> str:
         """Our 200 OK with the SDP answer: the one audio stream, other m-lines port 0."""
@@ -889,7 +943,7 @@ class FixedCall(VoIP.VoIPCall):
         if self.dialog is not None and self.state == VoIP.CallState.ANSWERED:
             self.phone.sip.send_bye(self.dialog)
             self.bye_sent_at = time.monotonic()
-        self.end(CallEnd.FAILED, f"no ACK within {self.phone.ack_timeout_s:g} s")
+        self.end(CallEnd.NO_ACK, f"no ACK within {self.phone.ack_timeout_s:g} s")
 
     def renegotiate(self, request: SIP.SIPMessage) -> None:
         """A re-INVITE in this dialog (hold, resume, new media address): answered to its
@@ -923,6 +977,7 @@ class FixedCall(VoIP.VoIPCall):
         self.state = VoIP.CallState.ANSWERED
         self.answered_at = time.monotonic()
         self._send_2xx(text, self.request)
+        self.watch_media()
         self.phone._answered(self)
 
     def deny(self) -> None:
@@ -985,7 +1040,8 @@ class FixedPhone(VoIP.VoIPPhone):
                  on_ended: Callable[[FixedCall], None] | None = None,
                  on_status: Callable[[LineStatus], None] | None = None,
                  allow: tuple[str, ...] = (), ack_timeout_s: float = ACK_TIMEOUT_S,
-                 ring_timeout_s: float = RING_TIMEOUT_S) -> None:
+                 ring_timeout_s: float = RING_TIMEOUT_S,
+                 media_timeout_s: float = MEDIA_TIMEOUT_S) -> None:
         if myIP in ("", "0.0.0.0"):
             # pyVoIP's default put 0.0.0.0 in the SDP: the far end sends media nowhere.
             raise ValueError("the SIP line needs an explicit local IP address (myIP), "
@@ -998,6 +1054,7 @@ class FixedPhone(VoIP.VoIPPhone):
         self._table_lock = threading.RLock()
         self.ack_timeout_s = ack_timeout_s
         self.ring_timeout_s = ring_timeout_s
+        self.media_timeout_s = media_timeout_s  # 0: off
 
     # -- status
 
@@ -1205,8 +1262,9 @@ class FixedPhone(VoIP.VoIPPhone):
     def _ring_timeout(self, call: FixedCall) -> None:
         if call.state == VoIP.CallState.RINGING and call.end_reason is None:
             self._respond(call.request, 480, "Temporarily Unavailable", call.ringing_tag)
-            _spawn(call.end, CallEnd.FAILED, f"not answered within {self.ring_timeout_s:g} s",
-                   name="call-ring-timeout")
+            log.info("incoming call not answered within %g s: 480", self.ring_timeout_s)
+            _spawn(call.end, CallEnd.RING_TIMEOUT,
+                   f"not answered within {self.ring_timeout_s:g} s", name="call-ring-timeout")
 
     # -- outbound
 
@@ -1269,6 +1327,7 @@ class FixedPhone(VoIP.VoIPPhone):
         if call.state == VoIP.CallState.DIALING:
             call.answered(msg)
             call.answered_at = time.monotonic()
+            call.watch_media()
             self._answered(call)
 
     def _invite_with_auth(self, inv: dict[str, Any], msg: SIP.SIPMessage, code: int) -> None:

@@ -39,10 +39,14 @@ class SipConfig:
     register_expires: int = 120  # seconds asked for; refreshed at 80 % of what is granted
     # Trust and timeouts (issue 13): SIP requests are taken from the registrar/proxy, these
     # "host" / "host:port" entries and, in a dialog, its far end; no ACK for our 200 within
-    # ack_timeout_s ends the call (Timer H); a call nobody answers rings ring_timeout_s.
+    # ack_timeout_s ends the call (Timer H, CallEnd.NO_ACK); a call nobody answers rings
+    # ring_timeout_s (CallEnd.RING_TIMEOUT).
     allow: tuple[str, ...] = ()
     ack_timeout_s: float = 32.0
     ring_timeout_s: float = 120.0
+    # An answered call with no RTP from the far end for this long (while it is not on hold)
+    # ends with a BYE as a media timeout; 0 = never.
+    media_timeout_s: float = 60.0
 
 
 def local_ip_for(server: str, port: int) -> str:
@@ -164,7 +168,8 @@ class SipLine:
                                 on_answered=self._answered, on_ended=self._ended,
                                 on_status=self._status, allow=tuple(config.allow),
                                 ack_timeout_s=config.ack_timeout_s,
-                                ring_timeout_s=config.ring_timeout_s)
+                                ring_timeout_s=config.ring_timeout_s,
+                                media_timeout_s=config.media_timeout_s)
         self.phone.sip.default_expires = config.register_expires
 
     @property
