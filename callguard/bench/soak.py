@@ -109,18 +109,25 @@ def _peers() -> Any:
 # --- the agent in its own process -------------------------------------------------------------
 
 
-def agent_main(argv: list[str]) -> int:
-    """``callguard run`` with the tone recogniser (hears nothing here) instead of Whisper;
-    the command, wiring, engine, line and store are the real ones."""
-    from callguard.asr.fake import ToneTranscriber
-    from callguard.cli.main import main
-    from callguard.engine import wiring
+#: ``callguard run`` with the tone recogniser (hears nothing here) instead of Whisper; the
+#: command, wiring, engine, line and store are the real ones. A program of its own (the
+#: agent is a process, not a library call: the bench layer sits below the CLI).
+AGENT = """\
+import sys
 
-    def factory(settings: Any, **_kw: Any) -> Any:
-        return lambda: ToneTranscriber({})
+from callguard.asr.fake import ToneTranscriber
+from callguard.engine import wiring
 
-    wiring.transcriber_factory = factory  # type: ignore[assignment]
-    return main(argv)
+
+def factory(settings, **_kw):
+    return lambda: ToneTranscriber({})
+
+
+wiring.transcriber_factory = factory
+from callguard.cli.main import main
+
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 class Agent:
@@ -174,8 +181,9 @@ path = "{self.db}"
 
     def start(self, timeout: float = 90.0) -> None:
         self.runs += 1
-        cmd = [sys.executable, "-m", "callguard.bench.soak"]
-        cmd += ["--agent-whisper"] if self.whisper else ["--agent"]
+        script = self.dir / "agent.py"
+        script.write_text(AGENT, encoding="utf-8")
+        cmd = [sys.executable] + (["-m", "callguard"] if self.whisper else [str(script)])
         cmd += ["run", "--config", str(self.config), "--auto-answer"]
         with self.out_path().open("wb") as out, self.err_path().open("wb") as err:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err,
@@ -513,12 +521,6 @@ class Soak:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] in (["--agent"], ["--agent-whisper"]):
-        if argv[0] == "--agent-whisper":
-            from callguard.cli.main import main as cli_main
-
-            return cli_main(argv[1:])
-        return agent_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m callguard.bench.soak", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--messages", type=int, default=10000, help="hostile SIP messages to send")
