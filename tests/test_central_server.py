@@ -366,3 +366,123 @@ def test_server_refuses_a_database_with_an_old_schema(pg, tmp_path):
     with pytest.raises(AssertionError, match="callguard server migrate"):
         srv.start(timeout=20)
     shutil.rmtree(tmp_path / "srv", ignore_errors=True)
+
+
+def _write_tone(path, seconds=0.5):
+    import wave
+
+    import numpy as np
+
+    pcm = (np.sin(np.arange(int(8000 * seconds)) / 8000 * 2 * np.pi * 440) * 8000)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm.astype("<i2").tobytes())
+
+
+def test_published_rules_reach_every_desk_and_a_broken_version_is_refused_by_each(
+        server, pg, tmp_path):
+    from callguard.central.link import CentralLink
+    from callguard.config import DEFAULT_RULES
+
+    # The server checks prompts against its own folder, which has a prompt the desks lack:
+    # a version can pass the server's check and still fail on every desk.
+    server_prompts = tmp_path / "server-prompts"
+    server_prompts.mkdir()
+    _write_tone(server_prompts / "only-on-server.wav")
+    with server.config.open("a", encoding="utf-8") as f:
+        f.write(f'rules_dir = "{server_prompts}"\n')
+    server.stop()
+    server.start()
+    server.user("boss", "admin")
+    boss = server.login("boss")
+    base = DEFAULT_RULES.read_text(encoding="utf-8")
+    good = base.replace('name = "', 'name = "central v2 · ', 1)
+    broken_on_desks = good.replace(
+        "[prompts.warning]\n", '[prompts.warning]\nfile = "only-on-server.wav"\n', 1)
+    assert broken_on_desks != good
+
+    with server.client(boss) as c:
+        r = c.post("/api/v1/rules", json={"text": "format = 1\n[[rule]]\nid = 3\n",
+                                          "note": "typo"})
+        assert r.status_code == 400 and r.json()["problems"]  # never published
+        r = c.post("/api/v1/rules", json={"text": good, "note": "v2"})
+        assert r.status_code == 201, r.text
+        v2 = r.json()["version"]
+
+    names = [f"desk-r{i}" for i in range(3)]
+    tokens = {n: server.desk(n) for n in names}
+    links = {}
+    for n in names:
+        d = tmp_path / n
+        d.mkdir()
+        asyncio.run(_open_and_close(d / "calls.db"))
+        links[n] = CentralLink(
+            d / "calls.db",
+            lambda n=n, d=d: HttpCentral(settings_for(server, tokens[n], d)),
+            rules_target=d / "central-rules.toml", rules_base=DEFAULT_RULES.parent,
+            poll_s=2.0, idle_s=0.2)
+        links[n].start()
+    try:
+        wait_until(lambda: all(link.state["rules"] == v2 for link in links.values()), 90,
+                   "every desk to run v2")
+        for n in names:
+            assert (tmp_path / n / "central-rules.toml").read_text(encoding="utf-8") == good
+        with server.client(boss) as c:
+            r = c.post("/api/v1/rules", json={"text": broken_on_desks, "note": "v3"})
+            assert r.status_code == 201, r.text
+            v3 = r.json()["version"]
+        wait_until(lambda: all(link.state["rules_error"] for link in links.values()), 90,
+                   "every desk to refuse v3")
+        for n in names:  # each keeps v2
+            assert (tmp_path / n / "central-rules.toml").read_text(encoding="utf-8") == good
+            assert links[n].state["rules"] == v2
+        with server.client(boss) as c:
+            desks = {d["name"]: d for d in c.get("/api/v1/desks").json()["desks"]}
+            history = c.get("/api/v1/rules/history").json()["versions"]
+    finally:
+        for link in links.values():
+            link.stop()
+    for n in names:
+        assert desks[n]["rules_version"] == v2
+        assert desks[n]["rules_error"].startswith(v3[:12])
+        assert "only-on-server.wav" in desks[n]["rules_error"]
+    assert [h["version"] for h in history[:2]] == [v3, v2]
+    assert history[0]["published_by"] == "boss" and history[0]["note"] == "v3"
+
+
+def test_a_caller_flagged_on_one_desk_is_a_repeat_caller_on_another(server, pg, tmp_path):
+    from callguard.central.link import CallerCache
+
+    a, b = server.desk("desk-a"), server.desk("desk-b")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+
+    async def go():
+        async with Store.open(tmp_path / "a" / "calls.db") as store:
+            await make_call(store, seconds=2.0, remote="sip:010-5555-1234@pbx.local")
+            await make_call(store, seconds=2.0, remote="010-9999-0000", flagged=False)
+            central = HttpCentral(settings_for(server, a, tmp_path / "a"))
+            try:
+                assert await Uploader(store, central).run_once() == 2
+            finally:
+                await central.aclose()
+        cache = CallerCache(tmp_path / "b" / "central-callers.json")
+        central = HttpCentral(settings_for(server, b, tmp_path / "b"))
+        try:
+            await cache.refresh(central, time.time())
+        finally:
+            await central.aclose()
+        return cache
+
+    cache = asyncio.run(go())
+    hit = cache.lookup("+82 10-5555-1234")  # another spelling of the same number
+    assert hit is not None and hit.flagged == 1 and hit.days == 30
+    assert cache.lookup("010-9999-0000") is None  # called, but never flagged
+    assert cache.lookup("010-1111-2222") is None
+    text = (tmp_path / "b" / "central-callers.json").read_text(encoding="utf-8")
+    assert "5555" not in text  # keyed hashes only
+    server.stop()  # the server is down: the desk still knows
+    again = CallerCache(tmp_path / "b" / "central-callers.json")
+    assert again.lookup("01055551234").flagged == 1

@@ -42,6 +42,10 @@ class Central(Protocol):
     async def upload_blob(self, sha256: str, data: bytes) -> None: ...
     async def post_call(self, payload: dict[str, Any]) -> dict[str, Any]: ...
     async def post_alert(self, payload: dict[str, Any]) -> dict[str, Any]: ...
+    async def get_rules(self, have: str | None) -> dict[str, Any] | None: ...
+    async def rules_status(self, version: str, error: str | None) -> None: ...
+    async def desk_config(self) -> dict[str, Any]: ...
+    async def flagged_callers(self) -> dict[str, Any]: ...
     async def aclose(self) -> None: ...
 
 
@@ -142,6 +146,32 @@ class HttpCentral:
 
     async def post_alert(self, payload: dict[str, Any]) -> dict[str, Any]:
         return await self._post("/api/v1/alerts", payload)
+
+    async def get_rules(self, have: str | None) -> dict[str, Any] | None:
+        """The newest published rules (``version``, ``text``, ``published_by``, ``note``),
+        or ``None`` when they are the version ``have`` (or none are published)."""
+        headers = {"If-None-Match": f'"{have}"'} if have else {}
+        r = await self._request("GET", "/api/v1/rules", headers=headers)
+        if r.status_code in (304, 404):
+            return None
+        if r.status_code != 200:
+            raise CentralRefused(f"rules refused ({r.status_code}): {_error_text(r)}")
+        return r.json()
+
+    async def rules_status(self, version: str, error: str | None) -> None:
+        await self._post("/api/v1/desk/rules-status", {"version": version, "error": error})
+
+    async def desk_config(self) -> dict[str, Any]:
+        r = await self._request("GET", "/api/v1/desk/config")
+        if r.status_code != 200:
+            raise CentralRefused(f"desk config refused ({r.status_code}): {_error_text(r)}")
+        return r.json()
+
+    async def flagged_callers(self) -> dict[str, Any]:
+        r = await self._request("GET", "/api/v1/callers/flagged")
+        if r.status_code != 200:
+            raise CentralRefused(f"caller list refused ({r.status_code}): {_error_text(r)}")
+        return r.json()
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -20,6 +20,10 @@ class FakeCentral:
         self.down = False  # True: every request fails as unreachable
         self.deliveries = 0  # call posts received, duplicates included
         self.outbox_depth = 0
+        self.rules: dict[str, Any] | None = None
+        self.rules_reports: list[tuple[str, str | None]] = []
+        self.repeat_key = b"k" * 32
+        self.callers: list[dict[str, Any]] = []  # {"key", "flagged", "last_at"}
 
     def _up(self) -> None:
         if self.down:
@@ -54,6 +58,30 @@ class FakeCentral:
         created = p["key"] not in self.alerts
         self.alerts.setdefault(p["key"], p)
         return {"created": created}
+
+    async def get_rules(self, have: str | None) -> dict[str, Any] | None:
+        self._up()
+        if self.rules is None or self.rules["version"] == have:
+            return None
+        return dict(self.rules)
+
+    async def rules_status(self, version: str, error: str | None) -> None:
+        self._up()
+        self.rules_reports.append((version, error))
+
+    async def desk_config(self) -> dict[str, Any]:
+        self._up()
+        return {"repeat_key": self.repeat_key.hex(), "repeat_days": 30}
+
+    async def flagged_callers(self) -> dict[str, Any]:
+        self._up()
+        return {"days": 30, "callers": list(self.callers)}
+
+    def publish(self, text: str) -> str:
+        """Make ``text`` the newest published rules; return its version."""
+        version = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        self.rules = {"version": version, "text": text, "published_by": "admin", "note": ""}
+        return version
 
     async def aclose(self) -> None:
         pass

@@ -39,6 +39,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from callguard.audio.compress import AudioCodecError, decode, seal_of
+from callguard.central.callers import caller_key, repeat_key
 from callguard.central.wire import WireError, check_alert, check_call, check_uuid
 from callguard.server import database
 from callguard.server.auth import (
@@ -49,7 +50,6 @@ from callguard.server.auth import (
     token_hash,
 )
 from callguard.server.blobs import BlobError, BlobRejected, BlobStore, FileBlobStore
-from callguard.server.callers import caller_key
 from callguard.server.settings import ServerSettings
 from callguard.store.store import verify_password
 
@@ -98,13 +98,14 @@ class Server:
     def __init__(self, settings: ServerSettings, blobs: BlobStore | None = None) -> None:
         self.settings = settings
         self.blobs: BlobStore = blobs or FileBlobStore(settings.blobs)
-        self.secret = settings.secret()
+        self.repeat_key = repeat_key(settings.secret())
         self.pool: Any = None
         self.metrics = Metrics()
         self.listeners: set[asyncio.Queue[int]] = set()
         self.outbox_depth: dict[int, int] = {}
         self.desk_seen: dict[int, float] = {}
         self._listen_task: asyncio.Task[None] | None = None
+        self.check_lock = asyncio.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -293,7 +294,7 @@ async def post_call(server: Server, request: Request) -> Response:
             " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (uuid) DO NOTHING RETURNING uuid",
             (p["uuid"], who.desk_id, p["desk_call_id"], p["counselor"], p["direction"],
-             p["source"], p["remote"], caller_key(server.secret, p["remote"]),
+             p["source"], p["remote"], caller_key(server.repeat_key, p["remote"]),
              _ts(p["started_at"]), _ts(p["ended_at"]), p["duration_s"], p["end_reason"],
              p["hung_up_by"], p["flagged"], crisis, p["stage"], categories,
              p["rules_version"], p["sample_rate"], p["recording_sha256"],
@@ -587,6 +588,131 @@ async def access_log(server: Server, request: Request) -> Response:
     return JSONResponse({"entries": rows})
 
 
+# -- central rules -----------------------------------------------------------------------------
+def _check_rules(server: Server, text: str):  # -> callguard.services.rules_admin.Check
+    from callguard.config import DEFAULT_RULES
+    from callguard.services.rules_admin import check_text
+
+    base = server.settings.rules_dir or DEFAULT_RULES.parent
+    return check_text(text, name="rules.toml", base_dir=base)
+
+
+async def publish_rules(server: Server, request: Request) -> Response:
+    """An admin publishes a rules file: checked and compiled here first (as every desk will
+    again before it switches), kept with who, when and why."""
+    who = await server.require(request, "admin")
+    body = await _json(request)
+    text, note = (body.get("text"), body.get("note", "")) if isinstance(body, dict) else (
+        None, "")
+    if not isinstance(text, str) or not isinstance(note, str):
+        raise ApiError(400, "text (the rules file) and note are required")
+    async with server.check_lock:  # Kiwi: one check at a time
+        check = await asyncio.to_thread(_check_rules, server, text)
+    if not check.ok:
+        return JSONResponse({"error": "the rules have errors: not published",
+                             "problems": list(check.lines)}, 400)
+    async with server.pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO rules_versions (version, text, published_by, note)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (version) DO UPDATE SET"
+            " published_by = EXCLUDED.published_by, published_at = now(), note = EXCLUDED.note",
+            (check.version, text, who.name, note))
+        await server.log_access(conn, who, "rules_published", None, check.version[:12])
+        await conn.commit()
+    return JSONResponse({"version": check.version, "warnings": list(check.lines)}, 201)
+
+
+async def current_rules(server: Server, request: Request) -> Response:
+    """The newest published rules (``ETag`` = version; ``If-None-Match`` → 304)."""
+    await server.require(request, "desk", *PEOPLE_ROLES)
+    async with server.pool.connection() as conn:
+        cur = await conn.execute("SELECT version, text, published_by, published_at, note"
+                                 " FROM rules_versions ORDER BY published_at DESC, id DESC"
+                                 " LIMIT 1")
+        row = await cur.fetchone()
+    if row is None:
+        return JSONResponse({"error": "no rules have been published"}, 404)
+    etag = f'"{row["version"]}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return JSONResponse({"version": row["version"], "text": row["text"],
+                         "published_by": row["published_by"],
+                         "published_at": _epoch(row["published_at"]), "note": row["note"]},
+                        headers={"ETag": etag})
+
+
+async def rules_history(server: Server, request: Request) -> Response:
+    await server.require(request, "supervisor", "admin")
+    async with server.pool.connection() as conn:
+        cur = await conn.execute("SELECT version, published_by, published_at, note"
+                                 " FROM rules_versions ORDER BY published_at DESC, id DESC"
+                                 " LIMIT 200")
+        rows = [{**r, "published_at": _epoch(r["published_at"])} for r in await cur.fetchall()]
+    return JSONResponse({"versions": rows})
+
+
+async def desk_rules_status(server: Server, request: Request) -> Response:
+    """A desk says which rules it runs, or why it refused the newest ones."""
+    who = await server.require(request, "desk")
+    body = await _json(request)
+    version = body.get("version") if isinstance(body, dict) else None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(version, str) or (error is not None and not isinstance(error, str)):
+        raise ApiError(400, "version (and optionally error) are required")
+    async with server.pool.connection() as conn:
+        if error:
+            await conn.execute("UPDATE desks SET rules_error = %s, rules_checked_at = now()"
+                               " WHERE id = %s", (f"{version[:12]}: {error}"[:2000],
+                                                  who.desk_id))
+        else:
+            await conn.execute("UPDATE desks SET rules_version = %s, rules_error = NULL,"
+                               " rules_checked_at = now() WHERE id = %s",
+                               (version, who.desk_id))
+        await conn.commit()
+    return JSONResponse({"ok": True})
+
+
+async def list_desks(server: Server, request: Request) -> Response:
+    """Every desk: when it was last seen, which rules it runs, why it refused newer ones."""
+    await server.require(request, "supervisor", "admin")
+    async with server.pool.connection() as conn:
+        cur = await conn.execute("SELECT id, name, last_seen, rules_version, rules_error,"
+                                 " rules_checked_at FROM desks WHERE NOT revoked ORDER BY name")
+        rows = await cur.fetchall()
+    now = time.time()
+    return JSONResponse({"desks": [{
+        "name": r["name"], "last_seen": _epoch(r["last_seen"]),
+        "online": r["last_seen"] is not None and now - r["last_seen"].timestamp() < ONLINE_S,
+        "rules_version": r["rules_version"], "rules_error": r["rules_error"],
+        "outbox": server.outbox_depth.get(r["id"])} for r in rows]})
+
+
+# -- repeat callers ----------------------------------------------------------------------------
+async def desk_config(server: Server, request: Request) -> Response:
+    """What a desk needs besides rules: the key of the callers' hash (hex), the repeat
+    window."""
+    await server.require(request, "desk")
+    return JSONResponse({"repeat_key": server.repeat_key.hex(),
+                         "repeat_days": server.settings.repeat_days})
+
+
+async def flagged_callers(server: Server, request: Request) -> Response:
+    """Callers (as keyed hashes) with flagged calls in the last ``repeat_days`` days, from
+    any desk: each desk keeps this list so it knows a repeat caller before answering, also
+    while the server is down."""
+    await server.require(request, "desk", "supervisor", "admin")
+    days = server.settings.repeat_days
+    async with server.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT remote_key, count(*) AS flagged, max(started_at) AS last_at FROM calls"
+            " WHERE flagged AND started_at > now() - make_interval(days => %s)"
+            " GROUP BY remote_key ORDER BY max(started_at) DESC LIMIT 100000", (days,))
+        rows = await cur.fetchall()
+    return JSONResponse({"days": days, "callers": [
+        {"key": r["remote_key"], "flagged": r["flagged"], "last_at": _epoch(r["last_at"])}
+        for r in rows]})
+
+
 def build_app(settings: ServerSettings, blobs: BlobStore | None = None) -> Starlette:
     """The ASGI app; the pool opens at startup (uvicorn's lifespan)."""
     server = Server(settings, blobs)
@@ -618,6 +744,13 @@ def build_app(settings: ServerSettings, blobs: BlobStore | None = None) -> Starl
         r("/api/v1/alerts/stream", alert_stream, ["GET"]),
         r("/api/v1/login", login, ["POST"]),
         r("/api/v1/access-log", access_log, ["GET"]),
+        r("/api/v1/rules", publish_rules, ["POST"]),
+        r("/api/v1/rules", current_rules, ["GET"]),
+        r("/api/v1/rules/history", rules_history, ["GET"]),
+        r("/api/v1/desk/rules-status", desk_rules_status, ["POST"]),
+        r("/api/v1/desk/config", desk_config, ["GET"]),
+        r("/api/v1/desks", list_desks, ["GET"]),
+        r("/api/v1/callers/flagged", flagged_callers, ["GET"]),
     ], lifespan=lifespan)
     app.state.server = server
     return app

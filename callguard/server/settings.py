@@ -10,6 +10,8 @@
     site_secret = "/etc/callguard/site.secret"       # key of the phone numbers' keyed hash
     session_hours = 12        # a signed-in supervisor's session lasts this long
     pool_size = 10            # PostgreSQL connections
+    rules_dir = ""            # prompt files for checking published rules ("" = shipped ones)
+    repeat_days = 30          # a caller with flagged calls in this many days is a repeat caller
 
 Relative paths are taken from the settings file's folder.
 """
@@ -38,6 +40,8 @@ class ServerSettings:
     site_secret: Path = Path("/etc/callguard/site.secret")
     session_hours: float = 12.0
     pool_size: int = 10
+    rules_dir: Path | None = None
+    repeat_days: int = 30
 
     def secret(self) -> bytes:
         """The site secret's bytes (the key of the phone numbers' keyed hash)."""
@@ -51,9 +55,9 @@ class ServerSettings:
         return data
 
 
-_PATHS = ("blobs", "tls_cert", "tls_key", "site_secret")
+_PATHS = ("blobs", "tls_cert", "tls_key", "site_secret", "rules_dir")
 _TYPES = {"host": str, "port": int, "database": str, "session_hours": (int, float),
-          "pool_size": int, **{k: str for k in _PATHS}}
+          "pool_size": int, "repeat_days": int, **{k: str for k in _PATHS}}
 
 
 def load_server_settings(path: Path) -> ServerSettings:
@@ -76,6 +80,8 @@ def load_server_settings(path: Path) -> ServerSettings:
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ServerConfigError(f"{path}: server.{key} has the wrong type")
         if key in _PATHS:
+            if not value:
+                continue
             p = Path(value).expanduser()
             values[key] = p if p.is_absolute() else (path.parent / p)
         else:
@@ -85,4 +91,6 @@ def load_server_settings(path: Path) -> ServerSettings:
         raise ServerConfigError(f"{path}: server.port must be 1..65535")
     if settings.pool_size < 2:
         raise ServerConfigError(f"{path}: server.pool_size must be at least 2")
+    if not 1 <= settings.repeat_days <= 3650:
+        raise ServerConfigError(f"{path}: server.repeat_days must be 1..3650")
     return settings

@@ -28,7 +28,15 @@ def normalise_number(remote: str) -> str:
     return digits or user.lower()
 
 
-def caller_key(secret: bytes, remote: str) -> str:
-    """The keyed hash (hex) naming this caller in the repeat-caller history."""
-    return hmac.new(secret, normalise_number(remote).encode("utf-8"),
+def repeat_key(site_secret: bytes) -> bytes:
+    """The key of the callers' hash, derived from the site secret for this one purpose:
+    desks receive it (they must hash a ringing number themselves, also while the server is
+    down), never the site secret."""
+    return hmac.new(site_secret, b"callguard repeat callers v1", hashlib.sha256).digest()
+
+
+def caller_key(key: bytes, remote: str) -> str:
+    """The keyed hash (hex) naming this caller in the repeat-caller history; ``key`` is
+    :func:`repeat_key`."""
+    return hmac.new(key, normalise_number(remote).encode("utf-8"),
                     hashlib.sha256).hexdigest()
