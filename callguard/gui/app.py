@@ -28,15 +28,16 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from callguard.config import ConfigError, Settings, exposed_password_warning, load_settings
 from callguard.engine.wiring import build_engine, sip_line
 from callguard.gui.bridge import EngineBridge, StoreClient, release_windows
+from callguard.gui.desk import DeskSettings, desk_path, load_desk_settings
 from callguard.gui.i18n import set_language, texts
 from callguard.vocabulary import Role
 
 log = logging.getLogger(__name__)
 
 T = texts({
-    "app.menu.supervisor": ("관리자", "Supervisor"),
-    "app.menu.review": ("통화 검토…", "Review calls…"),
-    "app.menu.rules": ("규칙 편집…", "Edit rules…"),
+    "app.menu.supervisor": ("관리(&S)", "&Supervision"),
+    "app.menu.review": ("통화 검토(&R)…", "&Review calls…"),
+    "app.menu.rules": ("규칙 편집(&E)…", "&Edit rules…"),
     "app.start_failed": ("callguard를 시작하지 못했습니다", "callguard could not start"),
     "app.no_line": ("전화 회선이 설정되지 않았습니다: 설정 파일의 [sip]에 server, user, "
                     "password를 넣으세요.",
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--rules", type=Path, help="rules file (default: from the settings)")
     ap.add_argument("--store", type=Path, help="call store (default: from the settings)")
     ap.add_argument("--lang", choices=("ko", "en"), help="interface language (default: ko)")
+    ap.add_argument("--desk", type=Path, metavar="FILE",
+                    help="desk settings: protect hotkey, mini bar, rest (default: gui.toml "
+                         "beside the settings file)")
     ap.add_argument("--fake-line", action="store_true",
                     help="an in-memory line instead of the PBX (demos; no real calls)")
     return ap
@@ -95,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     try:
         settings = load_settings(args.config)
+        desk = load_desk_settings(args.desk or desk_path(settings.source),
+                                  explicit=args.desk is not None)
     except ConfigError as exc:
         QMessageBox.critical(None, T("app.start_failed"), str(exc))
         return 2
@@ -111,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine = build_engine(settings, line, rules_path=rules_path, store_path=store_path)
     bridge = EngineBridge(engine)
     store = StoreClient(store_path)
-    window = build_windows(bridge, store, rules_path, settings.sip.user or "")
+    window = build_windows(bridge, store, rules_path, settings.sip.user or "", desk)
     window.show()
 
     started = _Started(bridge)  # parented: deleted by Qt, not by whichever thread drops it
@@ -139,12 +145,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.close()
 
 
-def build_windows(bridge: EngineBridge, store: StoreClient, rules_path: Path, counselor: str):
-    """The counselor's window with the supervisor/admin menu wired to the login."""
+def build_windows(bridge: EngineBridge, store: StoreClient, rules_path: Path, counselor: str,
+                  desk: DeskSettings | None = None):
+    """The counselor's window (with the system-wide protect hotkey) and the
+    supervisor/admin menu wired to the login."""
     from callguard.gui.counselor import CounselorWindow
     from callguard.gui.login import request_role
 
-    window = CounselorWindow(bridge, store, counselor)
+    window = CounselorWindow(bridge, store, counselor, desk=desk or DeskSettings(),
+                             global_hotkey=True)
     menu = window.menuBar().addMenu(T("app.menu.supervisor"))
     opened: list[object] = []  # keep the windows alive while they are open
 

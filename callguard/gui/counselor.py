@@ -45,12 +45,15 @@ from typing import Any
 
 from PySide6.QtCore import QRectF, QRegularExpression, Qt, QTimer, Slot
 from PySide6.QtGui import (
+    QAction,
     QCloseEvent,
     QColor,
     QFont,
+    QKeySequence,
     QPainter,
     QPaintEvent,
     QRegularExpressionValidator,
+    QShortcut,
 )
 from PySide6.QtWidgets import (
     QApplication,
@@ -71,7 +74,10 @@ from PySide6.QtWidgets import (
 
 from callguard.engine.engine import EngineEvent
 from callguard.gui.bridge import EngineBridge, StoreClient
-from callguard.gui.i18n import texts
+from callguard.gui.desk import DeskSettings
+from callguard.gui.hotkey import GlobalHotkey
+from callguard.gui.i18n import plain, texts
+from callguard.gui.minibar import PROTECT_STYLE, MiniBar
 from callguard.gui.rest import REST_S, RestDialog
 from callguard.telephony.base import CallEnd, CallState, LineState, LineStatus
 from callguard.text.spans import mark_spans
@@ -112,20 +118,47 @@ T = texts({
                               "● Registration failed: {detail} — call your administrator"),
     "counselor.line.offline": ("● 회선 꺼짐", "● Line offline"),
     # dial pad and call controls
-    "counselor.dialpad": ("다이얼", "Dial pad"),
-    "counselor.number": ("전화번호", "Phone number"),
-    "counselor.backspace": ("⌫", "⌫"),
-    "counselor.call": ("전화 걸기", "Call"),
+    "counselor.dialpad": ("전화 걸기", "Dial"),
+    "counselor.number": ("전화번호(&N)", "&Number"),
+    "counselor.backspace": ("지우기(&E)", "&Erase"),
+    "counselor.backspace_name": ("마지막 숫자 지우기", "Delete the last digit"),
+    "counselor.digit": ("숫자 {d}", "Digit {d}"),
+    "counselor.star": ("별표", "Star"),
+    "counselor.hash": ("우물 정", "Hash"),
+    "counselor.call": ("전화 걸기(&C)", "&Call"),
     "counselor.controls": ("통화 제어", "Call controls"),
-    "counselor.answer": ("받기", "Answer"),
-    "counselor.decline": ("거절", "Decline"),
-    "counselor.hangup": ("끊기", "Hang up"),
-    "counselor.mute": ("음소거", "Mute"),
-    "counselor.unmute": ("음소거 해제", "Unmute"),
-    "counselor.protect": ("보호", "Protect"),
+    "counselor.answer": ("받기(&A)", "&Answer"),
+    "counselor.decline": ("거절(&D)", "&Decline"),
+    "counselor.hangup": ("끊기(&H)", "&Hang up"),
+    "counselor.mute": ("음소거(&M)", "&Mute"),
+    "counselor.unmute": ("음소거 해제(&M)", "Un&mute"),
+    "counselor.protect": ("보호(&P)", "&Protect"),
     "counselor.availability": ("수신 상태 변경", "Changing availability"),
     "counselor.protect_hint": ("종료 안내를 재생하고 바로 통화를 끊습니다",
                                "Plays the final notice and ends the call at once"),
+    "counselor.protect_key": ("단축키 {combo}: 다른 프로그램을 쓰는 중에도 작동합니다",
+                              "Shortcut {combo}: works while another program is in front"),
+    "counselor.protect_key_local": ("단축키 {combo}: 이 창이 앞에 있을 때만 작동합니다",
+                                    "Shortcut {combo}: works only while this window is in "
+                                    "front"),
+    "counselor.hotkey_failed": ("전체 화면 보호 단축키 {combo}를 켜지 못했습니다 ({error}). "
+                                "이 창이 앞에 있을 때만 작동합니다.",
+                                "The system-wide protect shortcut {combo} could not be set up "
+                                "({error}); it works only while this window is in front."),
+    "counselor.hold": ("보호: {s}초 동안 누르고 계세요", "Protect: hold for {s} s"),
+    "counselor.holding": ("계속 누르고 계세요…", "Keep holding…"),
+    "counselor.hold_short": ("보호하려면 버튼을 {s}초 동안 누르고 계세요 (단축키는 바로 "
+                             "작동합니다)",
+                             "To protect, hold the button for {s} s (the shortcut works at "
+                             "once)"),
+    "counselor.keys": ("F5 받기 · F6 거절 · F7 음소거 · F8 끊기",
+                       "F5 answer · F6 decline · F7 mute · F8 hang up"),
+    "counselor.menu.view": ("보기(&V)", "&View"),
+    "counselor.menu.mini": ("작은 창 항상 위에 표시(&B)", "Always-on-top mini &bar"),
+    "counselor.transcript_name": ("실시간 대화 내용", "Live transcript"),
+    "counselor.state_name": ("통화 상태", "Call state"),
+    "counselor.stage_name": ("보호 단계", "Protection stage"),
+    "counselor.prompt_name": ("callguard 알림", "callguard message"),
     # the call
     "counselor.state.idle": ("대기 중", "Idle"),
     "counselor.state.ringing": ("전화 수신 중", "Incoming call"),
@@ -331,13 +364,20 @@ class CounselorWindow(QMainWindow):
     """
 
     def __init__(self, bridge: EngineBridge, store: StoreClient | None = None,
-                 counselor: str = "", parent: QWidget | None = None) -> None:
+                 counselor: str = "", parent: QWidget | None = None,
+                 desk: DeskSettings | None = None, global_hotkey: bool = False) -> None:
         super().__init__(parent)
         self.bridge = bridge
         self.store = store
+        # The desk's settings (hotkey, mini bar, hold-to-confirm, rest length); the
+        # system-wide hotkey only with ``global_hotkey`` (the app; tests ask for it).
+        self.desk = desk or DeskSettings()
+        self.shortcuts: dict[str, QShortcut] = {}
+        self.hotkey: GlobalHotkey | None = None
+        self.mini_bar: MiniBar | None = None
         # The name written to the audit log; the engine knows it when the caller does not.
         self.counselor = counselor or str(getattr(bridge.engine, "counselor", "") or "")
-        self.rest_s = REST_S
+        self.rest_s = self.desk.rest_s if desk is not None else REST_S
         self.notify_default = True
         self.rest_dialog: RestDialog | None = None
         self.notices: list[tuple[str, str]] = []
@@ -371,7 +411,15 @@ class CounselorWindow(QMainWindow):
         self._title = T("counselor.title") + (f" — {self.counselor}" if self.counselor else "")
         self.setWindowTitle(self._title)
         self._build()
+        self._hold_timer = QTimer(self)
+        self._hold_timer.setSingleShot(True)
+        self._hold_timer.timeout.connect(self._held)
+        self._wire_protect(self.protect_button)
+        self._setup_hotkey(global_hotkey)
+        self._build_view_menu()
         self.tray = self._make_tray()
+        if self.desk.mini_bar:
+            self.show_mini_bar(True)
 
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
@@ -412,27 +460,36 @@ class CounselorWindow(QMainWindow):
         self.store_label = QLabel()
         self.store_label.setWordWrap(True)
         self.store_label.setMargin(6)
-        self.store_label.setStyleSheet("QLabel { color:#e65100; background:#ffe0b2;"
+        self.store_label.setStyleSheet("QLabel { color:#7a3300; background:#ffe0b2;"
                                        " border-radius:4px; font-weight:bold }")
         self.store_label.hide()
 
         # Dial pad.
         self.number_edit = QLineEdit()
-        self.number_edit.setPlaceholderText(T("counselor.number"))
+        self.number_edit.setPlaceholderText(plain(T("counselor.number")))
+        self.number_edit.setAccessibleName(plain(T("counselor.number")))
+        number_label = QLabel(T("counselor.number"))
+        number_label.setBuddy(self.number_edit)
         self.number_edit.setValidator(QRegularExpressionValidator(
             QRegularExpression(r"[0-9*#+\- ]{0,32}"), self.number_edit))
         self.number_edit.textChanged.connect(self._refresh)
         self.number_edit.returnPressed.connect(self.dial)
         back = QPushButton(T("counselor.backspace"))
+        back.setAccessibleName(T("counselor.backspace_name"))
+        back.setToolTip(T("counselor.backspace_name"))
         back.clicked.connect(self.number_edit.backspace)
         self.backspace_button = back
         number_row = QHBoxLayout()
+        number_row.addWidget(number_label)
         number_row.addWidget(self.number_edit, 1)
         number_row.addWidget(back)
         grid = QGridLayout()
         self.digit_buttons: dict[str, QPushButton] = {}
         for i, key in enumerate("123456789*0#"):
             b = QPushButton(key)
+            b.setAccessibleName({"*": T("counselor.star"), "#": T("counselor.hash")}.get(
+                key, T("counselor.digit", d=key)))
+            b.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # digits are typed in the number field
             b.setMinimumHeight(36)
             b.clicked.connect(lambda _=False, k=key: self.number_edit.insert(k))
             grid.addWidget(b, i // 3, i % 3)
@@ -448,15 +505,26 @@ class CounselorWindow(QMainWindow):
 
         # Call controls.
         self.answer_button = QPushButton(T("counselor.answer"))
-        self.answer_button.setStyleSheet("QPushButton:enabled { background:#43a047;"
-                                         " color:white; font-weight:bold }")
+        self.answer_button.setStyleSheet("QPushButton:enabled { background:#2e7d32;"
+                                         " color:#ffffff; font-weight:bold }")
         self.decline_button = QPushButton(T("counselor.decline"))
         self.hangup_button = QPushButton(T("counselor.hangup"))
         self.mute_button = QPushButton(T("counselor.mute"))
         self.mute_button.setCheckable(True)
-        for b in (self.answer_button, self.decline_button, self.hangup_button,
-                  self.mute_button):
+        self.keys_label = QLabel(T("counselor.keys"))
+        self.keys_label.setWordWrap(True)
+        for b, key, what in ((self.answer_button, "F5", "counselor.answer"),
+                             (self.decline_button, "F6", "counselor.decline"),
+                             (self.mute_button, "F7", "counselor.mute"),
+                             (self.hangup_button, "F8", "counselor.hangup")):
             b.setMinimumHeight(36)
+            b.setAccessibleName(plain(T(what)))
+            b.setToolTip(f"{plain(T(what))} ({key})")
+            # Window-wide: works wherever the focus is in this window (the number field too).
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.activated.connect(b.click)  # nothing when the button is disabled
+            self.shortcuts[key] = shortcut
+        self.call_button.setAccessibleName(plain(T("counselor.call")))
         self.answer_button.clicked.connect(self.answer)
         self.decline_button.clicked.connect(self.decline)
         self.hangup_button.clicked.connect(self.hangup)
@@ -467,6 +535,7 @@ class CounselorWindow(QMainWindow):
         c.addWidget(self.decline_button, 0, 1)
         c.addWidget(self.hangup_button, 1, 0)
         c.addWidget(self.mute_button, 1, 1)
+        c.addWidget(self.keys_label, 2, 0, 1, 2)
 
         left = QVBoxLayout()
         left.addWidget(pad)
@@ -475,6 +544,7 @@ class CounselorWindow(QMainWindow):
 
         # The call.
         self.state_label = QLabel()
+        self.state_label.setAccessibleName(T("counselor.state_name"))
         big = QFont(self.state_label.font())
         big.setPointSizeF(big.pointSizeF() * 1.6)
         big.setBold(True)
@@ -491,6 +561,7 @@ class CounselorWindow(QMainWindow):
         self.elapsed_label = QLabel()
         self.elapsed_bar = CallTimeBar()
         self.stage_label = QLabel()
+        self.stage_label.setAccessibleName(T("counselor.stage_name"))
         self.hits_label = QLabel()
         stage_row = QHBoxLayout()
         stage_row.addWidget(self.stage_label, 1)
@@ -499,27 +570,28 @@ class CounselorWindow(QMainWindow):
         self.prompt_label.setWordWrap(True)
         self.prompt_label.setMargin(6)
         self.prompt_label.setMinimumHeight(32)
+        self.prompt_label.setAccessibleName(T("counselor.prompt_name"))
         self.transcript = QTextBrowser()
         self.transcript.setOpenLinks(False)
         self.transcript.setPlaceholderText(T("counselor.transcript"))
+        self.transcript.setAccessibleName(T("counselor.transcript_name"))
         tf = QFont(self.transcript.font())
         tf.setPointSizeF(tf.pointSizeF() * 1.2)  # read at a glance, mid-call
         self.transcript.setFont(tf)
 
         self.protect_button = QPushButton(T("counselor.protect"))
         self.protect_button.setToolTip(T("counselor.protect_hint"))
+        self.protect_button.setAccessibleName(plain(T("counselor.protect")))
+        self.protect_button.setAccessibleDescription(T("counselor.protect_hint"))
         self.protect_button.setMinimumHeight(90)
         pf = QFont(self.protect_button.font())
         pf.setPointSizeF(pf.pointSizeF() * 2.2)
         pf.setBold(True)
         self.protect_button.setFont(pf)
-        self.protect_button.setStyleSheet(
-            "QPushButton:enabled { background:#c62828; color:white; border-radius:8px }"
-            "QPushButton:enabled:hover { background:#b71c1c }"
-            "QPushButton:disabled { background:#e0e0e0; color:#9e9e9e; border-radius:8px }")
-        self.protect_button.clicked.connect(self.protect)
-        protect_hint = QLabel(T("counselor.protect_hint"))
-        protect_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.protect_button.setStyleSheet(PROTECT_STYLE)
+        self.protect_hint = QLabel(T("counselor.protect_hint"))
+        self.protect_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.protect_hint.setWordWrap(True)
 
         right = QVBoxLayout()
         right.addLayout(head)
@@ -530,7 +602,7 @@ class CounselorWindow(QMainWindow):
         right.addWidget(QLabel(T("counselor.transcript")))
         right.addWidget(self.transcript, 1)
         right.addWidget(self.protect_button)
-        right.addWidget(protect_hint)
+        right.addWidget(self.protect_hint)
 
         body = QHBoxLayout()
         body.addLayout(left)
@@ -545,6 +617,90 @@ class CounselorWindow(QMainWindow):
         self.setCentralWidget(central)
         self.resize(980, 700)
         self._say("", "info")
+
+    def _wire_protect(self, button: QPushButton) -> None:
+        """Protect on a click, or (``hold_to_confirm_s`` > 0) only after the button was
+        held that long: released earlier, nothing happens and the window says why."""
+        if self.desk.hold_to_confirm_s <= 0:
+            button.clicked.connect(self.protect)
+            return
+        button.pressed.connect(self._hold_started)
+        button.released.connect(self._hold_released)
+
+    def _hold_started(self) -> None:
+        if self.call_state == "active" and not self._protected:
+            self._hold_timer.start(int(self.desk.hold_to_confirm_s * 1000))
+            self.statusBar().showMessage(T("counselor.holding"))
+
+    def _hold_released(self) -> None:
+        if self._hold_timer.isActive():
+            self._hold_timer.stop()
+            self.statusBar().showMessage(T("counselor.hold_short",
+                                           s=f"{self.desk.hold_to_confirm_s:g}"), 5000)
+
+    def _held(self) -> None:
+        self.statusBar().clearMessage()
+        self.protect()
+
+    def _setup_hotkey(self, global_hotkey: bool) -> None:
+        """The protect shortcut: system-wide through pynput when asked for and possible,
+        else a shortcut of this window (same keys)."""
+        combo = self.desk.protect_hotkey
+        if not combo:
+            return
+        error = None
+        if global_hotkey:
+            self.hotkey = GlobalHotkey(combo, self)
+            error = self.hotkey.start()
+            if error is None:
+                self.hotkey.pressed.connect(self._protect_by_hotkey)
+                self.protect_hint.setText(T("counselor.protect_key", combo=combo))
+                self.protect_button.setToolTip(T("counselor.protect_key", combo=combo))
+                return
+            self.hotkey = None
+        shortcut = QShortcut(QKeySequence(combo), self)
+        shortcut.activated.connect(self._protect_by_hotkey)
+        self.shortcuts[combo] = shortcut
+        self.protect_hint.setText(T("counselor.protect_key_local", combo=combo))
+        self.protect_button.setToolTip(T("counselor.protect_key_local", combo=combo))
+        if error is not None:
+            self.statusBar().showMessage(T("counselor.hotkey_failed", combo=combo, error=error),
+                                         30_000)
+
+    @Slot()
+    def _protect_by_hotkey(self) -> None:
+        if self.call_state == "active":
+            log.info("protect hotkey pressed")
+        self.protect()
+
+    def _build_view_menu(self) -> None:
+        menu = self.menuBar().addMenu(T("counselor.menu.view"))
+        self.mini_action = QAction(T("counselor.menu.mini"), self)
+        self.mini_action.setCheckable(True)
+        self.mini_action.toggled.connect(self.show_mini_bar)
+        menu.addAction(self.mini_action)
+
+    @Slot(bool)
+    def show_mini_bar(self, shown: bool) -> None:
+        """Show (or hide) the always-on-top mini bar: state and Protect above the CRM."""
+        if shown and self.mini_bar is None:
+            self.mini_bar = MiniBar(None)
+            self._wire_protect(self.mini_bar.protect_button)
+            self.mini_bar.on_closed = lambda: self.mini_action.setChecked(False)
+        if self.mini_bar is not None:
+            self.mini_bar.setVisible(shown)
+            if shown:
+                self._update_mini_bar()
+        self.mini_action.blockSignals(True)
+        self.mini_action.setChecked(shown)
+        self.mini_action.blockSignals(False)
+
+    def _update_mini_bar(self) -> None:
+        bar = self.mini_bar
+        if bar is None or not bar.isVisible():
+            return
+        bar.show_state(self.state_label.text(), self.stage_label.text(),
+                       self.protect_button.isEnabled(), self.protect_hint.text())
 
     def _make_tray(self) -> QSystemTrayIcon | None:
         # No tray on the offscreen platform or on some desktops: alerts still reach the
@@ -849,11 +1005,11 @@ class CounselorWindow(QMainWindow):
         for u in sorted(self._utterances.values(), key=lambda u: (u.start, u.leg)):
             caller = u.leg is Leg.CALLER
             who = T("counselor.leg.caller" if caller else "counselor.leg.counselor")
-            colour = "#b71c1c" if caller else "#0d47a1"
+            colour = "#b71c1c" if caller else "#0d47a1"  # ≥ 4.5:1 on white (tested)
             body = marked_html(u.text, u.spans)
             if u.provisional:
                 body = f'<span style="color:#757575"><i>{body} …</i></span>'
-            lines.append(f'<p style="margin:3px 0"><span style="color:#78909c">'
+            lines.append(f'<p style="margin:3px 0"><span style="color:#546e7a">'
                          f'[{mmss(u.start)}]</span> <b style="color:{colour}">{who}</b> '
                          f'{body}</p>')
         self.transcript.setHtml("".join(lines))
@@ -920,6 +1076,10 @@ class CounselorWindow(QMainWindow):
         self.elapsed_bar.set_time(now, self._limit_s, self._notice_s)
 
     def _show_stage(self) -> None:
+        self._stage_text()
+        self._update_mini_bar()
+
+    def _stage_text(self) -> None:
         if self.call_state != "active" and self._next is None:
             self.stage_label.setText("")
         elif self._next is None:
@@ -1016,6 +1176,7 @@ class CounselorWindow(QMainWindow):
                                      else "")
         self._show_time()
         self._show_stage()
+        self._update_mini_bar()
 
     # --- rest -----------------------------------------------------------------------------
 
@@ -1063,6 +1224,13 @@ class CounselorWindow(QMainWindow):
         if self.rest_dialog is not None and self.rest_dialog.panel.state == "resting":
             self.rest_dialog.close()  # ends the rest (logged): calls are accepted again
         self._timer.stop()
+        if self.hotkey is not None:
+            self.hotkey.stop()
+        if self.mini_bar is not None:
+            self.mini_bar.on_closed = None
+            self.mini_bar.close()
+            self.mini_bar.deleteLater()
+            self.mini_bar = None
         if self.tray is not None:
             self.tray.hide()
         super().closeEvent(event)

@@ -98,7 +98,7 @@ def test_a_ringing_call_shows_and_is_answered(qtbot, live):
     qtbot.mouseClick(window.mute_button, CLICK)  # mute reaches the engine's call
     qtbot.waitUntil(lambda: any(r.muted for r in list(live.engine.runners.values())),
                     timeout=3000)
-    assert window.mute_button.text() == "음소거 해제"
+    assert window.mute_button.text() == "음소거 해제(&M)"
     call.far_hangup()
     qtbot.waitUntil(lambda: window.call_state == "idle", timeout=5000)
     assert window.remote_label.text() == "" and window.rest_dialog is None
@@ -433,8 +433,8 @@ def test_english_texts(qtbot, stepped):
     live = stepped
     i18n.set_language("en")  # restored by the autouse fixture
     window = open_window(qtbot, live)
-    assert window.protect_button.text() == "Protect"
-    assert window.answer_button.text() == "Answer"
+    assert window.protect_button.text() == "&Protect"
+    assert window.answer_button.text() == "&Answer"
     assert window.line_label.text() == "● Line registered"
     assert window.state_label.text() == "Idle"
     assert window.windowTitle().startswith("callguard counselor")
