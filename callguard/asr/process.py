@@ -456,17 +456,15 @@ class ChildTranscriber:
         now = self._clock()
         if self.failures >= self.max_failures:
             self._not_before = now + self.retry_unavailable_s
-            self._set_health(False, f"unavailable: the recogniser process failed "
-                             f"{self.failures} times in a row ({self.last_failure}); next try "
-                             f"in {self.retry_unavailable_s:g} s")
+            self._set_health(False, f"{self.last_failure}; failed {self.failures} times in a "
+                             f"row, next try in {self.retry_unavailable_s:g} s")
             log.error("the recogniser process failed %d times in a row (%s); recognition "
                       "is unavailable, next try in %.0f s", self.failures, self.last_failure,
                       self.retry_unavailable_s)
         else:
             delay = self.backoff_s[min(self.failures - 1, len(self.backoff_s) - 1)]
             self._not_before = now + delay
-            self._set_health(False, f"the recogniser process failed ({self.last_failure}); "
-                             "restarting")
+            self._set_health(False, f"{self.last_failure}; restarting")
             log.warning("the recogniser process failed (%s); restarting it%s",
                         self.last_failure, f" in {delay:g} s" if delay else "")
             if delay <= 0:
