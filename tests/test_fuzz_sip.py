@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import random
 import socket
+import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from pyVoIP.VoIP import VoIP  # noqa: F401 - pyVoIP's import order (see pyvoip_fixes)
+from pyVoIP.VoIP import VoIP  # before anything imports pyVoIP.SIP (see pyvoip_fixes)
 
 from callguard.bench import hostile
 from callguard.telephony import sipmsg
+from callguard.telephony.base import CallEnd
 from callguard.telephony.pyvoip_fixes import FixedPhone
 
 HOST = "127.0.0.1"
@@ -145,7 +147,7 @@ class Harness:
     Incoming calls are declined (no handler), so every INVITE that gets as far as a call
     makes one and ends it again."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_incoming=None, rtp_low: int = 41000) -> None:
         self.registrar = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.registrar.bind((HOST, 0))
         self.stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -153,7 +155,8 @@ class Harness:
         for s in (self.registrar, self.stranger):
             s.setblocking(False)
         self.phone = FixedPhone(HOST, self.registrar.getsockname()[1], "agent", "pw", HOST,
-                                sipPort=0, rtpPortLow=41000, rtpPortHigh=41998)
+                                sipPort=0, rtpPortLow=rtp_low, rtpPortHigh=rtp_low + 998,
+                                on_incoming=on_incoming)
         sip = self.phone.sip
         sip.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sip.s.bind((HOST, 0))
@@ -178,6 +181,8 @@ class Harness:
         return out
 
     def close(self) -> None:
+        for call in list(self.phone.calls.values()):
+            call.end(CallEnd.LOCAL_HANGUP, "test over")
         self.phone.sip.NSD = False
         for s in (self.registrar, self.stranger, self.phone.sip.s):
             s.close()
@@ -276,3 +281,68 @@ def test_the_generators_are_deterministic_and_varied():
                and not sipmsg.missing_headers(h)}
     assert {"INVITE", "BYE", "OPTIONS", "ACK"} <= methods, methods
     assert sum(h is None for h in heads) > 10  # and unreadable ones
+
+
+# --- hostile requests inside a live call -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def answered():
+    """A harness whose phone answers every call, with one call answered: INVITE from the
+    registrar, the handler answers it (RTP started), the 200 OK read back."""
+    h = Harness(on_incoming=lambda call: call.answer(), rtp_low=42000)
+    invite = hostile.valid_request(random.Random(11), h.target, "INVITE", sdp=True)
+    h.feed(invite.encode(), trusted=True)
+    deadline = time.monotonic() + 5
+    while not any(c.state == VoIP.CallState.ANSWERED for c in h.phone.calls.values()):
+        assert time.monotonic() < deadline, "the control call was not answered"
+        time.sleep(0.01)
+    (call,) = h.phone.calls.values()
+    yield h, call
+    h.close()
+
+
+_DAMAGE = ("call_id", "from_tag", "to_tag", "old_cseq", "stranger", "mutate")
+
+
+@FUZZ
+@given(randoms, st.sampled_from(("BYE", "INVITE", "CANCEL", "ACK")), st.sampled_from(_DAMAGE))
+def test_damaged_in_dialog_requests_never_end_or_redirect_the_call(answered, r, method,
+                                                                   damage):
+    """BYE, re-INVITE (to another media port), CANCEL and ACK for the live call, each with
+    one thing wrong: another Call-ID or tag, an old CSeq, sent by a stranger, or damaged
+    by the fuzzer's mutations. The call stays up and its media stays where it was — a forged
+    BYE ended calls and a re-INVITE from anyone redirected our audio before issue 13."""
+    h, call = answered
+    d = call.dialog
+    assert d is not None and call.rtp is not None
+    media = (call.rtp.outIP, call.rtp.outPort)
+    cseq = d.remote_cseq + (-1 if damage == "old_cseq" else r.randint(1, 1000))
+    via = f"SIP/2.0/UDP {HOST}:{h.target.source_port};branch=z9hG4bK{r.getrandbits(40):x};rport"
+    msg = hostile.Message(f"{method} sip:agent@{HOST}:{h.phone.sip.myPort} SIP/2.0", [
+        ("Via", via), ("Max-Forwards", "70"),
+        ("From", f"{d.remote_uri};tag={d.remote_tag}" + ("x" if damage == "from_tag" else "")),
+        ("To", f"{d.local_uri};tag={d.local_tag}" + ("x" if damage == "to_tag" else "")),
+        ("Call-ID", d.call_id + ("x" if damage == "call_id" else "")),
+        ("CSeq", f"{cseq} {method}"), ("Contact", f"<sip:fuzz@{HOST}:{h.target.source_port}>"),
+    ])
+    if method == "INVITE":
+        msg.headers.append(("Content-Type", "application/sdp"))
+        msg.body = hostile.valid_sdp(r, HOST, 4242).encode()
+    if damage == "mutate":
+        for _ in range(r.randint(1, 3)):
+            hostile.mutate(r, msg)
+    data = msg.encode()
+    head = _read(data)
+    trusted = damage != "stranger"
+    legit = (trusted and head is not None and head.is_request and head.method in (
+        "BYE", "INVITE") and not sipmsg.missing_headers(head) and head.call_id == d.call_id
+        and head.from_tag == d.remote_tag and head.to_tag == d.local_tag
+        and head.cseq is not None and head.cseq[0] > d.remote_cseq)
+    assume(not legit)  # a request that really is the far end's is not an attack
+    answers = h.feed(data, trusted)
+    assert all(a is not None and not a.is_request for a in answers)
+    assert call.state == VoIP.CallState.ANSWERED and call.end_reason is None
+    assert (call.rtp.outIP, call.rtp.outPort) == media
+    assert list(h.phone.calls.values()) == [call]
+    assert all(t.is_alive() for t in call.rtp._threads)
