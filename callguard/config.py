@@ -32,6 +32,13 @@ every default applies, which runs the bundled model and the shipped default rule
     ring_timeout_s = 120     # a call nobody answers or cancels stops ringing after this
     media_timeout_s = 60     # no RTP from the caller (not on hold) for this: the call ends
 
+    [central]                # a call centre's server (see README): omit for a single desk
+    url = "https://callguard.example.local:8443"
+    token = "cgd_..."        # from `callguard server desk add NAME`: keep this file private
+    fingerprint = "AB:CD:.." # the server certificate's SHA-256, from `callguard server init`
+    audio = "opus"           # recordings as "opus" (~3 kB/s) or "flac" (lossless)
+    poll_s = 30              # how often to ask for new rules and the repeat-caller list
+
     [headset]                # the counselor's sound card (callguard gui, callguard run --headset)
     input = ""               # "" = the system's default; else a device name (or part of
     output = ""              # one) or number from `callguard devices`
@@ -128,10 +135,52 @@ class HeadsetSettings:
 
 
 @dataclass(frozen=True)
+class CentralSettings:
+    """The ``[central]`` table: the call centre's server. ``url`` empty = a single desk.
+    ``cert_cache`` is where the pinned certificate is kept once its fingerprint checked out
+    (default: ``central.pem`` beside the call store)."""
+
+    url: str = ""
+    token: str = ""
+    fingerprint: str = ""
+    audio: str = "opus"
+    poll_s: float = 30.0
+    cert_cache: Path | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
+_CENTRAL_TYPES: dict[str, type | tuple[type, ...]] = {
+    "url": str, "token": str, "fingerprint": str, "audio": str, "poll_s": (int, float)}
+
+
+def _central(body: dict, path: Path) -> CentralSettings:
+    for key, value in body.items():
+        want = _CENTRAL_TYPES[key]
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise ConfigError(f"{path}: central.{key} has the wrong type")
+    central = CentralSettings(**body)
+    if central.url:
+        if not central.url.startswith("https://"):
+            raise ConfigError(f"{path}: central.url must start with https://")
+        if not central.token or not central.fingerprint:
+            raise ConfigError(f"{path}: central.token and central.fingerprint are needed "
+                              "with central.url (from the server's admin)")
+    if central.audio not in ("opus", "flac"):
+        raise ConfigError(f'{path}: central.audio must be "opus" or "flac"')
+    if not 1 <= central.poll_s <= 3600:
+        raise ConfigError(f"{path}: central.poll_s must be 1..3600 seconds")
+    return central
+
+
+@dataclass(frozen=True)
 class Settings:
     asr: AsrSettings = field(default_factory=AsrSettings)
     sip: SipSettings = field(default_factory=SipSettings)
     headset: HeadsetSettings = field(default_factory=HeadsetSettings)
+    central: CentralSettings = field(default_factory=CentralSettings)
     rules_path: Path = DEFAULT_RULES
     store_path: Path = field(default_factory=lambda: default_data_dir() / "callguard.db")
     source: Path | None = None  # the file these came from, if any
@@ -152,7 +201,7 @@ def default_config_path() -> Path:
 
 _KEYS = {"asr": {"model", "compute_type", "cpu_threads"}, "rules": {"path"},
          "store": {"path"}, "sip": set(_SIP_TYPES) | set(_SIP_EXTRA),
-         "headset": {"input", "output"}}
+         "headset": {"input", "output"}, "central": set(_CENTRAL_TYPES)}
 
 
 def _unknown(name: str, where: str, known: set[str], path: Path) -> ConfigError:
@@ -221,6 +270,8 @@ def load_settings(path: Path | None = None) -> Settings:
                               f"number), not {type(value).__name__}")
     if headset:
         settings = replace(settings, headset=HeadsetSettings(**headset))
+    if "central" in data:
+        settings = replace(settings, central=_central(data["central"], path))
     base = path.parent
     if "path" in data.get("rules", {}):
         settings = replace(settings, rules_path=_path(data["rules"]["path"], base, path, "rules"))
@@ -261,7 +312,7 @@ def exposed_password_warning(settings: Settings) -> str | None:
     may read it (mode ``& 0o044``) or change it (``& 0o022``); ``None`` when it is private
     (``chmod 600``), holds no password, or there is no file."""
     path = settings.source
-    if path is None or not settings.sip.password:
+    if path is None or not (settings.sip.password or settings.central.token):
         return None
     try:
         mode = path.stat().st_mode & 0o777
@@ -271,5 +322,6 @@ def exposed_password_warning(settings: Settings) -> str | None:
         return None
     who = " and ".join(w for w, bits in (("its group", 0o060), ("other users", 0o006))
                        if mode & bits)
-    return (f"{path} holds the SIP password and {who} can read or change it (mode "
+    secret = "the SIP password" if settings.sip.password else "the central server token"
+    return (f"{path} holds {secret} and {who} can read or change it (mode "
             f"{mode:o}); make it private: chmod 600 {path}")

@@ -170,6 +170,9 @@ class CentralLink:
         self.callers = CallerCache(store_path.with_name("central-callers.json"))
         self.state: dict[str, object] = {"server": "unknown", "rules": None,
                                          "rules_error": None, "pending": None}
+        #: Called (from the link's thread) with the rules file a new published version
+        #: was written to; the engine sets it to put the rules into force.
+        self.on_rules: Callable[[Path], object] | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._main, name="callguard-central",
@@ -227,3 +230,8 @@ class CentralLink:
             result = await follower.poll()
             self.state["rules"] = follower.version
             self.state["rules_error"] = result.error if result.outcome == "refused" else None
+            if result.outcome == "switched" and self.on_rules is not None:
+                try:
+                    self.on_rules(follower.target)
+                except Exception:
+                    log.exception("putting the central rules into force failed")

@@ -30,6 +30,7 @@ from typing import Any
 from callguard.asr.transcript import Transcriber
 from callguard.asr.worker import RecognitionWorker
 from callguard.audio.devices import AudioDevice, NullDevice
+from callguard.central.link import CentralLink
 from callguard.clock import SYSTEM, RealClock, TimeSource
 from callguard.engine.prompts import PromptLibrary
 from callguard.engine.runner import CallRunner, LiveCallControl
@@ -44,7 +45,15 @@ from callguard.store.store import secure_store_files
 from callguard.telephony.base import Call, CallState, Line, LineStatus
 from callguard.text.analyzer import Analyzer
 from callguard.text.kiwiproc import kiwi_process
-from callguard.vocabulary import ActionKind, EndReason, EngineEventKind, Source
+from callguard.vocabulary import (
+    ActionKind,
+    AlertRaised,
+    Cause,
+    EndReason,
+    EngineEventKind,
+    Source,
+    VerdictIssued,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +94,13 @@ class Engine:
                  session_config: SessionConfig | None = None, auto_answer: bool = False,
                  on_event: Callable[[EngineEvent], None] | None = None,
                  counselor: str = "", analyzer: Analyzer | None = None,
-                 clock: TimeSource = SYSTEM, spool_dir: Path | None = None) -> None:
+                 clock: TimeSource = SYSTEM, spool_dir: Path | None = None,
+                 central: CentralLink | None = None) -> None:
         """``clock``: the time calls run on (:data:`SYSTEM`, or a test's
-        :class:`~callguard.clock.StepClock`, which must also be the line's)."""
+        :class:`~callguard.clock.StepClock`, which must also be the line's). ``central``:
+        the desk's link to the central server (``[central]``), started once the store is
+        open; it delivers ended calls and alerts, follows the published rules (pushing
+        them into force here) and knows repeat callers before they are answered."""
         self.line = line
         self.clock = clock
         # Kiwi for the rules. By default it runs in a child process: building one holds
@@ -127,6 +140,7 @@ class Engine:
         self._rules_seen: tuple[tuple[int, int, int] | None, str | None] = (None, None)
         self._rules_lock: asyncio.Lock | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self.central = central
 
     # --- lifecycle (any thread) -------------------------------------------------------
 
@@ -211,6 +225,8 @@ class Engine:
             if self.recovered:
                 log.warning("%d call(s) interrupted by a crash were recovered",
                             len(self.recovered))
+        if self.central is not None and self.store_path is not None:
+            self._start_central()
         self.worker = RecognitionWorker(self.transcriber_factory)
         loop = asyncio.get_running_loop()
 
@@ -258,6 +274,11 @@ class Engine:
         if self.tasks:
             await asyncio.wait(list(self.tasks.values()), timeout=10)
         self.line.stop()
+        if self.central is not None:
+            # The last call's outbox item is delivered now if the server is there; if not,
+            # it waits in the store for the next start.
+            self.central.kick()
+            await asyncio.to_thread(self.central.stop, 5.0)
         if self.worker is not None:
             await self.worker.stop()
         if self.spool is not None:
@@ -301,8 +322,22 @@ class Engine:
                             else "recognition: available again")
         self._emit(EngineEventKind.RECOGNITION, None, dict(self.recognition_health))
 
+    def _start_central(self) -> None:
+        """Start the central link (its own thread); rules it puts in force reach this
+        engine through :meth:`push_rules`, on this loop."""
+        assert self.central is not None
+        self.central.on_rules = lambda path: self.push_rules(path)
+        try:
+            self.central.start()
+        except Exception:  # the desk works fully offline: never a reason not to start
+            log.exception("the central link did not start; calls are kept for later")
+
     def _emit(self, kind: EngineEventKind, call_id: str | None = None,
               data: Any = None) -> None:
+        if self.central is not None and (
+                kind is EngineEventKind.ENDED or isinstance(data, AlertRaised)
+                or (isinstance(data, VerdictIssued) and data.cause is Cause.PROTECT)):
+            self.central.kick()  # deliver now: a person may be waiting for it
         if self.on_event is not None:
             try:
                 self.on_event(EngineEvent(kind, call_id, data))
@@ -320,7 +355,13 @@ class Engine:
             self._emit(EngineEventKind.DECLINED, call.call_id, why)
             return
         self._ringing[call.call_id] = call
-        self._emit(EngineEventKind.RINGING, call.call_id, {"remote": call.remote})
+        ringing: dict[str, Any] = {"remote": call.remote}
+        if self.central is not None:
+            # Known before the answer, from every desk's flagged calls (cached list).
+            repeat = self.central.callers.lookup(call.remote)
+            if repeat is not None:
+                ringing["repeat"] = {"flagged": repeat.flagged, "days": repeat.days}
+        self._emit(EngineEventKind.RINGING, call.call_id, ringing)
         if self.auto_answer:
             call.answer()
 

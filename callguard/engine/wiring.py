@@ -8,10 +8,12 @@ thread suits it (the GUI off its own thread, ``run`` in the foreground).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from callguard.asr.transcript import Transcriber
 from callguard.audio.devices import AudioDevice, SoundDevice
+from callguard.central.link import CentralLink
 from callguard.config import HeadsetSettings, Settings, resolve_model
 from callguard.engine.engine import Engine, EngineEvent
 from callguard.telephony.base import Call, Line
@@ -63,6 +65,21 @@ def headset_factory(headset: HeadsetSettings) -> Callable[[Call], AudioDevice]:
     return make
 
 
+def central_link(settings: Settings, store_path: Path) -> CentralLink:
+    """The desk's link to the central server from ``[central]``: the pinned certificate is
+    cached as ``central.pem`` beside the store, the published rules are written to
+    ``central-rules.toml`` there (prompt files are taken from the configured rules file's
+    folder)."""
+    from callguard.central.client import HttpCentral
+
+    central = replace(settings.central, cert_cache=settings.central.cert_cache
+                      or store_path.with_name("central.pem"))
+    return CentralLink(store_path, lambda: HttpCentral(central),
+                       rules_target=store_path.with_name("central-rules.toml"),
+                       rules_base=settings.rules_path.parent, audio=central.audio,
+                       poll_s=central.poll_s)
+
+
 def build_engine(settings: Settings, line: Line, *,
                  device_factory: Callable[[Call], AudioDevice] | None = None,
                  rules_path: Path | None = None, store_path: Path | None = None,
@@ -70,10 +87,17 @@ def build_engine(settings: Settings, line: Line, *,
                  on_event: Callable[[EngineEvent], None] | None = None,
                  transcriber: Callable[[], Transcriber] | None = None) -> Engine:
     """The call engine on ``line`` with the settings' rules, store, model and headset;
-    each keyword overrides its setting (``None``: the setting's)."""
+    each keyword overrides its setting (``None``: the setting's). With ``[central]`` the
+    engine gets its link to the server (:func:`central_link`), and the rules the server
+    published (kept beside the store) are the ones loaded, once there are any."""
+    store = store_path or settings.store_path
+    central = central_link(settings, store) if settings.central.enabled else None
+    rules = rules_path or settings.rules_path
+    if central is not None and rules_path is None and central.rules_target is not None \
+            and central.rules_target.is_file():
+        rules = central.rules_target
     return Engine(
-        line=line, rules_path=rules_path or settings.rules_path,
-        store_path=store_path or settings.store_path,
+        line=line, rules_path=rules, store_path=store, central=central,
         transcriber_factory=transcriber or transcriber_factory(settings),
         device_factory=device_factory or headset_factory(settings.headset),
         auto_answer=settings.sip.auto_answer if auto_answer is None else auto_answer,
