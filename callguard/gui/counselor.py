@@ -76,11 +76,11 @@ from callguard.engine.engine import EngineEvent
 from callguard.gui.bridge import EngineBridge, StoreClient
 from callguard.gui.desk import DeskSettings
 from callguard.gui.hotkey import GlobalHotkey
-from callguard.gui.i18n import plain, texts
+from callguard.gui.i18n import language, plain, texts
 from callguard.gui.minibar import PROTECT_STYLE, MiniBar
 from callguard.gui.rest import REST_S, RestDialog
 from callguard.telephony.base import CallEnd, CallState, LineState, LineStatus
-from callguard.text.spans import mark_spans
+from callguard.text.spans import mark_spans, merge_spans
 from callguard.vocabulary import (
     CallStatus,
     Cause,
@@ -102,6 +102,8 @@ log = logging.getLogger(__name__)
 
 TICK_MS = 100  # local refresh of the call time (10 Hz): smooth, and cheap
 HIGHLIGHT = "#ff8a8a"  # background of rule-hit spans in the transcript
+CRISIS_HIGHLIGHT = "#c5b3f0"  # crisis words: their own colour, never the slur red
+CRISIS = "crisis"  # the rules' category of crisis words (an alert, never a warning)
 # End reasons after which the counselor is offered a rest (callguard ended the call for
 # abuse). "duration_limit" is not abuse; a normal hangup is not either.
 ABUSE_ENDS = frozenset({EndReason.FINAL_NOTICE})
@@ -169,28 +171,72 @@ T = texts({
     "counselor.elapsed": ("통화 시간 {elapsed} / 한도 {limit}",
                           "Call time {elapsed} / limit {limit}"),
     "counselor.elapsed_nolimit": ("통화 시간 {elapsed}", "Call time {elapsed}"),
-    "counselor.next": ("다음 단계: {stage} ({strikes}/{needed})",
-                       "Next step: {stage} ({strikes}/{needed})"),
-    "counselor.next_none": ("다음 단계: 없음 (종료 단계)", "Next step: none (final stage)"),
+    # the stage line: what has been played and what the next detection does
+    "counselor.stage.played": ("경고 {given}/{total}회 안내됨", "Warnings played: {given} of "
+                               "{total}"),
+    "counselor.stage.next.notice": ("{when} 감지되면 주의로 기록",
+                                    "after {when}: marked as a notice"),
+    "counselor.stage.next.warn": ("{when} 감지되면 {n}차 경고 안내",
+                                  "after {when}: warning {n}"),
+    "counselor.stage.next.warn_only": ("{when} 감지되면 경고 안내", "after {when}: a warning"),
+    "counselor.stage.next.final": ("{when} 감지되면 종료 안내 후 통화 종료",
+                                   "after {when}: final notice, then the call ends"),
+    "counselor.stage.ending": ("종료 안내 중 · 곧 통화가 끊깁니다",
+                               "Final notice playing · the call will end"),
     "counselor.hits": ("감지된 폭언: {n}건", "Abusive utterances: {n}"),
-    "counselor.stage.notice": ("주의 안내", "Notice"),
-    "counselor.stage.warn": ("경고", "Warning"),
-    "counselor.stage.final": ("종료 안내", "Final notice"),
+    "counselor.crisis_hits": ("위기 발언: {n}건", "Crisis utterances: {n}"),
     "counselor.transcript": ("실시간 대화", "Live transcript"),
     "counselor.leg.caller": ("고객", "Caller"),
     "counselor.leg.counselor": ("상담사", "Counselor"),
     # what callguard is doing
-    "counselor.say.notice": ("주의: 폭언이 감지되었습니다", "Notice: abuse detected"),
-    "counselor.say.warn": ("⚠ 경고 안내를 고객에게 재생하고 있습니다",
-                           "⚠ Playing the warning to the caller"),
-    "counselor.say.warn_done": ("⚠ 경고 안내를 재생했습니다", "⚠ The warning was played"),
-    "counselor.say.final": ("⛔ 종료 안내를 재생하고 있습니다 — 곧 통화가 끊깁니다",
-                            "⛔ Playing the final notice — the call will end"),
+    "counselor.say.notice": ("주의: 폭언이 감지되었습니다 (기록만 하고 고객에게는 아무것도 "
+                             "재생하지 않습니다)",
+                             "Notice: abuse detected (recorded; nothing is played to the "
+                             "caller)"),
+    "counselor.say.warn1": ("{n}차 경고 안내를 고객에게 재생하고 있습니다",
+                            "Playing warning {n} to the caller"),
+    "counselor.say.warn_only": ("경고 안내를 고객에게 재생하고 있습니다 — 한 번 더 감지되면 "
+                                "종료 안내 후 통화가 끊깁니다",
+                                "Playing the warning to the caller — one more detection "
+                                "ends the call after the final notice"),
+    "counselor.say.warn_done_only": ("경고 안내를 재생했습니다", "The warning was played"),
+    "counselor.say.warn_last": ("마지막 경고({n}차) 안내를 고객에게 재생하고 있습니다 — "
+                                "한 번 더 감지되면 종료 안내 후 통화가 끊깁니다",
+                                "Playing the last warning ({n}) to the caller — one more "
+                                "detection ends the call after the final notice"),
+    "counselor.say.warn_done1": ("{n}차 경고 안내를 재생했습니다",
+                                 "Warning {n} was played"),
+    "counselor.say.warn_done_last": ("마지막 경고({n}차) 안내를 재생했습니다",
+                                     "The last warning ({n}) was played"),
+    "counselor.say.final": ("종료 안내를 재생하고 있습니다 — 곧 통화가 끊깁니다",
+                            "Playing the final notice — the call will end"),
     "counselor.say.duration_notice": ("통화 시간 안내를 재생하고 있습니다",
                                       "Playing the call time notice"),
-    "counselor.say.duration_final": ("⛔ 통화 시간 한도 — 종료 안내 후 통화가 끊깁니다",
-                                     "⛔ Call time limit — final notice, then the call ends"),
-    "counselor.say.alert": ("관리자에게 알림을 보냈습니다", "Your supervisor was alerted"),
+    "counselor.say.duration_final": ("통화 시간 한도 — 종료 안내 후 통화가 끊깁니다",
+                                     "Call time limit — final notice, then the call ends"),
+    "counselor.say.crisis": ("위기 신호: 자해·자살과 관련된 말이 감지되었습니다. 통화를 "
+                             "끊지 말고 위기 대응 절차를 따르세요.",
+                             "Crisis signal: words about self-harm or suicide were heard. "
+                             "Stay on the call and follow the crisis procedure."),
+    "counselor.crisis.nobody": ("자동으로 알림을 받은 사람은 없습니다 (중앙 서버가 연결되어 "
+                                "있지 않습니다). 지금 관리자에게 직접 알리세요. 급하면 "
+                                "112·119에 신고하고, 고객에게 자살예방 상담전화 109를 "
+                                "안내하세요.",
+                                "Nobody was alerted automatically (no central server is "
+                                "connected). Tell your supervisor yourself now. In an "
+                                "emergency call 112 or 119, and give the caller the suicide "
+                                "prevention line, 109."),
+    "counselor.crisis.central": ("중앙 서버로 위기 알림을 보냈습니다: 검토 화면을 열어 둔 "
+                                 "관리자에게 바로 뜹니다. 답이 없으면 관리자에게 직접 "
+                                 "알리세요. 급하면 112·119, 고객에게는 자살예방 상담전화 "
+                                 "109를 안내하세요.",
+                                 "A crisis alert went to the central server: supervisors "
+                                 "with the review open see it at once. If nobody answers, "
+                                 "tell your supervisor yourself. In an emergency call 112 or "
+                                 "119; give the caller the suicide prevention line, 109."),
+    "counselor.guarding": ("callguard 보호 중", "callguard is protecting this call"),
+    "counselor.guard_name": ("보호 상태", "Protection state"),
+    "counselor.crisis_name": ("위기 대응 안내", "Crisis guidance"),
     "counselor.say.protect": ("보호 요청됨: 종료 안내 후 통화를 끊습니다",
                               "Protection requested: final notice, then hang up"),
     "counselor.say.prompt_failed": ("안내 재생 실패: {detail}", "Prompt failed: {detail}"),
@@ -235,6 +281,7 @@ T = texts({
                         "kept aside and stored when the store is back: {problem}"),
     "counselor.tray.store": ("통화 저장소 오류", "Call store problem"),
     "counselor.tray.ringing": ("전화가 왔습니다", "Incoming call"),
+    "counselor.tray.crisis": ("위기 신호", "Crisis signal"),
     "counselor.tray.abuse": ("폭언으로 통화가 종료되었습니다. 잠시 쉬어 가세요.",
                              "The call was ended for abuse. Take a break."),
 })
@@ -248,9 +295,15 @@ _LINE_STYLE = {  # (text colour, background) per registration state
 }
 _SAY_STYLE = {  # prompt/status line: (text colour, background) per level
     "info": ("#263238", "#eceff1"),
-    "warn": ("#4e3400", "#ffd54f"),
+    "warn": ("#4e3400", "#ffd54f"),  # the first warning(s)
+    "warn_last": ("#ffffff", "#bf360c"),  # the last warning: the next detection ends the call
     "danger": ("#ffffff", "#c62828"),
+    "crisis": ("#ffffff", "#4527a0"),  # crisis: its own colour, not abuse's red
 }
+_GUARD_STYLE = ("QLabel { color:#ffffff; background:#1b5e20; border-radius:4px;"
+                " padding:2px 8px; font-weight:bold }")
+_CRISIS_STYLE = ("QLabel { color:#311b92; background:#ede7f6; border:2px solid #4527a0;"
+                 " border-radius:4px; font-weight:bold }")
 # SIP final answers to our INVITE, by status code, for the status line.
 _REFUSALS = {486: "far_busy", 600: "far_busy", 603: "far_declined", 480: "far_no_answer",
              408: "far_no_answer", 404: "far_not_found", 484: "far_not_found",
@@ -270,6 +323,37 @@ def setup_end_text(line: str, detail: str) -> str:
     return T("counselor.say.not_connected", detail=detail or line)
 
 
+_KO_COUNT = {1: "한 번", 2: "두 번", 3: "세 번", 4: "네 번"}
+_EN_COUNT = {1: "one", 2: "two", 3: "three", 4: "four"}
+
+
+def _when(n: int, more: bool) -> str:
+    """``n`` detections in words: "폭언이 한 번", "두 번 더" / "one detection", "two more
+    detections"."""
+    if language() == "ko":
+        count = _KO_COUNT.get(n, f"{n}번")
+        return f"{count} 더" if more else f"폭언이 {count}"
+    count = _EN_COUNT.get(n, str(n))
+    return f"{count}{' more' if more else ''} detection{'s' if n > 1 else ''}"
+
+
+def stage_line(next_kind: str | None, strikes: int, needed: int, given: int, total: int,
+               active: bool = True) -> str:
+    """The plain stage line: how many warnings have played and what the next detection
+    does, e.g. "경고 1/2회 안내됨 · 한 번 더 감지되면 2차 경고 안내"."""
+    if next_kind is None:
+        return T("counselor.stage.ending") if active else ""
+    parts = [T("counselor.stage.played", given=given, total=total)] if total else []
+    when = _when(max(1, needed - strikes), more=given > 0 or strikes > 0)
+    key = str(next_kind)
+    if key == "warn" and total <= 1:
+        key = "warn_only"
+    if key in ("notice", "warn", "warn_only", "final"):
+        parts.append(T(f"counselor.stage.next.{key}", when=when, n=given + 1))
+    line = " · ".join(parts)
+    return line[:1].upper() + line[1:] if language() == "en" else line
+
+
 def mmss(seconds: float) -> str:
     """``seconds`` (call time, ≥ 0) as ``mm:ss`` (``h:mm:ss`` from an hour), rounded down."""
     whole = max(0, int(seconds))
@@ -278,10 +362,23 @@ def mmss(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
-def marked_html(text: str, spans: list[tuple[int, int]]) -> str:
-    """``text`` as HTML with each span (character offsets, end exclusive) on a red ground."""
-    return mark_spans(text, spans, f'<span style="background-color:{HIGHLIGHT}; '
-                      'color:#000000; font-weight:bold">', "</span>", html.escape)
+def marked_html(text: str, spans: list[tuple[int, int]],
+                crisis: list[tuple[int, int]] = ()) -> str:
+    """``text`` as HTML with each span (character offsets, end exclusive) on a red ground,
+    and each ``crisis`` span (crisis words) on a lavender one."""
+    if not crisis:
+        return mark_spans(text, spans, f'<span style="background-color:{HIGHLIGHT}; '
+                          'color:#000000; font-weight:bold">', "</span>", html.escape)
+    marks = [(a, b, HIGHLIGHT) for a, b in merge_spans(spans, len(text))]
+    marks += [(a, b, CRISIS_HIGHLIGHT) for a, b in merge_spans(crisis, len(text))
+              if not any(a < y and x < b for x, y, _ in marks)]
+    out, pos = [], 0
+    for a, b, colour in sorted(marks):
+        out += [html.escape(text[pos:a]), f'<span style="background-color:{colour}; '
+                'color:#000000; font-weight:bold">', html.escape(text[a:b]), "</span>"]
+        pos = b
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
 
 
 @dataclass
@@ -293,6 +390,7 @@ class _Utterance:
     text: str
     spans: list[tuple[int, int]] = field(default_factory=list)
     provisional: bool = False  # an early look; the final transcript replaces it
+    crisis: list[tuple[int, int]] = field(default_factory=list)  # crisis words
 
 
 class CallTimeBar(QWidget):
@@ -403,6 +501,10 @@ class CounselorWindow(QMainWindow):
         self._next: str | None = None
         self._strikes = 0
         self._needed = 0
+        self._given = 0  # warnings played (the engine's count)
+        self._total = 0  # warnings the rules give before the final notice
+        self._warns = 0  # warning verdicts seen on this call (which banner to show)
+        self._crisis = False  # crisis words were heard on this call
         self._prompt_until: float | None = None  # call time the playing warning ends
         self._utterances: dict[tuple[str, float], _Utterance] = {}
         self._ticks = 0
@@ -553,8 +655,13 @@ class CounselorWindow(QMainWindow):
         self.remote_label.setFont(big)
         self.remote_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.direction_label = QLabel()
+        self.guard_label = QLabel(T("counselor.guarding"))
+        self.guard_label.setAccessibleName(T("counselor.guard_name"))
+        self.guard_label.setStyleSheet(_GUARD_STYLE)
+        self.guard_label.hide()
         head = QHBoxLayout()
         head.addWidget(self.state_label)
+        head.addWidget(self.guard_label)
         head.addStretch(1)
         head.addWidget(self.direction_label)
         head.addWidget(self.remote_label)
@@ -571,6 +678,13 @@ class CounselorWindow(QMainWindow):
         self.prompt_label.setMargin(6)
         self.prompt_label.setMinimumHeight(32)
         self.prompt_label.setAccessibleName(T("counselor.prompt_name"))
+        # Crisis: who was alerted and what to do; stays until the next call.
+        self.crisis_label = QLabel()
+        self.crisis_label.setWordWrap(True)
+        self.crisis_label.setMargin(6)
+        self.crisis_label.setStyleSheet(_CRISIS_STYLE)
+        self.crisis_label.setAccessibleName(T("counselor.crisis_name"))
+        self.crisis_label.hide()
         self.transcript = QTextBrowser()
         self.transcript.setOpenLinks(False)
         self.transcript.setPlaceholderText(T("counselor.transcript"))
@@ -599,6 +713,7 @@ class CounselorWindow(QMainWindow):
         right.addWidget(self.elapsed_bar)
         right.addLayout(stage_row)
         right.addWidget(self.prompt_label)
+        right.addWidget(self.crisis_label)
         right.addWidget(QLabel(T("counselor.transcript")))
         right.addWidget(self.transcript, 1)
         right.addWidget(self.protect_button)
@@ -821,7 +936,8 @@ class CounselorWindow(QMainWindow):
                    kind.ENDED: self._on_ended, kind.DECLINED: self._on_declined,
                    kind.CALL_STATUS: self._on_call_status, kind.TIMELINE: self._on_timeline,
                    kind.RULES: self._on_rules, kind.HEADSET: self._on_headset,
-                   kind.STORE: self._on_store}.get(ev.kind)
+                   kind.STORE: self._on_store,
+                   kind.RECOGNITION: None}.get(ev.kind)
         if handler is not None:
             handler(ev)
 
@@ -898,6 +1014,23 @@ class CounselorWindow(QMainWindow):
         self.store_label.show()
         self._alert(T("counselor.tray.store"), text)
 
+    def _on_recognition(self, ev: EngineEvent) -> None:
+        """The recogniser is down (its process crashed and restarts, or cannot start) or
+        back: shown in the red banner the headset uses; the call goes on, recorded."""
+        t = texts({"counselor.recognition": (
+            "음성 인식을 쓸 수 없습니다. 통화는 계속 녹음되고 시간 제한도 지켜지지만 발언은 "
+            "인식되지 않습니다: {problem}", "Recognition unavailable. The call is still "
+            "recorded and its time limits hold, but what is said is not recognised: {problem}"),
+            "counselor.tray.recognition": ("음성 인식 중단", "Recognition unavailable")})
+        if (ev.data or {}).get("ok"):
+            if self.headset_label.text() == getattr(self, "_recognition_text", None):
+                self.headset_label.hide()
+            return
+        self._recognition_text = t("counselor.recognition", problem=ev.data.get("problem"))
+        self.headset_label.setText(self._recognition_text)
+        self.headset_label.show()
+        self._alert(t("counselor.tray.recognition"), self._recognition_text)
+
     def _on_ended(self, ev: EngineEvent) -> None:
         if not self._mine(ev):
             return
@@ -939,6 +1072,7 @@ class CounselorWindow(QMainWindow):
         self._next = st.next
         self._strikes = st.strikes
         self._needed = st.needed
+        self._given, self._total = st.warnings_given, st.warnings
         if st.store_id is not None:
             self._store_id = st.store_id
         if self._mute_pending == 0 and st.muted != self.mute_button.isChecked():
@@ -963,6 +1097,16 @@ class CounselorWindow(QMainWindow):
             case PromptFailed() as failed:
                 self._say(T("counselor.say.prompt_failed", detail=failed.key), "danger")
 
+    def _warn_key(self, done: bool) -> tuple[str, str]:
+        """The banner of the warning now playing (or just played): its number, and whether
+        it is the last before the final notice (then in a deeper colour)."""
+        last = self._total > 0 and self._warns >= self._total
+        stem = "warn_done" if done else "warn"
+        if self._total <= 1:  # the only warning: no number, the warning's colour
+            return f"counselor.say.{stem}_only", "warn"
+        return (f"counselor.say.{stem}_last" if last else f"counselor.say.{stem}1",
+                "warn_last" if last else "warn")
+
     def _verdict(self, v: VerdictIssued) -> None:
         kind = v.kind
         if kind.hangup:
@@ -970,12 +1114,34 @@ class CounselorWindow(QMainWindow):
             self._prompt_until = None
             self._say(T(f"counselor.say.{kind}"), "danger")
         elif kind is VerdictKind.WARN:
-            self._say(T("counselor.say.warn"), "warn")
+            self._warns += 1
+            self._total = max(self._total, self._warns)  # before the next status says
+            key, level = self._warn_key(done=False)
+            self._say(T(key, n=self._warns), level)
+        elif kind is VerdictKind.ALERT:
+            self._on_crisis()
         elif self._prompt_until is None and not self._final:
             # A notice is only news when nothing more pressing is on the line.
             self._say(T(f"counselor.say.{kind}"),
                       "warn" if kind is VerdictKind.NOTICE else "info")
         self._refresh()
+
+    def _on_crisis(self) -> None:
+        """Crisis words: never a warning or a hangup. The counselor is told so in the
+        crisis colour, and who was alerted: with a central server, the supervisors
+        watching it; without one, nobody, and what to do instead."""
+        first = not self._crisis
+        self._crisis = True
+        if not self._final:
+            self._say(T("counselor.say.crisis"), "crisis")
+        central = getattr(self.bridge.engine, "central", None) is not None
+        self.crisis_label.setText(T("counselor.crisis.central" if central
+                                    else "counselor.crisis.nobody"))
+        self.crisis_label.show()
+        if first:
+            log.info("crisis words on %s (central server: %s)", self.call_id, central)
+            self._alert(T("counselor.tray.crisis"), T("counselor.say.crisis"))
+            QApplication.alert(self)
 
     # --- the transcript -------------------------------------------------------------------
 
@@ -983,8 +1149,9 @@ class CounselorWindow(QMainWindow):
         if not te.text.strip():
             return
         start = te.start_s
-        spans = [(h.start, h.end) for h in te.hits
-                 if te.leg is Leg.CALLER]  # only the caller's words count as abuse
+        caller = te.leg is Leg.CALLER  # only the caller's words count
+        spans = [(h.start, h.end) for h in te.hits if caller and h.category != CRISIS]
+        crisis = [(h.start, h.end) for h in te.hits if caller and h.category == CRISIS]
         key = (te.leg, round(start, 1))
         if not te.early:
             # The final transcript of an utterance replaces its early look: same leg, and
@@ -993,10 +1160,16 @@ class CounselorWindow(QMainWindow):
                 if u.provisional and u.leg == te.leg and abs(u.start - start) < 0.5:
                     del self._utterances[k]
         self._utterances[key] = _Utterance(te.leg, start, te.text.strip(), spans,
-                                           provisional=te.early)
+                                           provisional=te.early, crisis=crisis)
         self._render_transcript()
-        self.hits_label.setText(T("counselor.hits", n=sum(
-            1 for u in self._utterances.values() if u.spans)))
+        self._show_hits()
+
+    def _show_hits(self) -> None:
+        abuse = sum(1 for u in self._utterances.values() if u.spans)
+        crisis = sum(1 for u in self._utterances.values() if u.crisis)
+        parts = ([T("counselor.hits", n=abuse)] if abuse else []) + (
+            [T("counselor.crisis_hits", n=crisis)] if crisis else [])
+        self.hits_label.setText(" · ".join(parts))
 
     def _render_transcript(self) -> None:
         bar = self.transcript.verticalScrollBar()
@@ -1006,7 +1179,7 @@ class CounselorWindow(QMainWindow):
             caller = u.leg is Leg.CALLER
             who = T("counselor.leg.caller" if caller else "counselor.leg.counselor")
             colour = "#b71c1c" if caller else "#0d47a1"  # ≥ 4.5:1 on white (tested)
-            body = marked_html(u.text, u.spans)
+            body = marked_html(u.text, u.spans, u.crisis)
             if u.provisional:
                 body = f'<span style="color:#757575"><i>{body} …</i></span>'
             lines.append(f'<p style="margin:3px 0"><span style="color:#546e7a">'
@@ -1020,9 +1193,10 @@ class CounselorWindow(QMainWindow):
         """The transcript as shown (plain text, one utterance a line)."""
         return self.transcript.toPlainText()
 
-    def highlighted_texts(self) -> list[str]:
-        """The fragments of the shown transcript on the rule-hit background, in order."""
-        want = QColor(HIGHLIGHT).name()
+    def highlighted_texts(self, colour: str = HIGHLIGHT) -> list[str]:
+        """The fragments of the shown transcript on the rule-hit background (or
+        ``colour``: :data:`CRISIS_HIGHLIGHT` for crisis words), in order."""
+        want = QColor(colour).name()
         found: list[str] = []
         block = self.transcript.document().begin()
         while block.isValid():
@@ -1062,8 +1236,9 @@ class CounselorWindow(QMainWindow):
             self._show_time()
             if self._prompt_until is not None and self.elapsed_s() >= self._prompt_until:
                 self._prompt_until = None
-                if not self._final and not self._protected:
-                    self._say(T("counselor.say.warn_done"), "warn")
+                if not self._final and not self._protected and not self._crisis:
+                    key, level = self._warn_key(done=True)
+                    self._say(T(key, n=self._warns), level)
 
     def _show_time(self) -> None:
         now = self.elapsed_s()
@@ -1080,13 +1255,13 @@ class CounselorWindow(QMainWindow):
         self._update_mini_bar()
 
     def _stage_text(self) -> None:
-        if self.call_state != "active" and self._next is None:
-            self.stage_label.setText("")
-        elif self._next is None:
-            self.stage_label.setText(T("counselor.next_none"))
+        if self.call_state != "active" or (self._next is None and not self._final):
+            self.stage_label.setText("")  # no call, or no status from the engine yet
+        elif self._next is None or self._final:
+            self.stage_label.setText(T("counselor.stage.ending"))
         else:
-            self.stage_label.setText(T("counselor.next", stage=T(f"counselor.stage.{self._next}"),
-                                       strikes=self._strikes, needed=self._needed))
+            self.stage_label.setText(stage_line(self._next, self._strikes, self._needed,
+                                                self._given, self._total))
 
     def _show_line(self, status: LineStatus) -> None:
         self._line = status
@@ -1128,6 +1303,9 @@ class CounselorWindow(QMainWindow):
         self._frozen_s = None
         self._limit_s = self._notice_s = None
         self._next, self._strikes, self._needed = None, 0, 0
+        self._given = self._total = self._warns = 0
+        self._crisis = False
+        self.crisis_label.hide()
         self._prompt_until = None
         self._utterances.clear()
         self.transcript.clear()
@@ -1169,6 +1347,7 @@ class CounselorWindow(QMainWindow):
         self.mute_button.setEnabled(active)
         self.protect_button.setEnabled(active and not self._protected and not self._final)
         self.state_label.setText(T(f"counselor.state.{s}"))
+        self.guard_label.setVisible(active)
         self.state_label.setStyleSheet("QLabel { color:#c62828 }" if ringing else "")
         self.remote_label.setText(self._remote if not idle else "")
         self.direction_label.setText(T(f"counselor.dir.{self._direction}")

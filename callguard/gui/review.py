@@ -127,7 +127,15 @@ from callguard.store import (
 )
 from callguard.store.records import HitRecord, UtteranceRecord
 from callguard.text.spans import mark_spans
-from callguard.vocabulary import ActionKind, Direction, Leg, Role, Stage, VerdictKind
+from callguard.vocabulary import (
+    ActionKind,
+    Direction,
+    Leg,
+    ReviewVerdict,
+    Role,
+    Stage,
+    VerdictKind,
+)
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +214,7 @@ T = texts({
     "review.verdict": ("검토 결과", "Verdict"),
     "review.verdict.abuse_confirmed": ("폭언 확인", "Abuse confirmed"),
     "review.verdict.wrongful_cutoff": ("부당한 종료", "Wrongful cut-off"),
+    "review.verdict.crisis_response": ("위기 대응", "Crisis response"),
     "review.verdict.note": ("메모", "Note"),
     "review.verdict.placeholder": ("메모 ('메모'를 고르면 필수)",
                                    "Note (required for 'Note')"),
@@ -880,7 +889,8 @@ class ReviewWindow(QWidget):
         self.transcript.setPalette(pal)
 
         self.verdict_box = _combo([(T(f"review.verdict.{v}"), v) for v in (
-            "abuse_confirmed", "wrongful_cutoff", "note")], any_item=False)
+            ReviewVerdict.ABUSE_CONFIRMED, ReviewVerdict.WRONGFUL_CUTOFF,
+            ReviewVerdict.CRISIS_RESPONSE, ReviewVerdict.NOTE)], any_item=False)
         self.note_edit = QPlainTextEdit()
         self.note_edit.setPlaceholderText(T("review.verdict.placeholder"))
         self.note_edit.setFixedHeight(60)

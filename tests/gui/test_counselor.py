@@ -194,7 +194,8 @@ def test_a_rule_hit_is_highlighted_live(qtbot, stepped):
     assert window.stage_label.text() == ""
     ring_and_answer(qtbot, stepped, window, abusive_call_audio())
     stepped.advance(1.0)  # the first status, at 0.98 s
-    qtbot.waitUntil(lambda: window.stage_label.text() == "다음 단계: 경고 (0/1)", timeout=3000)
+    qtbot.waitUntil(lambda: window.stage_label.text() ==
+                    "경고 0/1회 안내됨 · 폭언이 한 번 감지되면 경고 안내", timeout=3000)
     assert window.highlighted_texts() == []
     stepped.advance(0.9)  # the first burst (0.3-1.5 s) is heard at 1.88 s, and warned
     qtbot.waitUntil(lambda: "새끼" in window.highlighted_texts(), timeout=3000)
@@ -204,7 +205,8 @@ def test_a_rule_hit_is_highlighted_live(qtbot, stepped):
     qtbot.waitUntil(lambda: "경고 안내" in window.prompt_label.text(), timeout=3000)
     # The warning was given: the next hit leads to the final notice (status at 1.98 s).
     stepped.advance(0.1)
-    qtbot.waitUntil(lambda: window.stage_label.text() == "다음 단계: 종료 안내 (0/1)",
+    qtbot.waitUntil(lambda: window.stage_label.text() ==
+                    "경고 1/1회 안내됨 · 한 번 더 감지되면 종료 안내 후 통화 종료",
                     timeout=3000)
     assert window.hits_label.text() == "감지된 폭언: 1건"
     assert window.call_state == "active"
@@ -443,7 +445,8 @@ def test_english_texts(qtbot, stepped):
     live.advance(1.0)  # the first status: the limit and the next step
     qtbot.waitUntil(lambda: window.elapsed_label.text().startswith("Call time 00:0")
                     and window.elapsed_label.text().endswith(" / limit 10:00"), timeout=3000)
-    qtbot.waitUntil(lambda: window.stage_label.text() == "Next step: Warning (0/1)",
+    qtbot.waitUntil(lambda: window.stage_label.text() ==
+                    "Warnings played: 0 of 1 · after one detection: a warning",
                     timeout=3000)
     qtbot.mouseClick(window.protect_button, CLICK)
     live.advance(1.52)
@@ -463,7 +466,8 @@ def test_the_screenshot_state(qtbot, live):
     assert window.highlighted_texts() == ["새끼"]
     assert window.remote_label.text() == NUMBER
     assert "경고 안내" in window.prompt_label.text()
-    assert window.stage_label.text() == "다음 단계: 종료 안내 (0/1)"
+    assert window.stage_label.text() == (
+        "경고 1/1회 안내됨 · 한 번 더 감지되면 종료 안내 후 통화 종료")
     assert window.elapsed_s() >= 42.0
 
 
