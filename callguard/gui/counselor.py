@@ -937,7 +937,7 @@ class CounselorWindow(QMainWindow):
                    kind.CALL_STATUS: self._on_call_status, kind.TIMELINE: self._on_timeline,
                    kind.RULES: self._on_rules, kind.HEADSET: self._on_headset,
                    kind.STORE: self._on_store,
-                   kind.RECOGNITION: None}.get(ev.kind)
+                   kind.RECOGNITION: self._on_recognition}.get(ev.kind)
         if handler is not None:
             handler(ev)
 

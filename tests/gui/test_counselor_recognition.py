@@ -1,0 +1,48 @@
+"""The counselor's window when recognition goes down mid-call (issue 13): the real engine on
+the in-memory line with its recogniser in a child process (a tone recogniser there); the
+child is killed during the call, and the window shows it in the red banner at once (the call
+goes on, recorded), and takes the banner away when a new recogniser is ready."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from fakerig import FakeRig
+
+from callguard.asr.process import child_factory, tone_spec
+from callguard.gui import i18n
+from callguard.gui.bridge import EngineBridge
+from callguard.gui.counselor import CounselorWindow
+
+
+@pytest.fixture
+def rig(tmp_path):
+    rig = FakeRig(tmp_path, auto_answer=True)
+    rig.engine.transcriber_factory = child_factory(tone_spec({1000.0: "이 새끼야"}))
+    rig.engine.start()
+    yield rig
+    rig.stop()
+
+
+def test_a_killed_recogniser_is_shown_in_the_banner_and_cleared_when_back(qtbot, rig):
+    before = i18n.language()
+    i18n.set_language("en")
+    try:
+        window = CounselorWindow(EngineBridge(rig.engine), None, counselor="kim")
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        rig.line.ring("010-1234-5678")
+        qtbot.waitUntil(lambda: window.call_state == "active", timeout=10000)
+        assert not window.headset_label.isVisible()
+        os.kill(rig.engine.worker.transcriber.pid, signal.SIGKILL)
+        qtbot.waitUntil(window.headset_label.isVisible, timeout=5000)
+        text = window.headset_label.text()
+        assert "Recognition unavailable" in text and "SIGKILL" in text, text
+        assert window.call_state == "active"  # the call goes on
+        qtbot.waitUntil(lambda: not window.headset_label.isVisible(), timeout=15000)
+        assert ("Recognition unavailable", text) in window.notices
+    finally:
+        i18n.set_language(before)
