@@ -346,3 +346,34 @@ def test_damaged_in_dialog_requests_never_end_or_redirect_the_call(answered, r, 
     assert (call.rtp.outIP, call.rtp.outPort) == media
     assert list(h.phone.calls.values()) == [call]
     assert all(t.is_alive() for t in call.rtp._threads)
+
+
+@pytest.mark.parametrize("value", ["²", "¹²", "-1", "60"])
+def test_a_registrars_odd_expires_still_registers_the_line(value: str):
+    """Found by fuzzing the numbers: a 200 to REGISTER whose Expires (or Contact expires=)
+    was "²" raised ValueError after the pending registration had been cancelled, and the
+    receive loop swallowed it: the line stayed REGISTERING, with no retry, for good. The real
+    SIP client and its receive loop, against a registrar socket on 127.0.0.1."""
+    from callguard.telephony.base import LineState
+
+    registrar = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    registrar.bind((HOST, 0))
+    registrar.settimeout(5)
+    phone = FixedPhone(HOST, registrar.getsockname()[1], "agent", "pw", HOST, sipPort=0,
+                       rtpPortLow=43000, rtpPortHigh=43998)
+    try:
+        phone.start()
+        data, src = registrar.recvfrom(65535)
+        text = sipmsg.normalize(data).decode()
+        assert text.startswith("REGISTER ")
+        registrar.sendto(sipmsg.build_response(
+            text, 200, "OK", "reg", "fuzz",
+            f"Contact: <sip:agent@{HOST}:{src[1]}>;expires={value}\r\nExpires: {value}\r\n"
+        ).encode(), src)
+        deadline = time.monotonic() + 3
+        while phone.sip.status.state is not LineState.REGISTERED:
+            assert time.monotonic() < deadline, phone.sip.status
+            time.sleep(0.02)
+    finally:
+        phone.stop()
+        registrar.close()

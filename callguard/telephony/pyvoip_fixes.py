@@ -492,11 +492,12 @@ class FixedSIPClient(SIP.SIPClient):
             self._reg_failures = 0
             expires = self.default_expires
             for v in sipmsg.header_values(text, "Expires"):
-                if v.isdigit():
+                if sipmsg.is_number(v):  # not isdigit: "²" passed it and int() raised
                     expires = int(v)
             for v in sipmsg.header_values(text, "Contact"):
                 for part in v.split(";"):
-                    if part.strip().startswith("expires=") and part.split("=")[1].isdigit():
+                    if part.strip().startswith("expires=") and sipmsg.is_number(
+                            part.split("=")[1]):
                         expires = int(part.split("=")[1])
             self._set_status(LineStatus(LineState.REGISTERED, f"{self.server}:{self.port}"))
             gen = self._reg_timer_gen
