@@ -57,6 +57,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QApplication,
+    QCheckBox,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -241,6 +242,16 @@ T = texts({
                               "Protection requested: final notice, then hang up"),
     "counselor.say.prompt_failed": ("안내 재생 실패: {detail}", "Prompt failed: {detail}"),
     "counselor.say.ended": ("통화가 종료되었습니다", "The call ended"),
+    "counselor.say.ended_crisis": ("위기 통화가 끝났습니다. 관리자에게 알렸는지 확인하세요.",
+                                   "The crisis call is over. Make sure your supervisor knows."),
+    "counselor.rest": ("휴식(&R)", "&Rest"),
+    "counselor.rest_hint": ("지금 휴식을 시작합니다 (누구의 승인도 필요 없습니다)",
+                            "Start a rest now (nobody needs to approve it)"),
+    "counselor.folded": ("대화 내용을 접어 두었습니다 ({what}). 필요하면 펼쳐 보세요.",
+                         "The transcript is folded away ({what}). Unfold it if you need it."),
+    "counselor.unfold": ("대화 펼치기(&T)", "Unfold &transcript"),
+    "counselor.fold": ("대화 접기(&T)", "Fold &transcript"),
+    "counselor.mask": ("욕설 가리기(&K)", "Mas&k slurs"),
     "counselor.say.ended_abuse": ("폭언으로 통화가 종료되었습니다", "The call was ended for abuse"),
     "counselor.say.ended_limit": ("통화 시간 한도로 통화가 종료되었습니다",
                                   "The call reached its time limit and ended"),
@@ -381,6 +392,20 @@ def marked_html(text: str, spans: list[tuple[int, int]],
     return "".join(out)
 
 
+MASK = "•"  # in every font callguard's windows use
+
+
+def masked(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each hit span's characters replaced by :data:`MASK` (same length, so
+    the spans still fit; spaces inside a span are kept)."""
+    chars = list(text)
+    for a, b in spans:
+        for i in range(max(0, a), min(len(chars), b)):
+            if not chars[i].isspace():
+                chars[i] = MASK
+    return "".join(chars)
+
+
 @dataclass
 class _Utterance:
     """One line of the transcript. ``t``/``start``: call time in seconds."""
@@ -505,6 +530,8 @@ class CounselorWindow(QMainWindow):
         self._total = 0  # warnings the rules give before the final notice
         self._warns = 0  # warning verdicts seen on this call (which banner to show)
         self._crisis = False  # crisis words were heard on this call
+        self._flagged = False  # abuse detected or Protect pressed: rest offered at the end
+        self._collapsed = False  # the transcript is folded away (after an incident)
         self._prompt_until: float | None = None  # call time the playing warning ends
         self._utterances: dict[tuple[str, float], _Utterance] = {}
         self._ticks = 0
@@ -627,6 +654,11 @@ class CounselorWindow(QMainWindow):
             shortcut.activated.connect(b.click)  # nothing when the button is disabled
             self.shortcuts[key] = shortcut
         self.call_button.setAccessibleName(plain(T("counselor.call")))
+        self.rest_button = QPushButton(T("counselor.rest"))
+        self.rest_button.setMinimumHeight(36)
+        self.rest_button.setAccessibleName(plain(T("counselor.rest")))
+        self.rest_button.setToolTip(T("counselor.rest_hint"))
+        self.rest_button.clicked.connect(self.rest_now)
         self.answer_button.clicked.connect(self.answer)
         self.decline_button.clicked.connect(self.decline)
         self.hangup_button.clicked.connect(self.hangup)
@@ -637,7 +669,8 @@ class CounselorWindow(QMainWindow):
         c.addWidget(self.decline_button, 0, 1)
         c.addWidget(self.hangup_button, 1, 0)
         c.addWidget(self.mute_button, 1, 1)
-        c.addWidget(self.keys_label, 2, 0, 1, 2)
+        c.addWidget(self.rest_button, 2, 0, 1, 2)
+        c.addWidget(self.keys_label, 3, 0, 1, 2)
 
         left = QVBoxLayout()
         left.addWidget(pad)
@@ -689,6 +722,13 @@ class CounselorWindow(QMainWindow):
         self.transcript.setOpenLinks(False)
         self.transcript.setPlaceholderText(T("counselor.transcript"))
         self.transcript.setAccessibleName(T("counselor.transcript_name"))
+        self.fold_button = QPushButton(T("counselor.unfold"))
+        self.fold_button.setAccessibleName(plain(T("counselor.unfold")))
+        self.fold_button.clicked.connect(self.toggle_transcript)
+        self.fold_button.hide()
+        self.mask_box = QCheckBox(T("counselor.mask"))
+        self.mask_box.setAccessibleName(plain(T("counselor.mask")))
+        self.mask_box.toggled.connect(lambda _on: self._render_transcript())
         tf = QFont(self.transcript.font())
         tf.setPointSizeF(tf.pointSizeF() * 1.2)  # read at a glance, mid-call
         self.transcript.setFont(tf)
@@ -714,7 +754,12 @@ class CounselorWindow(QMainWindow):
         right.addLayout(stage_row)
         right.addWidget(self.prompt_label)
         right.addWidget(self.crisis_label)
-        right.addWidget(QLabel(T("counselor.transcript")))
+        transcript_head = QHBoxLayout()
+        transcript_head.addWidget(QLabel(T("counselor.transcript")))
+        transcript_head.addStretch(1)
+        transcript_head.addWidget(self.mask_box)
+        transcript_head.addWidget(self.fold_button)
+        right.addLayout(transcript_head)
         right.addWidget(self.transcript, 1)
         right.addWidget(self.protect_button)
         right.addWidget(self.protect_hint)
@@ -889,6 +934,7 @@ class CounselorWindow(QMainWindow):
         if self.call_state != "active" or self._protected:
             return
         self._protected = True
+        self._flagged = True
         log.info("counselor pressed protect on %s", self.call_id)
         self._say(T("counselor.say.protect"), "danger")
         self._refresh()
@@ -1046,6 +1092,15 @@ class CounselorWindow(QMainWindow):
         if was == "active":
             self._frozen_s = self.elapsed_s()
         self._set_state("idle")
+        sid = store_id if isinstance(store_id, int) else None
+        if was == "active":
+            self.headset_label.hide()  # that call's headset: stale now
+            if abuse or self._flagged or self._crisis:
+                # An incident: the transcript folds away (one click from view again), and
+                # a rest is offered whoever ended the call.
+                self._collapsed = True
+                self._render_transcript()
+                self._update_transcript_controls()
         if was == "ringing":
             self._say(T("counselor.say.declined" if line == str(CallEnd.DECLINED)
                         else "counselor.say.missed"), "info")
@@ -1054,11 +1109,14 @@ class CounselorWindow(QMainWindow):
         elif abuse:
             self._say(T("counselor.say.ended_abuse"), "danger")
             self._alert(T("counselor.say.ended_abuse"), T("counselor.tray.abuse"))
-            self.offer_rest(store_id if isinstance(store_id, int) else None)
+        elif self._crisis:
+            self._say(T("counselor.say.ended_crisis"), "crisis")
         elif reason == EndReason.DURATION_LIMIT:
             self._say(T("counselor.say.ended_limit"), "info")
         else:
             self._say(T("counselor.say.ended"), "info")
+        if was == "active" and (abuse or self._flagged or self._crisis):
+            self.offer_rest(sid, "crisis" if self._crisis else "abuse" if abuse else "flagged")
 
     def _on_call_status(self, ev: EngineEvent) -> None:
         if not self._mine(ev) or self.call_state != "active":
@@ -1109,6 +1167,8 @@ class CounselorWindow(QMainWindow):
 
     def _verdict(self, v: VerdictIssued) -> None:
         kind = v.kind
+        if kind.flags:
+            self._flagged = True
         if kind.hangup:
             self._final = True
             self._prompt_until = None
@@ -1174,20 +1234,45 @@ class CounselorWindow(QMainWindow):
     def _render_transcript(self) -> None:
         bar = self.transcript.verticalScrollBar()
         at_end = bar.value() >= bar.maximum() - 4
+        if self._collapsed:
+            abuse = sum(1 for u in self._utterances.values() if u.spans)
+            crisis = sum(1 for u in self._utterances.values() if u.crisis)
+            what = " · ".join(([T("counselor.hits", n=abuse)] if abuse else [])
+                              + ([T("counselor.crisis_hits", n=crisis)] if crisis else []))
+            self.transcript.setHtml('<p style="color:#37474f">'
+                                    + html.escape(T("counselor.folded", what=what or "-"))
+                                    + "</p>")
+            return
+        mask = self.mask_box.isChecked()
         lines = []
         for u in sorted(self._utterances.values(), key=lambda u: (u.start, u.leg)):
             caller = u.leg is Leg.CALLER
             who = T("counselor.leg.caller" if caller else "counselor.leg.counselor")
             colour = "#b71c1c" if caller else "#0d47a1"  # ≥ 4.5:1 on white (tested)
-            body = marked_html(u.text, u.spans, u.crisis)
+            text = masked(u.text, u.spans) if mask else u.text
+            body = marked_html(text, u.spans, u.crisis)
             if u.provisional:
                 body = f'<span style="color:#757575"><i>{body} …</i></span>'
+            # "고객: 이 새끼야", with the colon: "고객 이 새끼야" reads as "고객이 새끼야".
             lines.append(f'<p style="margin:3px 0"><span style="color:#546e7a">'
-                         f'[{mmss(u.start)}]</span> <b style="color:{colour}">{who}</b> '
+                         f'[{mmss(u.start)}]</span> <b style="color:{colour}">{who}:</b> '
                          f'{body}</p>')
         self.transcript.setHtml("".join(lines))
         if at_end:
             bar.setValue(bar.maximum())
+
+    @Slot()
+    def toggle_transcript(self) -> None:
+        """Unfold (or fold again) the transcript of the call that just ended."""
+        self._collapsed = not self._collapsed
+        self._render_transcript()
+        self._update_transcript_controls()
+
+    def _update_transcript_controls(self) -> None:
+        incident = self.call_state == "idle" and (self._flagged or self._crisis) \
+            and bool(self._utterances)
+        self.fold_button.setVisible(incident)
+        self.fold_button.setText(T("counselor.unfold" if self._collapsed else "counselor.fold"))
 
     def transcript_text(self) -> str:
         """The transcript as shown (plain text, one utterance a line)."""
@@ -1241,6 +1326,10 @@ class CounselorWindow(QMainWindow):
                     self._say(T(key, n=self._warns), level)
 
     def _show_time(self) -> None:
+        if self.call_state == "idle" and self._frozen_s is None:
+            self.elapsed_label.setText("")
+            self.elapsed_bar.set_time(0.0, None, None)
+            return
         now = self.elapsed_s()
         self._shown_s = now if self.call_state == "active" else self._shown_s
         if self._limit_s:
@@ -1304,8 +1393,9 @@ class CounselorWindow(QMainWindow):
         self._limit_s = self._notice_s = None
         self._next, self._strikes, self._needed = None, 0, 0
         self._given = self._total = self._warns = 0
-        self._crisis = False
+        self._crisis = self._flagged = self._collapsed = False
         self.crisis_label.hide()
+        self._update_transcript_controls()
         self._prompt_until = None
         self._utterances.clear()
         self.transcript.clear()
@@ -1346,6 +1436,8 @@ class CounselorWindow(QMainWindow):
         self.hangup_button.setEnabled(active or (s == "dialing" and self.call_id is not None))
         self.mute_button.setEnabled(active)
         self.protect_button.setEnabled(active and not self._protected and not self._final)
+        self.rest_button.setEnabled(idle and not self._resting and not (
+            self.rest_dialog is not None and self.rest_dialog.isVisible()))
         self.state_label.setText(T(f"counselor.state.{s}"))
         self.guard_label.setVisible(active)
         self.state_label.setStyleSheet("QLabel { color:#c62828 }" if ringing else "")
@@ -1359,19 +1451,41 @@ class CounselorWindow(QMainWindow):
 
     # --- rest -----------------------------------------------------------------------------
 
-    def offer_rest(self, store_id: int | None = None) -> RestDialog:
-        """Offer a rest after a call ended for abuse (``store_id``: that call's id in the
-        store, for the audit log). A rest already on screen is kept, not doubled."""
+    def offer_rest(self, store_id: int | None = None, reason: str = "abuse") -> RestDialog:
+        """Offer a rest (``store_id``: the call that led to it, for the audit log;
+        ``reason``: ``abuse``, ``crisis``, ``flagged`` or ``manual``). A rest already on
+        screen is kept, not doubled. Deciding (start or skip) clears what the incident
+        left on screen."""
         if self.rest_dialog is not None and self.rest_dialog.isVisible():
             return self.rest_dialog
         dialog = RestDialog(self.store, self.counselor, store_id, self.rest_s,
-                            self.notify_default, self)
+                            self.notify_default, self, reason)
         dialog.panel.started.connect(lambda _s: self._set_resting(True))
         dialog.panel.finished.connect(lambda _s: self._set_resting(False))
+        dialog.panel.decided.connect(lambda _n: self.clear_incident())
+        dialog.finished.connect(lambda _r: self._refresh())
         self.rest_dialog = dialog
         dialog.show()
         dialog.raise_()
+        self._refresh()
         return dialog
+
+    @Slot()
+    def rest_now(self) -> None:
+        """The rest button: a rest whenever the counselor wants one (not during a call)."""
+        if self.call_state == "idle":
+            self.offer_rest(None, "manual")
+
+    def clear_incident(self) -> None:
+        """Take down what the last call left on screen: its banner, the crisis box, the
+        headset notice and the stopped call time. The folded transcript stays folded."""
+        if self.call_state != "idle":
+            return
+        self._say("", "info")
+        self.crisis_label.hide()
+        self.headset_label.hide()
+        self._frozen_s = None
+        self._refresh()
 
     def _set_resting(self, resting: bool) -> None:
         """The rest started (``True``) or ended: the engine declines inbound calls (486)

@@ -1,4 +1,5 @@
-"""The rest offered to a counselor after a call that callguard ended for abuse.
+"""The rest offered to a counselor after a call that callguard ended for abuse, after any
+flagged or crisis call, and whenever the counselor asks for one (the rest button).
 
 Korean law asks the employer to let a counselor rest after an abusive call; callguard makes
 that a single click that needs nobody's approval. :class:`RestPanel` holds the offer and the
@@ -46,12 +47,24 @@ T = texts({
                    "휴식은 누구의 승인도 없이 바로 시작할 수 있습니다.",
                    "An abusive call was ended. Take a break.\n"
                    "You can start it right away; nobody needs to approve it."),
+    "rest.intro.crisis": ("위기 통화가 끝났습니다. 무거운 통화였습니다. 잠시 쉬어 가세요.\n"
+                          "휴식은 누구의 승인도 없이 바로 시작할 수 있습니다.",
+                          "A crisis call is over. It was a heavy call: take a break.\n"
+                          "You can start it right away; nobody needs to approve it."),
+    "rest.intro.flagged": ("문제가 감지된 통화가 끝났습니다. 잠시 쉬어 가세요.\n"
+                           "휴식은 누구의 승인도 없이 바로 시작할 수 있습니다.",
+                           "A call with abuse detected is over. Take a break.\n"
+                           "You can start it right away; nobody needs to approve it."),
+    "rest.intro.manual": ("쉬어야 할 때는 언제든 쉴 수 있습니다.\n"
+                          "휴식은 누구의 승인도 없이 바로 시작할 수 있습니다.",
+                          "You may rest whenever you need to.\n"
+                          "You can start it right away; nobody needs to approve it."),
     "rest.offer": ("휴식 시간: {time}", "Rest: {time}"),
     "rest.left": ("남은 휴식 시간: {time}", "Rest left: {time}"),
-    "rest.start": ("휴식 시작", "Start rest"),
-    "rest.skip": ("건너뛰기", "Skip"),
-    "rest.end": ("휴식 끝내기", "End rest"),
-    "rest.notify": ("관리자에게 알리기", "Notify supervisor"),
+    "rest.start": ("휴식 시작(&S)", "&Start rest"),
+    "rest.skip": ("건너뛰기(&K)", "S&kip"),
+    "rest.end": ("휴식 끝내기(&E)", "&End rest"),
+    "rest.notify": ("관리자에게 알리기(&N)", "&Notify supervisor"),
     "rest.over": ("휴식이 끝났습니다.", "Your rest is over."),
 })
 
@@ -76,13 +89,16 @@ class RestPanel(QWidget):
     decided = Signal(bool)
 
     def __init__(self, rest_s: float = REST_S, notify_default: bool = True,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, reason: str = "abuse") -> None:
         super().__init__(parent)
         self.rest_s = float(rest_s)
         self.state = "offered"  # offered | resting | done | skipped
         self._began: float | None = None  # time.monotonic() at "Start rest"
 
-        self.intro = QLabel(T("rest.intro"))
+        # Why the rest is offered: "abuse" (callguard ended the call), "crisis", "flagged"
+        # (abuse was detected; the call ended otherwise) or "manual" (the rest button).
+        self.reason = reason
+        self.intro = QLabel(T("rest.intro" if reason == "abuse" else f"rest.intro.{reason}"))
         self.intro.setWordWrap(True)
         self.countdown = QLabel(T("rest.offer", time=clock(self.rest_s)))
         big = QFont(self.countdown.font())
@@ -175,7 +191,8 @@ class RestDialog(QDialog):
 
     def __init__(self, store: StoreClient | None = None, counselor: str = "",
                  call_id: int | None = None, rest_s: float = REST_S,
-                 notify_default: bool = True, parent: QWidget | None = None) -> None:
+                 notify_default: bool = True, parent: QWidget | None = None,
+                 reason: str = "abuse") -> None:
         super().__init__(parent)
         self.store = store
         self.counselor = counselor
@@ -185,7 +202,7 @@ class RestDialog(QDialog):
         self.setWindowTitle(T("rest.title"))
         self.setModal(False)  # the counselor's window must stay usable
         self.setMinimumWidth(380)
-        self.panel = RestPanel(rest_s, notify_default, self)
+        self.panel = RestPanel(rest_s, notify_default, self, reason)
         layout = QVBoxLayout(self)
         layout.addWidget(self.panel)
         self.panel.decided.connect(self._decided)

@@ -346,13 +346,18 @@ def test_the_engine_decides_whether_a_call_was_protected(qtbot, live):
             "protected": protected}))
         assert window.call_state == "idle"
 
+    # The demo call had a warning: a flagged call, so a rest is offered however it ended;
+    # only a protect press or the final notice makes it one that callguard ended for abuse.
     end("duration_limit", False, 1)
-    assert window.rest_dialog is None
+    assert window.rest_dialog.panel.reason == "flagged" and window.rest_dialog.call_id == 1
     assert window.prompt_label.text() == "통화 시간 한도로 통화가 종료되었습니다"
+    window.rest_dialog.close()
     end("caller_hangup", False, 2)
-    assert window.rest_dialog is None
+    assert window.rest_dialog.panel.reason == "flagged"
+    window.rest_dialog.close()
     end("caller_hangup", True, 3)  # protect pressed, then the caller hung up first
     assert window.rest_dialog is not None and window.rest_dialog.call_id == 3
+    assert window.rest_dialog.panel.reason == "abuse"
     window.rest_dialog.close()  # skipped
     end("final_notice", False, 4)
     assert window.rest_dialog.isVisible() and window.rest_dialog.call_id == 4
@@ -452,8 +457,8 @@ def test_english_texts(qtbot, stepped):
     live.advance(1.52)
     qtbot.waitUntil(lambda: window.rest_dialog is not None, timeout=3000)
     panel = window.rest_dialog.panel
-    assert (panel.start_button.text(), panel.skip_button.text()) == ("Start rest", "Skip")
-    assert panel.notify_box.text() == "Notify supervisor"
+    assert (panel.start_button.text(), panel.skip_button.text()) == ("&Start rest", "S&kip")
+    assert panel.notify_box.text() == "&Notify supervisor"
     assert panel.countdown.text() == "Rest: 10:00"
     assert not any("\uac00" <= ch <= "\ud7a3" for ch in window.prompt_label.text())
 
