@@ -196,8 +196,8 @@ def test_rule_errors(write_rules, body, line, rule_id, fragment):
 
 
 def test_duplicate_rule_id(write_rules):
-    body = ('[[rule]]\nid = "a"\ncategory = "insult"\nterms = ["x"]\n\n'
-            '[[rule]]\nid = "a"\ncategory = "insult"\nterms = ["y"]\n')
+    body = ('[[rule]]\nid = "a"\ncategory = "insult"\nterms = ["xx"]\n\n'
+            '[[rule]]\nid = "a"\ncategory = "insult"\nterms = ["yy"]\n')
     path = write_rules(body)
     errs = errors_of(write_rules, body)
     assert errs == [f"{path}:7: rule a: duplicate rule id (first defined on line 1)"]

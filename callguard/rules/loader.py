@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from callguard.rules.broad import ORDINARY_SENTENCES, BroadTerm, one_syllable
+from callguard.rules.matcher import Matcher
 from callguard.rules.model import (
     PROMPT_KEYS,
     Category,
@@ -44,7 +46,7 @@ _DURATION = re.compile(rf"^\s*(?:{_NUM}h)?\s*(?:{_NUM}m)?\s*(?:{_NUM}s)?\s*$")
 TOP_KEYS = {"format", "name", "description", "dictionary", "exceptions", "escalation",
             "duration", "prompts", "rule"}
 RULE_KEYS = {"id", "category", "terms", "mode", "severity", "exceptions", "enabled", "gap",
-             "description"}
+             "description", "broad"}
 ESCALATION_KEYS = {"window", "cooldown", "notice_at", "warn_at", "warnings", "final_at"}
 DURATION_KEYS = {"notice_at", "final_at"}
 PROMPT_FIELDS = {"file", "text"}
@@ -403,11 +405,15 @@ def _rule(c: _Checker, index: int, raw: Any, seen_ids: dict[str, int]) -> Rule |
     if not isinstance(description, str):
         c.error((*path, "description"), "description must be a string", rid)
         description = ""
+    broad = raw.get("broad", False)
+    if not isinstance(broad, bool):
+        c.error((*path, "broad"), f"broad must be true or false, not {broad!r}", rid)
+        broad, ok = False, False
     if not ok:
         return None
     return Rule(id=rid, category=category, terms=tuple(terms), mode=mode, severity=severity,
                 exceptions=tuple(exceptions), enabled=enabled, gap=gap,
-                description=description, line=c.smap.line(*path))
+                description=description, line=c.smap.line(*path), broad=broad)
 
 
 def _duplicate_warnings(c: _Checker, rules: list[Rule]) -> None:
@@ -425,6 +431,59 @@ def _duplicate_warnings(c: _Checker, rules: list[Rule]) -> None:
                        line=c.smap.find(term, "rule", index, "terms"))
             else:
                 seen[key] = rule.id
+
+
+def broad_terms(rules: list[Rule] | tuple[Rule, ...], global_exceptions: tuple[str, ...] = (),
+                dictionary: Dictionary | None = None, analyzer: Analyzer | None = None,
+                ) -> dict[tuple[str, str], BroadTerm]:
+    """The terms of ``rules`` (those without ``broad = true``) that are one syllable or
+    flag any of the ordinary sentences, by ``(rule id, term)``. Morpheme and phrase terms
+    are matched only when ``analyzer`` is given (else only their length is judged)."""
+    checked = [replace(r, enabled=True) for r in rules if not r.broad
+               and (analyzer is not None or not r.mode.needs_analyzer)]
+    flagged: dict[tuple[str, str], list[str]] = {}
+    if checked:
+        ruleset = RuleSet(path=None, version="", name="", rules=tuple(checked),
+                          global_exceptions=tuple(global_exceptions),
+                          dictionary=dictionary or Dictionary())
+        matcher = Matcher(ruleset, analyzer)
+        for sentence, result in zip(ORDINARY_SENTENCES, matcher.match_many(ORDINARY_SENTENCES),
+                                    strict=True):
+            for hit in result.hits:
+                seen = flagged.setdefault((hit.rule_id, hit.term), [])
+                if sentence not in seen:
+                    seen.append(sentence)
+    out = {}
+    for rule in rules:
+        if rule.broad:
+            continue
+        for term in rule.terms:
+            short = one_syllable(term)
+            hits = tuple(flagged.get((rule.id, term), ()))
+            if short or hits:
+                out[(rule.id, term)] = BroadTerm(term, short, hits)
+    return out
+
+
+def _broad_problems(c: _Checker, rules: list[Rule], global_exceptions: list[str],
+                    dictionary: Dictionary, analyzer: Analyzer | None) -> None:
+    """The broad-term guard (:mod:`callguard.rules.broad`): an error for a term of one
+    syllable or one that flags more than BROAD_SHARE of the ordinary sentences, a warning
+    for one that flags fewer; none for a rule with ``broad = true``."""
+    found = broad_terms(rules, tuple(global_exceptions), dictionary, analyzer)
+    for rule in rules:
+        index = None
+        for term in rule.terms:
+            broad = found.get((rule.id, term))
+            if broad is None:
+                continue
+            if index is None:
+                index = _index_of(c, rule)
+            line = c.smap.find(term, "rule", index, "terms")
+            if broad.one_syllable or broad.too_many:
+                c.error(("rule", index), broad.message(), rule.id, line=line)
+            else:
+                c.warn((), broad.message(), rule.id, line=line)
 
 
 def _index_of(c: _Checker, rule: Rule) -> int:
@@ -526,6 +585,8 @@ def parse_rules(source: str | bytes, *, name: str = "<rules>", base_dir: Path | 
 
             analyzer = kiwi_analyzer(dictionary)
         _analysis_warnings(c, rules, analyzer.with_dictionary(dictionary))
+    _broad_problems(c, rules, global_exceptions, dictionary,
+                    analyzer if check_analysis else None)
 
     if any(p.severity is Severity.ERROR for p in c.problems):
         raise RulesError(sorted(c.problems, key=lambda p: p.line))

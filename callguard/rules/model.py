@@ -83,6 +83,7 @@ class Rule:
     gap: int = 2
     description: str = ""
     line: int = 0  # line of the rule's [[rule]] header in its file, for messages
+    broad: bool = False  # the admin allows terms the broad-term guard would refuse
 
 
 @dataclass(frozen=True, slots=True)
