@@ -76,6 +76,7 @@ from PySide6.QtWidgets import (
 from callguard.engine.engine import EngineEvent
 from callguard.gui.bridge import EngineBridge, StoreClient
 from callguard.gui.desk import DeskSettings
+from callguard.gui.fit import fit
 from callguard.gui.hotkey import GlobalHotkey
 from callguard.gui.i18n import language, plain, texts
 from callguard.gui.minibar import PROTECT_STYLE, MiniBar
@@ -775,7 +776,7 @@ class CounselorWindow(QMainWindow):
         outer.addWidget(self.store_label)
         outer.addLayout(body, 1)
         self.setCentralWidget(central)
-        self.resize(980, 700)
+        fit(self, 980, 690)
         self._say("", "info")
 
     def _wire_protect(self, button: QPushButton) -> None:

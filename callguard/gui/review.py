@@ -103,6 +103,7 @@ from callguard.evidence import (
     verify_package,
 )
 from callguard.gui.bridge import StoreClient
+from callguard.gui.fit import fit
 from callguard.gui.i18n import texts
 from callguard.gui.waveform import (
     LEG_COLOURS,
@@ -933,7 +934,7 @@ class ReviewWindow(QWidget):
         outer = QVBoxLayout(self)
         outer.addWidget(split, 1)
         outer.addWidget(self.status_label)
-        self.resize(1280, 800)
+        fit(self, 1280, 800)
 
         for box in (self.counselor_box, self.direction_box, self.category_box,
                     self.action_box, self.reviewed_box):

@@ -81,6 +81,7 @@ from PySide6.QtWidgets import (
 )
 
 from callguard.gui.bridge import EngineBridge, Poster, StoreClient
+from callguard.gui.fit import fit
 from callguard.gui.i18n import texts
 from callguard.gui.login import request_role
 from callguard.rules import toml_edit
@@ -457,7 +458,7 @@ class RulesEditorWindow(QMainWindow):
 
     # == building the window ==================================================================
     def _build(self) -> None:
-        self.resize(1150, 800)
+        fit(self, 1150, 800)
         self.tabs = QTabWidget()
         self._tab_index: dict[str, int] = {}
         self._form_pages: list[QWidget] = []
