@@ -180,7 +180,31 @@ T = texts({
     "review.end.ongoing": ("통화 중", "In progress"),
     "review.who.remote": ("고객", "the caller"),
     "review.who.counselor": ("상담사", "the counselor"),
-    "review.who.agent": ("자동 종료", "the agent"),
+    "review.who.agent": ("callguard", "callguard"),
+    # why the call ended, in plain words, and what led there
+    "review.why.protect": ("상담사가 보호 버튼을 누름 → 종료 안내 후 통화 종료",
+                           "The counselor pressed Protect → final notice, then hang-up"),
+    "review.why.rules": ("규칙 위반 {n}회 후 종료 안내 → 통화 종료",
+                         "{n} rule violation(s), then the final notice → hang-up"),
+    "review.why.duration": ("통화 시간 한도 → 종료 안내 후 통화 종료",
+                            "Call time limit → final notice, then hang-up"),
+    "review.why.crisis": ("위기 발언 {n}회 감지 (경고·종료 없음, 알림만)",
+                          "Crisis words heard {n} time(s) (an alert only, no warning or "
+                          "hang-up)"),
+    "review.why.title": ("종료 경위: {why}", "How it ended: {why}"),
+    "review.why.steps": ("이어진 과정: {steps}", "What led there: {steps}"),
+    "review.step.hit": ("{t} 감지 '{term}' ({category})", "{t} heard '{term}' ({category})"),
+    "review.step.notice": ("{t} 주의 기록", "{t} notice"),
+    "review.step.warn": ("{t} 경고 안내", "{t} warning played"),
+    "review.step.final": ("{t} 종료 안내", "{t} final notice"),
+    "review.step.alert": ("{t} 위기 알림", "{t} crisis alert"),
+    "review.step.duration_notice": ("{t} 통화 시간 안내", "{t} call time notice"),
+    "review.step.duration_final": ("{t} 통화 시간 종료 안내", "{t} call time final notice"),
+    "review.step.protect": ("{t} 상담사가 보호 버튼을 누름", "{t} the counselor pressed Protect"),
+    "review.verdict.choose": ("검토 결과를 고르세요", "Choose a verdict"),
+    "review.verdict.need_choice": ("검토 결과를 먼저 고르세요", "Choose a verdict first"),
+    "review.verdict.need_reason": ("'부당한 종료'에는 이유를 메모로 남기세요",
+                                   "Say why in the note: a wrongful cut-off needs a reason"),
     "review.detail.none": ("목록에서 통화를 고르세요", "Choose a call in the list"),
     "review.detail.loading": ("불러오는 중…", "Loading…"),
     "review.detail.header": (
@@ -682,8 +706,12 @@ class ReviewWindow(QWidget):
             error = PermissionError(T("review.verdict.supervisors"))
         elif self._call is None:
             error = ValueError(T("review.detail.none"))
+        elif not verdict:
+            error = ValueError(T("review.verdict.need_choice"))
         elif review_access.needs_note(verdict, note):
             error = ValueError(T("review.verdict.need_note"))
+        elif verdict == ReviewVerdict.WRONGFUL_CUTOFF and not note:
+            error = ValueError(T("review.verdict.need_reason"))
         if error is not None:
             self._status(str(error))
             if done is not None:
@@ -862,6 +890,9 @@ class ReviewWindow(QWidget):
         self.header_label = QLabel()
         self.header_label.setWordWrap(True)
         self.header_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.why_label = QLabel()  # how the call ended, and the steps that led there
+        self.why_label.setWordWrap(True)
+        self.why_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.seal_label = QLabel()
         self.waveform = WaveformView()
         self.play_button = QPushButton(T("review.play"))
@@ -889,9 +920,11 @@ class ReviewWindow(QWidget):
             pal.setColor(group, QPalette.ColorRole.HighlightedText, QColor("#000000"))
         self.transcript.setPalette(pal)
 
-        self.verdict_box = _combo([(T(f"review.verdict.{v}"), v) for v in (
-            ReviewVerdict.ABUSE_CONFIRMED, ReviewVerdict.WRONGFUL_CUTOFF,
-            ReviewVerdict.CRISIS_RESPONSE, ReviewVerdict.NOTE)], any_item=False)
+        # No verdict is pre-set: the first item asks for a choice.
+        self.verdict_box = _combo([(T("review.verdict.choose"), None)] + [
+            (T(f"review.verdict.{v}"), v) for v in (
+                ReviewVerdict.ABUSE_CONFIRMED, ReviewVerdict.WRONGFUL_CUTOFF,
+                ReviewVerdict.CRISIS_RESPONSE, ReviewVerdict.NOTE)], any_item=False)
         self.note_edit = QPlainTextEdit()
         self.note_edit.setPlaceholderText(T("review.verdict.placeholder"))
         self.note_edit.setFixedHeight(60)
@@ -916,6 +949,7 @@ class ReviewWindow(QWidget):
         rv = QVBoxLayout(right)
         rv.setContentsMargins(0, 0, 0, 0)
         rv.addWidget(self.header_label)
+        rv.addWidget(self.why_label)
         rv.addWidget(self.seal_label)
         rv.addWidget(self.waveform, 2)
         rv.addLayout(transport)
@@ -1179,6 +1213,8 @@ class ReviewWindow(QWidget):
             duration=_duration(call.duration_s) or "-",
             end=_label("review.end", call.end_reason) if call.end_reason
             else T("review.end.ongoing")) + who)
+        self.why_label.setText(end_story(call))
+        self.verdict_box.setCurrentIndex(0)  # no verdict chosen for the supervisor
         self.seal_label.setText(T(f"review.seal.{d.seal}"))
         self.seal_label.setStyleSheet("" if d.seal == "intact" else "color: #b71c1c;")
         self.waveform.set_audio(d.caller, d.counselor, d.duration_s)
@@ -1322,6 +1358,58 @@ class ReviewWindow(QWidget):
         self._drop_recording()
         _unlink_all(self._temp_files)
         super().closeEvent(event)
+
+
+_CATEGORY_KO = {"profanity": ("욕설", "profanity"), "insult": ("모욕", "insult"),
+                "threat": ("위협", "threat"), "harassment": ("성희롱", "harassment"),
+                "crisis": ("위기", "crisis")}
+
+
+def _category(category: str) -> str:
+    pair = _CATEGORY_KO.get(category)
+    if pair is None:
+        return category
+    from callguard.gui.i18n import language
+
+    return pair[0] if language() == "ko" else pair[1]
+
+
+def end_story(call: CallRecord) -> str:
+    """How ``call`` ended, in plain words, and the hits and verdicts that led there, in
+    call-time order (two lines; empty for a call nothing happened in)."""
+    hits = [(u.start_s, h) for u in call.utterances if u.leg == Leg.CALLER for h in u.hits]
+    abuse = sum(1 for u in call.utterances if u.leg == Leg.CALLER
+                and any(h.category != "crisis" for h in u.hits))
+    crisis = sum(1 for u in call.utterances if u.leg == Leg.CALLER
+                 and any(h.category == "crisis" for h in u.hits))
+    final = next((v for v in call.verdicts if v.hangup), None)
+    why = None
+    if final is not None and final.cause == "protect":
+        why = T("review.why.protect")
+    elif final is not None and final.cause == "duration":
+        why = T("review.why.duration")
+    elif final is not None:
+        why = T("review.why.rules", n=abuse)
+    elif call.end_reason:
+        why = _label("review.end", call.end_reason)
+        if crisis:
+            why += " · " + T("review.why.crisis", n=crisis)
+    steps: list[tuple[float, str]] = [
+        (t, T("review.step.hit", t=clock(t), term=h.term, category=_category(h.category)))
+        for t, h in hits]
+    for v in call.verdicts:
+        key = "protect" if v.cause == "protect" and v.hangup else v.kind
+        steps.append((v.t_s, T(f"review.step.{key}", t=clock(v.t_s))
+                      if f"review.step.{key}" in _STEP_KEYS else f"{clock(v.t_s)} {v.kind}"))
+    lines = [T("review.why.title", why=why)] if why else []
+    if steps:
+        lines.append(T("review.why.steps",
+                       steps=" → ".join(text for _, text in sorted(steps, key=lambda s: s[0]))))
+    return "\n".join(lines)
+
+
+_STEP_KEYS = {f"review.step.{k}" for k in ("notice", "warn", "final", "alert",
+                                            "duration_notice", "duration_final", "protect")}
 
 
 def _combo(items: list[tuple[str, Any]], any_item: bool = True) -> QComboBox:
