@@ -486,3 +486,82 @@ def test_a_caller_flagged_on_one_desk_is_a_repeat_caller_on_another(server, pg, 
     server.stop()  # the server is down: the desk still knows
     again = CallerCache(tmp_path / "b" / "central-callers.json")
     assert again.lookup("01055551234").flagged == 1
+
+
+def test_central_review_lists_opens_reviews_and_exports_every_desks_calls(server, pg, tmp_path):
+    from callguard.central.review import CentralReviewStore, SignInRefused
+    from callguard.evidence import EvidenceError, export_package, verify_package
+    from callguard.services import review_access
+    from callguard.services.accounts import Actor
+
+    desks = {"desk-f": ("flac", "kim"), "desk-o": ("opus", "lee")}
+    for name, (codec, counselor) in desks.items():
+        home = tmp_path / name
+        home.mkdir()
+        token = server.desk(name)
+
+        async def fill(home=home, token=token, codec=codec, counselor=counselor):
+            async with Store.open(home / "calls.db") as store:
+                await make_call(store, seconds=3.0, counselor=counselor, crisis=True)
+                central = HttpCentral(settings_for(server, token, home, audio=codec))
+                try:
+                    assert await Uploader(store, central, audio=codec).run_once() == 2
+                finally:
+                    await central.aclose()
+        asyncio.run(fill())
+    server.user("sup", "supervisor")
+    server.user("kim", "counselor")
+
+    async def review():
+        with pytest.raises(SignInRefused):
+            await CentralReviewStore.sign_in(server.url, server.fingerprint, "sup", "wrong",
+                                             folder=tmp_path)
+        store = await CentralReviewStore.sign_in(server.url, server.fingerprint, "sup",
+                                                 "password-123", folder=tmp_path)
+        try:
+            sup = Actor("sup", "supervisor")
+            calls = await review_access.list_calls(store, sup, flagged_only=True)
+            by_counselor = {c.counselor: c for c in calls}
+            assert set(by_counselor) == {"kim", "lee"}
+            assert await store.desks() == ["desk-f", "desk-o"]
+            assert [c.counselor for c in await store.list_calls(desk="desk-o")] == ["lee"]
+            kim_call = await review_access.open_call(store, sup, by_counselor["kim"].id)
+            assert kim_call.utterances[0].hits[0].term == "새끼"
+            await review_access.record_verdict(store, sup, kim_call.id, "crisis_response",
+                                               "위기 대응: 보호자 연락")
+            assert [r.verdict for r in await store.reviews(kim_call.id)] == ["crisis_response"]
+            caller = await store.read_audio(kim_call.id, "caller")
+            assert len(caller) == 3 * 8000 * 2
+            notes = await review_access.notifications(store, sup)
+            flac_pkg = await export_package(store, kim_call.id, tmp_path / "kim.zip", "sup",
+                                            b"k" * 32)
+            with pytest.raises(EvidenceError):  # lossy: no longer the sealed recording
+                await export_package(store, by_counselor["lee"].id, tmp_path / "lee.zip",
+                                     "sup", b"k" * 32)
+            return kim_call.uuid, flac_pkg, notes
+        finally:
+            await store.close()
+
+    kim_uuid, pkg, notes = asyncio.run(review())
+    report = verify_package(pkg, b"k" * 32)
+    assert report.ok and report.signature == "valid", report.lines
+    assert sorted((n.kind, n.detail) for n in notes) == [("crisis", "desk-f: crisis: self-harm"),
+                                                         ("crisis", "desk-o: crisis: self-harm")]
+    with psycopg.connect(pg.dsn) as conn:
+        actions = [r[0] for r in conn.execute(
+            "SELECT action FROM access_log WHERE call_uuid = %s AND actor = 'sup'"
+            " ORDER BY id", (kim_uuid,)).fetchall()]
+    assert {"view", "playback", "review", "export"} <= set(actions), actions
+
+    async def as_counselor():
+        store = await CentralReviewStore.sign_in(server.url, server.fingerprint, "kim",
+                                                 "password-123", folder=tmp_path)
+        try:
+            kim = Actor("kim", "counselor")
+            mine = await review_access.list_calls(store, kim)
+            return [c.counselor for c in mine], await store.audit_log()
+        finally:
+            await store.close()
+
+    mine, kim_notes = asyncio.run(as_counselor())
+    assert mine == ["kim"] and kim_notes == []

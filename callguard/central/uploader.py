@@ -143,7 +143,11 @@ class Uploader:
             await self.central.upload_blob(encoded.sha256, encoded.data)
             self.stats.bytes_uploaded += len(encoded.data)
             audio = AudioRef(encoded.sha256, encoded.codec, len(encoded.data), encoded.frames)
-        answer = await self.central.post_call(call_payload(call, call.uuid, audio))
+        rules_text = None
+        if call.rules_version is not None:
+            with contextlib.suppress(StoreError):
+                rules_text = (await self.store.ruleset(call.rules_version))[1]
+        answer = await self.central.post_call(call_payload(call, call.uuid, audio, rules_text))
         if not answer.get("verified"):
             raise CentralUnavailable("the server did not confirm the call")
         self.stats.calls += 1

@@ -37,9 +37,12 @@ class AudioRef:
     frames: int
 
 
-def call_payload(call: CallRecord, call_uuid: str, audio: AudioRef | None) -> dict[str, Any]:
-    """The JSON payload of one ended call from the desk's store."""
+def call_payload(call: CallRecord, call_uuid: str, audio: AudioRef | None,
+                 rules_text: str | None = None) -> dict[str, Any]:
+    """The JSON payload of one ended call from the desk's store; ``rules_text`` is the rules
+    file in force (its SHA-256 is ``rules_version``), kept by the server once per version."""
     return {
+        "rules_text": rules_text,
         "wire": WIRE_VERSION,
         "uuid": call_uuid,
         "desk_call_id": call.id,
@@ -118,6 +121,7 @@ def check_call(p: dict[str, Any]) -> dict[str, Any]:
         _field(p, key, float, "call")
     _field(p, "hung_up_by", str, "call", optional=True)
     _field(p, "rules_version", str, "call", optional=True)
+    _field(p, "rules_text", str, "call", optional=True)
     _field(p, "recording_sha256", str, "call", optional=True)
     _field(p, "flagged", bool, "call")
     rate = _field(p, "sample_rate", int, "call")

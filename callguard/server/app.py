@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import time
@@ -301,6 +302,11 @@ async def post_call(server: Server, request: Request) -> Response:
              audio and audio["sha256"], audio and audio["codec"], audio and audio["bytes"],
              audio and audio["frames"], verified))
         created = await cur.fetchone() is not None
+        text = p.get("rules_text")
+        if created and text and p["rules_version"] == hashlib.sha256(
+                text.encode("utf-8")).hexdigest():
+            await conn.execute("INSERT INTO rulesets (version, text) VALUES (%s, %s)"
+                               " ON CONFLICT DO NOTHING", (p["rules_version"], text))
         if not created:
             cur = await conn.execute("SELECT desk_id FROM calls WHERE uuid = %s", (p["uuid"],))
             row = await cur.fetchone()
@@ -381,9 +387,9 @@ async def login(server: Server, request: Request) -> Response:
     return JSONResponse({"token": token, "role": who.role, "name": name})
 
 
-_SUMMARY = ("c.uuid, d.name AS desk, c.counselor, c.direction, c.started_at, c.duration_s,"
-            " c.end_reason, c.hung_up_by, c.flagged, c.crisis, c.stage, c.categories,"
-            " EXISTS (SELECT 1 FROM reviews r WHERE r.call_uuid = c.uuid) AS reviewed")
+_SUMMARY = ("c.uuid, d.name AS desk, c.counselor, c.direction, c.source, c.started_at,"
+            " c.duration_s, c.end_reason, c.hung_up_by, c.flagged, c.crisis, c.stage,"
+            " c.categories, c.reviewed, c.recording_sha256")
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -408,6 +414,21 @@ async def list_calls(server: Server, request: Request) -> Response:
     if q.get("desk"):
         where.append("d.name = %s")
         args.append(q["desk"])
+    if q.get("direction"):
+        where.append("c.direction = %s")
+        args.append(q["direction"])
+    if q.get("category"):
+        where.append("c.categories @> ARRAY[%s]")
+        args.append(q["category"])
+    if q.get("reviewed") in ("0", "1", "true", "false"):
+        where.append("c.reviewed" if q["reviewed"] in ("1", "true") else "NOT c.reviewed")
+    action = q.get("action")
+    if action == "cut_off":
+        where.append("c.hung_up_by = 'agent'")
+    elif action == "warned":
+        where.append("c.stage IN ('warned', 'final')")
+    elif action == "none":
+        where.append("c.stage IN ('none', 'notice')")
     try:
         for key, op in (("since", ">="), ("until", "<")):
             if q.get(key):
@@ -617,6 +638,8 @@ async def publish_rules(server: Server, request: Request) -> Response:
             " VALUES (%s, %s, %s, %s) ON CONFLICT (version) DO UPDATE SET"
             " published_by = EXCLUDED.published_by, published_at = now(), note = EXCLUDED.note",
             (check.version, text, who.name, note))
+        await conn.execute("INSERT INTO rulesets (version, text) VALUES (%s, %s)"
+                           " ON CONFLICT DO NOTHING", (check.version, text))
         await server.log_access(conn, who, "rules_published", None, check.version[:12])
         await conn.commit()
     return JSONResponse({"version": check.version, "warnings": list(check.lines)}, 201)
@@ -713,6 +736,82 @@ async def flagged_callers(server: Server, request: Request) -> Response:
         for r in rows]})
 
 
+# -- reviews and what the review window filters on -------------------------------------------
+REVIEW_VERDICTS = ("abuse_confirmed", "wrongful_cutoff", "crisis_response", "note")
+
+
+async def call_reviews(server: Server, request: Request) -> Response:
+    who = await server.require(request, *PEOPLE_ROLES)
+    call_uuid = check_uuid(request.path_params["uuid"], "call")
+    async with server.pool.connection() as conn:
+        await _call_row(conn, who, call_uuid)
+        if request.method == "POST":
+            if not who.may_read_all_calls():
+                raise ApiError(403, "only supervisors and admins record verdicts")
+            body = await _json(request)
+            verdict = body.get("verdict") if isinstance(body, dict) else None
+            note = (body.get("note") or "") if isinstance(body, dict) else ""
+            if verdict not in REVIEW_VERDICTS or not isinstance(note, str):
+                raise ApiError(400, f"verdict must be one of {', '.join(REVIEW_VERDICTS)}")
+            if verdict in ("note", "wrongful_cutoff") and not note.strip():
+                raise ApiError(400, f"a {verdict} verdict needs a note")
+            await conn.execute("INSERT INTO reviews (call_uuid, reviewer, verdict, note)"
+                               " VALUES (%s, %s, %s, %s)",
+                               (call_uuid, who.name, verdict, note.strip()))
+            await conn.execute("UPDATE calls SET reviewed = true WHERE uuid = %s", (call_uuid,))
+            await server.log_access(conn, who, "review", call_uuid, verdict)
+        cur = await conn.execute("SELECT id, at, reviewer, verdict, note FROM reviews"
+                                 " WHERE call_uuid = %s ORDER BY at, id", (call_uuid,))
+        rows = [{**r, "at": _epoch(r["at"])} for r in await cur.fetchall()]
+        await conn.commit()
+    return JSONResponse({"reviews": rows}, 201 if request.method == "POST" else 200)
+
+
+async def call_access(server: Server, request: Request) -> Response:
+    """A client says what it did with a call it read (an evidence export): logged."""
+    who = await server.require(request, *PEOPLE_ROLES)
+    call_uuid = check_uuid(request.path_params["uuid"], "call")
+    body = await _json(request)
+    action = body.get("action") if isinstance(body, dict) else None
+    detail = (body.get("detail") or "") if isinstance(body, dict) else ""
+    if action not in ("export", "print") or not isinstance(detail, str):
+        raise ApiError(400, "action must be export or print")
+    async with server.pool.connection() as conn:
+        await _call_row(conn, who, call_uuid)
+        await server.log_access(conn, who, action, call_uuid, detail[:500])
+        await conn.commit()
+    return JSONResponse({"ok": True})
+
+
+async def choices(server: Server, request: Request) -> Response:
+    """The review list's filter choices: counselors, categories and desks."""
+    who = await server.require(request, *PEOPLE_ROLES)
+    async with server.pool.connection() as conn:
+        if who.may_read_all_calls():
+            cur = await conn.execute("SELECT DISTINCT counselor FROM calls ORDER BY 1")
+            counselors = [r["counselor"] for r in await cur.fetchall()]
+        else:
+            counselors = [who.name]
+        cur = await conn.execute("SELECT DISTINCT unnest(categories) AS c FROM calls"
+                                 " ORDER BY 1")
+        categories = [r["c"] for r in await cur.fetchall()]
+        cur = await conn.execute("SELECT name FROM desks WHERE NOT revoked ORDER BY name")
+        desks = [r["name"] for r in await cur.fetchall()] if who.may_read_all_calls() else []
+    return JSONResponse({"counselors": counselors, "categories": categories, "desks": desks})
+
+
+async def ruleset(server: Server, request: Request) -> Response:
+    """The text of a rules version some call ran under."""
+    await server.require(request, *PEOPLE_ROLES)
+    async with server.pool.connection() as conn:
+        cur = await conn.execute("SELECT text FROM rulesets WHERE version = %s",
+                                 (request.path_params["version"],))
+        row = await cur.fetchone()
+    if row is None:
+        raise ApiError(404, "no such rules version on the server")
+    return JSONResponse({"version": request.path_params["version"], "text": row["text"]})
+
+
 def build_app(settings: ServerSettings, blobs: BlobStore | None = None) -> Starlette:
     """The ASGI app; the pool opens at startup (uvicorn's lifespan)."""
     server = Server(settings, blobs)
@@ -751,6 +850,10 @@ def build_app(settings: ServerSettings, blobs: BlobStore | None = None) -> Starl
         r("/api/v1/desk/config", desk_config, ["GET"]),
         r("/api/v1/desks", list_desks, ["GET"]),
         r("/api/v1/callers/flagged", flagged_callers, ["GET"]),
+        r("/api/v1/calls/{uuid}/reviews", call_reviews, ["GET", "POST"]),
+        r("/api/v1/calls/{uuid}/access", call_access, ["POST"]),
+        r("/api/v1/choices", choices, ["GET"]),
+        r("/api/v1/rulesets/{version}", ruleset, ["GET"]),
     ], lifespan=lifespan)
     app.state.server = server
     return app

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from callguard.central.pinning import pinned_context
 from callguard.errors import ResourceError
 from callguard.server.localpg import LocalPostgres, free_port
 
@@ -66,6 +67,7 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"https://127.0.0.1:{self.port}"
         self.cert_pem = (directory / "server.crt").read_text(encoding="ascii")
+        self.ssl = pinned_context(self.cert_pem)  # trusts exactly this server's certificate
 
     @property
     def pid(self) -> int | None:
@@ -107,7 +109,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise TrialError("the server died: " + self.errors()[-2000:])
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/healthz", verify=self.ssl(),
+                if httpx.get(f"{self.url}/healthz", verify=self.ssl,
                              timeout=2).status_code == 200:
                     return
             time.sleep(0.1)
@@ -116,11 +118,6 @@ class ServerProcess:
     def errors(self) -> str:
         path = self.dir / "server.err"
         return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
-
-    def ssl(self):  # -> ssl.SSLContext
-        from callguard.central.pinning import pinned_context
-
-        return pinned_context(self.cert_pem)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -139,7 +136,7 @@ class ServerProcess:
         import httpx
 
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, verify=self.ssl(), headers=headers,
+        return httpx.Client(base_url=self.url, verify=self.ssl, headers=headers,
                             timeout=kw.pop("timeout", 30), **kw)
 
     def login(self, name: str, password: str = "password-123") -> str:

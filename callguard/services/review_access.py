@@ -30,8 +30,10 @@ from callguard.vocabulary import ReviewVerdict, Role
 SUPERVISOR = Role.SUPERVISOR
 #: A supervisor's verdicts on a call.
 VERDICTS = tuple(ReviewVerdict)
-#: Audit entries shown as notifications: the rest offered after an abusive call.
-NOTE_KINDS = ("supervisor_notified", "rest_started", "rest_ended", "rest_skipped")
+#: Audit entries shown as notifications: the rest offered after an abusive call; with the
+#: central server also every desk's alerts: a crisis and a protect press.
+NOTE_KINDS = ("supervisor_notified", "rest_started", "rest_ended", "rest_skipped", "crisis",
+              "protect")
 #: Notifications shown at once, the newest.
 NOTE_LIMIT = 200
 #: How far back a counselor's own notifications are looked for (others' are left out after
