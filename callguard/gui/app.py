@@ -29,7 +29,7 @@ from callguard.config import ConfigError, Settings, exposed_password_warning, lo
 from callguard.engine.wiring import build_engine, sip_line
 from callguard.gui.bridge import EngineBridge, StoreClient, release_windows
 from callguard.gui.desk import DeskSettings, desk_path, load_desk_settings
-from callguard.gui.i18n import set_language, texts
+from callguard.gui.i18n import install_qt_translations, set_language, texts
 from callguard.vocabulary import Role
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.lang:
         set_language(args.lang)
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    install_qt_translations(app)  # Qt's standard dialogs in Korean too
     try:
         settings = load_settings(args.config)
         desk = load_desk_settings(args.desk or desk_path(settings.source),

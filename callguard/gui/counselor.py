@@ -112,7 +112,7 @@ ABUSE_ENDS = frozenset({EndReason.FINAL_NOTICE})
 
 T = texts({
     "counselor.title": ("callguard 상담사", "callguard counselor"),
-    "counselor.title_ringing": ("📞 전화 수신 중 — callguard", "📞 Incoming call — callguard"),
+    "counselor.title_ringing": ("● 전화 수신 중 — callguard", "● Incoming call — callguard"),
     # line registration
     "counselor.line.registered": ("● 회선 연결됨", "● Line registered"),
     "counselor.line.registering": ("● 회선 연결 중…", "● Registering…"),

@@ -68,3 +68,24 @@ def plain(text: str) -> str:
     """``text`` without its mnemonic marker: ``"받기(&A)"`` → ``"받기"``, ``"&Answer"`` →
     ``"Answer"`` (for accessible names and tooltips; ``&&`` stays a literal ``&``)."""
     return _MNEMONIC.sub("", text).replace("&&", "&")
+
+
+_translators: list = []  # kept alive: Qt does not own installed translators
+
+
+def install_qt_translations(app, lang: str | None = None) -> bool:
+    """Qt's own dialogs (Yes/No, Look in, File name, ...) in the interface language: load
+    PySide6's shipped ``qtbase_<lang>`` translation into ``app``. English needs none.
+    Returns whether a translation was installed."""
+    from PySide6.QtCore import QLibraryInfo, QTranslator
+
+    lang = lang or _lang
+    if lang == "en":
+        return False
+    where = QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)
+    translator = QTranslator(app)
+    if not translator.load(f"qtbase_{lang}", where):
+        return False
+    app.installTranslator(translator)
+    _translators.append(translator)
+    return True
