@@ -123,7 +123,8 @@ def counselor_and_review(app: QApplication, tmp: Path, out: Path, lang: str) -> 
 
     client = StoreClient(rig.db)
     try:
-        review = ReviewWindow(client, "lee", key_path=tmp / "evidence.key", playback=False)
+        review = ReviewWindow(client, "lee", key_path=tmp / "evidence.key", playback=False,
+                              today=False)  # the stepped calls are not dated today
         review.resize(*SIZE)
         review.show()
         review.set_filters(flagged=True)
@@ -176,7 +177,8 @@ def crisis(app: QApplication, tmp: Path, out: Path, lang: str) -> list[Path]:
         window.close()
     client = StoreClient(rig.db)
     try:
-        review = ReviewWindow(client, "lee", key_path=tmp / "evidence.key", playback=False)
+        review = ReviewWindow(client, "lee", key_path=tmp / "evidence.key", playback=False,
+                              today=False)  # the stepped calls are not dated today
         review.resize(*SIZE)
         review.show()
         _until(app, lambda: bool(review.listed_ids()), 10, "the call list")

@@ -158,6 +158,8 @@ T = texts({
     "review.action.cut_off": ("통화 끊음", "Cut off"),
     "review.action.none": ("조치 없음", "No action"),
     "review.reviewed.yes": ("검토됨", "Reviewed"),
+    "review.today": ("오늘 검토할 통화", "Today's calls to review"),
+    "review.all": ("모든 통화", "All calls"),
     "review.reviewed.no": ("미검토", "Not reviewed"),
     "review.col.time": ("시각", "Time"),
     "review.col.counselor": ("상담사", "Counselor"),
@@ -500,7 +502,9 @@ class ReviewWindow(QWidget):
 
     def __init__(self, store: StoreClient, reviewer: str, role: str = Role.SUPERVISOR,
                  parent: QWidget | None = None, *, key_path: Path | None = None,
-                 playback: bool = True) -> None:
+                 playback: bool = True, today: bool = True) -> None:
+        """``today``: open on today's flagged calls not yet reviewed (the work to do);
+        ``False``: on every call."""
         super().__init__(parent)
         if role not in tuple(Role):
             raise ValueError(f"role must be one of {', '.join(Role)}, not {role!r}")
@@ -541,7 +545,10 @@ class ReviewWindow(QWidget):
         self.notes_timer.setInterval(NOTE_REFRESH_MS)
         self.notes_timer.timeout.connect(self._notes_tick)
         self.notes_timer.start()
-        self.refresh()
+        if today:
+            self.show_today()
+        else:
+            self.refresh()
 
     # -- public API ------------------------------------------------------------------------
     @property
@@ -617,6 +624,13 @@ class ReviewWindow(QWidget):
                 w.blockSignals(False)
         self._dates_enabled()
         self.refresh()
+
+    def show_today(self) -> None:
+        """Today's flagged calls that nobody has reviewed yet (the "오늘 검토할 통화" button,
+        and where the window opens)."""
+        today = QDate.currentDate()
+        self.set_filters(clear=True, flagged=True, since=today, until=today,
+                         reviewed=False if self.reviewed_box.isEnabled() else None)
 
     def listed_ids(self) -> list[int]:
         """Store ids of the calls in the list, top to bottom."""
@@ -832,9 +846,18 @@ class ReviewWindow(QWidget):
             _select_data(self.counselor_box, own, own)
             self.counselor_box.setEnabled(False)
         self.refresh_button = QPushButton(T("review.refresh"))
+        self.today_button = QPushButton(T("review.today"))
+        self.today_button.clicked.connect(self.show_today)
+        self.all_button = QPushButton(T("review.all"))
+        self.all_button.clicked.connect(lambda: self.set_filters(clear=True))
         self.count_label = QLabel()
 
         form = QFormLayout()
+        quick = QHBoxLayout()
+        quick.addWidget(self.today_button)
+        quick.addWidget(self.all_button)
+        quick.addStretch(1)
+        form.addRow(quick)
         dates = QHBoxLayout()
         dates.addWidget(self.date_check)
         dates.addWidget(self.date_from)
@@ -904,9 +927,14 @@ class ReviewWindow(QWidget):
         transport.addWidget(self.position_label)
         transport.addStretch(1)
         transport.addWidget(self.export_button)
+        # Destructive, so apart from the others: its own row at the bottom, in red.
+        danger = QHBoxLayout()
         if self.can_delete:
             self.delete_button = QPushButton(T("review.delete"))
-            transport.addWidget(self.delete_button)
+            self.delete_button.setStyleSheet(
+                "QPushButton:enabled { color:#b71c1c; font-weight:bold }")
+            danger.addStretch(1)
+            danger.addWidget(self.delete_button)
 
         self.transcript = QListWidget()
         self.transcript.setItemDelegate(_HtmlDelegate(self.transcript))
@@ -956,6 +984,7 @@ class ReviewWindow(QWidget):
         rv.addWidget(QLabel(T("review.transcript")))
         rv.addWidget(self.transcript, 3)
         rv.addWidget(verdict, 2)
+        rv.addLayout(danger)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)

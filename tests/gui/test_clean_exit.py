@@ -71,7 +71,7 @@ def _use_every_window(tmp: Path) -> None:
         windows = []
         for i in range(2):
             review = ReviewWindow(store, "lee", key_path=tmp / "evidence.key",
-                                  playback=i == 0)
+                                  playback=i == 0, today=False)
             review.show()
             _until(app, lambda r=review: bool(r.listed_ids()), 10, "the call list")
             review.show_call(review.listed_ids()[0])

@@ -111,6 +111,7 @@ def client_for(qtbot):
 
 def open_window(qtbot, client: StoreClient, tmp_path: Path, **kw) -> ReviewWindow:
     kw.setdefault("key_path", tmp_path / "site.key")
+    kw.setdefault("today", False)  # these tests start on every call (the window: today's)
     window = ReviewWindow(client, kw.pop("reviewer", "lee"), **kw)
     qtbot.addWidget(window)
     window.resize(1200, 800)

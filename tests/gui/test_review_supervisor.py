@@ -86,3 +86,54 @@ def test_no_verdict_is_preset_and_a_wrongful_cutoff_needs_a_reason(qtbot, client
     # Another call: the choice starts empty again.
     show(qtbot, window, ids["protected"])
     assert window.verdict_box.currentData() is None
+
+
+def test_the_review_opens_on_todays_flagged_unreviewed_calls(qtbot, client_for,  # noqa: F811
+                                                             tmp_path):
+    db = tmp_path / "calls.db"
+    now = time.time()
+
+    async def make(store: Store) -> dict[str, int]:
+        from datetime import datetime
+
+        midnight = datetime.now().replace(hour=0, minute=0, second=0).timestamp()
+        start = max(midnight + 1, now - 60)  # today, whatever the hour
+        return {
+            "todo": await _call(store, started_at=start, flagged=True, stage="warned",
+                                hits=[("insult", "바보")]),
+            "done": await _call(store, started_at=start, flagged=True, stage="warned",
+                                hits=[("insult", "바보")], review="abuse_confirmed"),
+            "quiet": await _call(store, started_at=start),
+            "old": await _call(store, started_at=now - 3 * 86400, flagged=True,
+                               stage="warned", hits=[("insult", "바보")]),
+        }
+
+    ids = read(db, make)
+    from callguard.gui.review import ReviewWindow
+
+    window = ReviewWindow(client_for(db), "park", key_path=tmp_path / "site.key")
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.listed_ids() == [ids["todo"]], timeout=10_000)
+    assert window.flagged_check.isChecked() and window.date_check.isChecked()
+    window.all_button.click()
+    qtbot.waitUntil(lambda: len(window.listed_ids()) == 4, timeout=10_000)
+    window.today_button.click()
+    qtbot.waitUntil(lambda: window.listed_ids() == [ids["todo"]], timeout=10_000)
+
+
+def test_deleting_a_recording_sits_apart_from_the_export(qtbot, client_for,  # noqa: F811
+                                                         tmp_path):
+    db = tmp_path / "calls.db"
+    ids = read(db, _made)
+    window = open_window(qtbot, client_for(db), tmp_path, reviewer="park")
+    show(qtbot, window, ids["rules"])
+    export, delete = window.export_button, window.delete_button
+    assert delete is not None and delete.isEnabled()
+    assert export.parentWidget() is delete.parentWidget()  # same pane ...
+    e = export.mapTo(window, export.rect().center())
+    d = delete.mapTo(window, delete.rect().center())
+    # ... but not side by side: the delete button is below the verdict box, far away.
+    assert d.y() - e.y() > 200, (e, d)
+    verdict_box = window.verdict_box.mapTo(window, window.verdict_box.rect().center())
+    assert d.y() > verdict_box.y()
