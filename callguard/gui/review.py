@@ -169,6 +169,7 @@ T = texts({
     "review.col.end": ("종료 사유", "End reason"),
     "review.col.stage": ("단계", "Stage"),
     "review.col.reviewed": ("검토", "Reviewed"),
+    "review.col.category": ("유형", "Category"),
     "review.stage.none": ("없음", "None"),
     "review.stage.notice": ("안내", "Notice"),
     "review.stage.warned": ("경고", "Warned"),
@@ -677,9 +678,19 @@ class ReviewWindow(QWidget):
 
         actor = self.actor
 
-        async def job(store: Store) -> tuple[list[CallSummary], list[str], list[str]]:
-            return (await review_access.list_calls(store, actor, limit=LIST_LIMIT, **kw),
-                    await store.counselors(), await store.categories())
+        async def job(store: Store) -> tuple[list[CallSummary], list[str], list[str],
+                                             dict[int, list[str]]]:
+            calls = await review_access.list_calls(store, actor, limit=LIST_LIMIT, **kw)
+            categories = await store.categories()
+            # Each listed call's categories (the list's 유형 column): one filtered query per
+            # category, as the category filter runs it.
+            of: dict[int, list[str]] = {}
+            wanted = [kw["category"]] if kw.get("category") else categories
+            for category in wanted:
+                ckw = {**kw, "category": category}
+                for c in await review_access.list_calls(store, actor, limit=LIST_LIMIT, **ckw):
+                    of.setdefault(c.id, []).append(category)
+            return calls, await store.counselors(), categories, of
 
         self.store.call(job, lambda result, error: self._list_loaded(gen, result, error))
 
@@ -876,9 +887,10 @@ class ReviewWindow(QWidget):
         bottom.addWidget(self.refresh_button)
         form.addRow(bottom)
 
-        self.table = QTableWidget(0, 8)
+        self.table = QTableWidget(0, 9)
         self.table.setHorizontalHeaderLabels([T(f"review.col.{c}") for c in (
-            "time", "counselor", "direction", "number", "duration", "end", "stage", "reviewed")])
+            "time", "counselor", "direction", "number", "duration", "end", "stage", "category",
+            "reviewed")])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -1057,7 +1069,7 @@ class ReviewWindow(QWidget):
         if error is not None:
             self._fail(error)
             return
-        calls, counselors, categories = result
+        calls, counselors, categories, of = result
         self._set_choices(self.counselor_box, counselors)
         self._set_choices(self.category_box, categories)
         shown = self._call.id if self._call is not None else None
@@ -1071,7 +1083,9 @@ class ReviewWindow(QWidget):
                     mask_number(c.remote), _duration(c.duration_s),
                     _label("review.end", c.end_reason) if c.end_reason
                     else T("review.end.ongoing"),
-                    _label("review.stage", c.stage), "✓" if c.reviewed else ""]
+                    _label("review.stage", c.stage),
+                    ", ".join(_category(x) for x in of.get(c.id, [])),
+                    "✓" if c.reviewed else ""]
                 for col, text in enumerate(cells):
                     item = QTableWidgetItem(text)
                     if col == 0:

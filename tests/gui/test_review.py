@@ -294,7 +294,7 @@ def test_a_verdict_is_appended_to_the_trail_and_the_store(qtbot, built, client_f
     with qtbot.waitSignal(window.reviewSaved, timeout=10_000):
         window.save_review("abuse_confirmed", "")
     qtbot.waitUntil(lambda: window.table.item(
-        window.listed_ids().index(ids["abuse"]), 7).text() == "✓", timeout=5_000)
+        window.listed_ids().index(ids["abuse"]), 8).text() == "✓", timeout=5_000)
 
 
 def test_export_through_the_dialog_verifies_and_a_tampered_copy_fails(

@@ -137,3 +137,20 @@ def test_deleting_a_recording_sits_apart_from_the_export(qtbot, client_for,  # n
     assert d.y() - e.y() > 200, (e, d)
     verdict_box = window.verdict_box.mapTo(window, window.verdict_box.rect().center())
     assert d.y() > verdict_box.y()
+
+
+def test_the_list_has_a_category_column(qtbot, client_for, tmp_path):  # noqa: F811
+    db = tmp_path / "calls.db"
+    ids = read(db, _made)
+    read(db, lambda s: _call(s, started_at=time.time() - 300, flagged=True,
+                             hits=[("insult", "바보"), ("profanity", "새끼")]))
+    window = open_window(qtbot, client_for(db), tmp_path, reviewer="park")
+    headers = [window.table.horizontalHeaderItem(i).text()
+               for i in range(window.table.columnCount())]
+    col = headers.index("유형")
+    qtbot.waitUntil(lambda: len(window.listed_ids()) == 3, timeout=10_000)
+    shown = {window.listed_ids()[r]: window.table.item(r, col).text()
+             for r in range(window.table.rowCount())}
+    assert shown[ids["rules"]] == "욕설" and shown[ids["protected"]] == ""
+    mixed = next(i for i in shown if i not in ids.values())
+    assert sorted(shown[mixed].split(", ")) == ["모욕", "욕설"]
