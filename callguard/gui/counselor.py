@@ -118,7 +118,7 @@ T = texts({
     "counselor.line.registering": ("● 회선 연결 중…", "● Registering…"),
     "counselor.line.retrying": ("● 회선 재연결 중: {detail}", "● Reconnecting: {detail}"),
     "counselor.line.retry_in": ("{s}초 후 재시도", "retry in {s} s"),
-    "counselor.line.failed": ("● 회선 연결 실패: {detail} — 관리자에게 문의하세요",
+    "counselor.line.failed": ("● 회선 연결 실패: {detail} — 시스템 관리자에게 문의하세요",
                               "● Registration failed: {detail} — call your administrator"),
     "counselor.line.offline": ("● 회선 꺼짐", "● Line offline"),
     # dial pad and call controls
@@ -221,7 +221,7 @@ T = texts({
                              "Crisis signal: words about self-harm or suicide were heard. "
                              "Stay on the call and follow the crisis procedure."),
     "counselor.crisis.nobody": ("자동으로 알림을 받은 사람은 없습니다 (중앙 서버가 연결되어 "
-                                "있지 않습니다). 지금 관리자에게 직접 알리세요. 급하면 "
+                                "있지 않습니다). 지금 상담 관리자에게 직접 알리세요. 급하면 "
                                 "112·119에 신고하고, 고객에게 자살예방 상담전화 109를 "
                                 "안내하세요.",
                                 "Nobody was alerted automatically (no central server is "
@@ -229,7 +229,7 @@ T = texts({
                                 "emergency call 112 or 119, and give the caller the suicide "
                                 "prevention line, 109."),
     "counselor.crisis.central": ("중앙 서버로 위기 알림을 보냈습니다: 검토 화면을 열어 둔 "
-                                 "관리자에게 바로 뜹니다. 답이 없으면 관리자에게 직접 "
+                                 "상담 관리자에게 바로 뜹니다. 답이 없으면 상담 관리자에게 직접 "
                                  "알리세요. 급하면 112·119, 고객에게는 자살예방 상담전화 "
                                  "109를 안내하세요.",
                                  "A crisis alert went to the central server: supervisors "
@@ -243,7 +243,7 @@ T = texts({
                               "Protection requested: final notice, then hang up"),
     "counselor.say.prompt_failed": ("안내 재생 실패: {detail}", "Prompt failed: {detail}"),
     "counselor.say.ended": ("통화가 종료되었습니다", "The call ended"),
-    "counselor.say.ended_crisis": ("위기 통화가 끝났습니다. 관리자에게 알렸는지 확인하세요.",
+    "counselor.say.ended_crisis": ("위기 통화가 끝났습니다. 상담 관리자에게 알렸는지 확인하세요.",
                                    "The crisis call is over. Make sure your supervisor knows."),
     "counselor.rest": ("휴식(&R)", "&Rest"),
     "counselor.rest_hint": ("지금 휴식을 시작합니다 (누구의 승인도 필요 없습니다)",

@@ -64,7 +64,7 @@ T = texts({
     "rest.start": ("휴식 시작(&S)", "&Start rest"),
     "rest.skip": ("건너뛰기(&K)", "S&kip"),
     "rest.end": ("휴식 끝내기(&E)", "&End rest"),
-    "rest.notify": ("관리자에게 알리기(&N)", "&Notify supervisor"),
+    "rest.notify": ("상담 관리자에게 알리기(&N)", "&Notify supervisor"),
     "rest.over": ("휴식이 끝났습니다.", "Your rest is over."),
 })
 
