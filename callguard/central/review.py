@@ -267,7 +267,9 @@ class CentralReviewStore:
         if call_id is not None or self.role not in ("supervisor", "admin"):
             return []
         body = await self._get("/api/v1/alerts", after=0)
-        out = [AuditRecord(a["id"], a["raised_at"], a["counselor"], "counselor", a["kind"],
+        # The actor shown is "counselor · desk": a supervisor must know where to go.
+        out = [AuditRecord(a["id"], a["raised_at"], f"{a['counselor']} · {a['desk']}",
+                           "counselor", a["kind"],
                            self._ids.get(a["call_uuid"]) if a["call_uuid"] else None,
                            f"{a['desk']}: {a['detail']}" if a["detail"] else a["desk"])
                for a in body["alerts"] if kind is None or a["kind"] == kind]
