@@ -565,3 +565,17 @@ def test_central_review_lists_opens_reviews_and_exports_every_desks_calls(server
 
     mine, kim_notes = asyncio.run(as_counselor())
     assert mine == ["kim"] and kim_notes == []
+
+    # The same export from the command line, as a supervisor at a PC with no store.
+    import subprocess
+    import sys
+    out = tmp_path / "cli" / "kim.zip"
+    out.parent.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "callguard", "central", "export", kim_uuid, "--out", str(out),
+         "--user", "sup", "--password-stdin", "--key", str(tmp_path / "cli" / "site.key"),
+         "--url", server.url, "--fingerprint", server.fingerprint],
+        input="password-123\n", capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    from callguard.evidence import read_key
+    assert verify_package(out, read_key(tmp_path / "cli" / "site.key")).ok

@@ -153,6 +153,12 @@ class CentralReviewStore:
             self._ids[call_uuid], self._uuids[n] = n, call_uuid
         return self._ids[call_uuid]
 
+    def id_of(self, call_uuid: str) -> int:
+        """The integer this store uses for the call named ``call_uuid`` on the server."""
+        from callguard.central.wire import check_uuid
+
+        return self._id(check_uuid(call_uuid, "call"))
+
     def uuid_of(self, call_id: int) -> str:
         try:
             return self._uuids[call_id]

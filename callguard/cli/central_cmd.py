@@ -5,6 +5,8 @@
     callguard central check --url https://srv:8443 --fingerprint AB:CD:...   # pin test
     callguard central sync --once --store desk.db --url ... --token ... --fingerprint ...
     callguard central status --store desk.db
+    callguard central export CALL_UUID --out call.zip --user kim --key site.key \
+        --url https://srv:8443 --fingerprint AB:CD:...   # a call of any desk, as evidence
 
 ``sync`` delivers the store's outbox (ended calls with their recordings, alerts) and, with
 ``--once``, returns when nothing is due (exit 1 if something could not be delivered);
@@ -45,6 +47,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     sync.add_argument("--fingerprint", required=True)
     sync.set_defaults(func=cmd_sync)
     csub.choices["status"].set_defaults(func=cmd_status)
+
+    export = csub.add_parser(
+        "export", help="export a call from the central server as an evidence package",
+        description="Sign in with a server account and export one call (any desk's, as the "
+                    "account may) as an evidence package, checked at once. Only a lossless "
+                    "(FLAC) recording can be: it still matches the desk's seal. The export is "
+                    "in the server's access log. The password is asked (or --password-stdin).")
+    export.add_argument("call_uuid", metavar="CALL_UUID")
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--user", required=True, help="a server account")
+    export.add_argument("--password-stdin", action="store_true")
+    export.add_argument("--key", type=Path, help="the site key that signs the package "
+                                                  "(created if missing); default: unsigned")
+    export.add_argument("--url", required=True)
+    export.add_argument("--fingerprint", required=True)
+    export.set_defaults(func=cmd_export)
 
 
 def _store_path(args: argparse.Namespace) -> Path:
@@ -104,3 +122,32 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     print(json.dumps(asyncio.run(go())))
     return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import getpass
+
+    from callguard.central.review import CentralReviewStore
+    from callguard.evidence import export_package, load_or_create_key, verify_package
+
+    password = (sys.stdin.readline().rstrip("\r\n") if args.password_stdin
+                else getpass.getpass("password: "))
+    key = load_or_create_key(args.key) if args.key else None
+    folder = args.out.resolve().parent
+
+    async def go() -> Path:
+        store = await CentralReviewStore.sign_in(args.url, args.fingerprint, args.user,
+                                                 password, folder=folder)
+        try:
+            call_id = store.id_of(args.call_uuid)
+            return await export_package(store, call_id, args.out, store.name, key,
+                                        role=store.role)
+        finally:
+            await store.close()
+
+    out = asyncio.run(go())
+    report = verify_package(out, key)
+    print(f"call {args.call_uuid} exported to {out}")
+    print(report.summary)
+    return 0 if report.ok else 1
+
