@@ -34,7 +34,9 @@ from callguard.vocabulary import EngineEventKind, Transcribed
 log = logging.getLogger(__name__)
 
 #: Signals that stop the agent cleanly (BYE to a call in progress, ``agent_stopped``).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: Windows has no SIGHUP (nor SIGUSR1/SIGUSR2: there the protect hotkey is the GUI's).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -166,8 +168,9 @@ def run(args: argparse.Namespace) -> int:
     for sig in STOP_SIGNALS:
         signal.signal(sig, lambda *_: done.set())
     # Protect and hang up from outside (a hotkey daemon, a script): SIGUSR1, SIGUSR2.
-    signal.signal(signal.SIGUSR1, lambda *_: engine.protect())
-    signal.signal(signal.SIGUSR2, lambda *_: engine.hangup())
+    if hasattr(signal, "SIGUSR1"):  # POSIX only
+        signal.signal(signal.SIGUSR1, lambda *_: engine.protect())
+        signal.signal(signal.SIGUSR2, lambda *_: engine.hangup())
     try:
         engine.start()
     except Exception as exc:

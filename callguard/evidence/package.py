@@ -316,7 +316,8 @@ def _write_zip(dest: Path, files: dict[str, bytes], manifest: bytes, signature: 
     try:
         # 0600 whatever the umask: a package holds the recording and the transcript.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
+        if hasattr(os, "fchmod"):  # POSIX (Windows: the file is in the user's profile)
+            os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as raw:
             with zipfile.ZipFile(raw, "w") as zf:
                 for name, data in entries:

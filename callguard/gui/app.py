@@ -83,8 +83,9 @@ def _quit_on_signals(app: QApplication) -> QTimer:
         log.warning("signal %d: stopping", signum)
         app.quit()
 
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(sig, stop)
+    for name in ("SIGTERM", "SIGHUP", "SIGINT"):
+        if hasattr(signal, name):  # Windows has no SIGHUP
+            signal.signal(getattr(signal, name), stop)
     wake = QTimer(app)
     wake.timeout.connect(lambda: None)
     wake.start(200)

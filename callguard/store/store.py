@@ -1042,7 +1042,7 @@ def secure_store_files(path: str | os.PathLike[str]) -> list[str]:
         if st.st_mode & 0o777 == mode:
             return
         try:
-            if target.is_dir() and st.st_uid != os.getuid():
+            if target.is_dir() and hasattr(os, "getuid") and st.st_uid != os.getuid():
                 raise PermissionError("owned by another user")
             target.chmod(mode)
             out.append(f"{target}: mode {st.st_mode & 0o777:o} -> {mode:o}")
