@@ -66,6 +66,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -215,7 +216,13 @@ T = texts({
     "rules.cut": ("{outcome}, 종료: {reason} ({at:.1f}초)", "{outcome}, cut off: {reason} at "
                   "{at:.1f} s"),
     "rules.note": ("변경 메모 (선택)", "Change note (optional)"),
-    "rules.save": ("저장", "Save"),
+    "rules.save": ("저장(&S)", "&Save"),
+    "rules.save_apply": ("저장 후 적용(&S)", "&Save and apply"),
+    "rules.unsaved_title": ("저장하지 않은 편집", "Unsaved edits"),
+    "rules.unsaved_text": ("저장하지 않은 편집이 있습니다. 닫으면 사라집니다.",
+                           "There are unsaved edits. Closing drops them."),
+    "rules.discard": ("버리고 닫기", "Discard and close"),
+    "rules.keep_editing": ("계속 편집", "Keep editing"),
     "rules.saving": ("저장하는 중…", "Saving…"),
     "rules.saved": ("버전 {version} 저장됨", "Saved version {version}"),
     "rules.save_refused": ("저장하지 않았습니다: 오류 {n}건 — {first}  디스크의 파일은 바뀌지 "
@@ -487,11 +494,19 @@ class RulesEditorWindow(QMainWindow):
 
         self.note_edit = QLineEdit()
         self.note_edit.setPlaceholderText(T("rules.note"))
-        self.save_button = QPushButton(T("rules.save"))
-        self.save_button.clicked.connect(lambda: self.save())
+        # With a running engine the one action is "save, then apply": an admin who saved
+        # must not believe rules are in force that the engine has not loaded.
+        self.save_button = QPushButton(T("rules.save_apply" if self.bridge is not None
+                                         else "rules.save"))
+        self.save_button.clicked.connect(lambda: self.save_and_apply())
         self.push_button = QPushButton(T("rules.push"))
         self.push_button.clicked.connect(self.push)
         self.push_button.setEnabled(self.bridge is not None)
+        self.push_button.setVisible(False)  # part of save_and_apply; kept for scripts
+        self._apply_after_save = False
+        self._close_after_save = False
+        self._discard_ok = False
+        self.close_question: QMessageBox | None = None
         self.save_status = _StatusLabel()
         self.push_status = _StatusLabel()
         self.engine_label = QLabel(T("rules.no_engine"))
@@ -733,10 +748,40 @@ class RulesEditorWindow(QMainWindow):
         return run
 
     def closeEvent(self, event: QCloseEvent) -> None:  # Qt override
+        if self.dirty and not self._discard_ok and self._alive:
+            # Unsaved edits: ask (window-modal, so the event loop runs on) and stay open.
+            event.ignore()
+            self._ask_before_closing()
+            return
         self._alive = False
         self._debounce.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         super().closeEvent(event)
+
+    def _ask_before_closing(self) -> None:
+        if self.close_question is not None and self.close_question.isVisible():
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, T("rules.unsaved_title"),
+                          T("rules.unsaved_text"), QMessageBox.StandardButton.NoButton, self)
+        self.close_save = box.addButton(T("rules.save_apply" if self.bridge is not None
+                                          else "rules.save"),
+                                        QMessageBox.ButtonRole.AcceptRole)
+        self.close_discard = box.addButton(T("rules.discard"),
+                                           QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(T("rules.keep_editing"), QMessageBox.ButtonRole.RejectRole)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+
+        def chosen(button) -> None:
+            if button is self.close_discard:
+                self._discard_ok = True
+                self.close()
+            elif button is self.close_save:
+                self._close_after_save = True
+                self.save_and_apply()
+
+        box.buttonClicked.connect(chosen)
+        self.close_question = box
+        box.open()
 
     def show_tab(self, name: str) -> None:
         """Show one tab: settings, rules, toml, test, dryrun or history."""
@@ -1201,6 +1246,13 @@ class RulesEditorWindow(QMainWindow):
         self.dry_run_done.emit(view)
 
     # == save, history, push ==================================================================
+    def save_and_apply(self, note: str | None = None) -> None:
+        """Save (as :meth:`save`) and, once saved, apply it to the running engine (as
+        :meth:`push`); a text with errors is neither saved nor applied, and the engine
+        keeps its rules. Without an engine, only save."""
+        self._apply_after_save = self.bridge is not None
+        self.save(note)
+
     def save(self, note: str | None = None) -> None:
         """Save the text if it has no errors (else refuse, leaving the file untouched):
         atomically to :attr:`rules_path`, into the store's version history, audited.
@@ -1219,6 +1271,7 @@ class RulesEditorWindow(QMainWindow):
         if error is not None or check is None or not check.ok:
             errors = check.errors if check is not None else []
             first = str(errors[0]) if errors else str(error)
+            self._apply_after_save = self._close_after_save = False
             self._save_failed(T("rules.save_refused", n=len(errors) or 1, first=first))
             self.save_refused.emit(self.save_status.text())
             return
@@ -1242,6 +1295,7 @@ class RulesEditorWindow(QMainWindow):
     def _saved(self, text: str, version: str | None, error: BaseException | None) -> None:
         if error is not None or version is None:
             log.error("saving rules failed: %s", error)
+            self._apply_after_save = self._close_after_save = False
             self._save_failed(T("rules.save_failed", error=error))
             self.save_refused.emit(self.save_status.text())
             return
@@ -1252,6 +1306,11 @@ class RulesEditorWindow(QMainWindow):
         self.save_status.setText(T("rules.saved", version=version[:12]))
         self.load_history()
         self.saved.emit(version)
+        if self._apply_after_save:
+            self._apply_after_save = False
+            self.push()
+        elif self._close_after_save:
+            self.close()
 
     def load_history(self) -> None:
         """Reload the version history from the store (:attr:`history_loaded` fires)."""
@@ -1348,6 +1407,8 @@ class RulesEditorWindow(QMainWindow):
                  *(str(p) for p in result.problems)]))
         self._show_engine_version(result.version)
         self.pushed.emit(result)
+        if self._close_after_save and not self.dirty:
+            self.close()
 
     def _engine_event(self, ev: Any) -> None:
         if (getattr(ev, "kind", None) is EngineEventKind.RULES

@@ -1,0 +1,89 @@
+"""Save and apply, and the unsaved-edit guard, in the admin's rules editor (issue 15, item
+6): one action saves and then applies the rules to the running engine; a text that fails
+is neither saved nor applied and the engine keeps its rules; closing with unsaved edits
+asks first. Real engine (FakeLine), real store, real rules file."""
+
+from __future__ import annotations
+
+from callguard.gui.bridge import EngineBridge
+from callguard.gui.i18n import plain
+from callguard.gui.rules_editor import T
+from tests.gui.test_rules_editor import (
+    WAIT_MS,
+    clients,  # noqa: F401
+    insert_after,
+    open_editor,
+    wait_checked,
+)
+
+
+def test_save_and_apply_puts_good_rules_in_force_and_keeps_them_when_new_ones_fail(
+        qtbot, live, clients):  # noqa: F811
+    bridge = EngineBridge(live.engine)
+    editor = open_editor(qtbot, clients(live.db), live.rules, bridge)
+    assert plain(editor.save_button.text()) == "저장 후 적용"
+    assert not editor.push_button.isVisible()
+    before = live.engine.rules.version
+
+    # Good: one click saves, then the engine loads it.
+    editor.esc["warnings"].setValue(2)
+    wait_checked(qtbot, editor)
+    with qtbot.waitSignal(editor.pushed, timeout=WAIT_MS) as got:
+        editor.save_button.click()
+    saved = got.args[0].version
+    assert got.args[0].ok and live.engine.rules.version == saved != before
+    assert live.rules.read_text(encoding="utf-8") == editor.text() and not editor.dirty
+    assert saved[:12] in editor.engine_label.text()
+
+    # Bad: refused before anything is written; nothing is pushed; the engine keeps its rules.
+    on_disk = live.rules.read_bytes()
+    insert_after(editor, 'id = "t.saekki"', "enabeld = true")
+    wait_checked(qtbot, editor)
+    pushes: list = []
+    editor.pushed.connect(pushes.append)
+    with qtbot.waitSignal(editor.save_refused, timeout=WAIT_MS):
+        editor.save_and_apply()
+    qtbot.wait(300)
+    assert pushes == [] and live.rules.read_bytes() == on_disk
+    assert live.engine.rules.version == saved
+
+
+def test_closing_with_unsaved_edits_asks_first(qtbot, live, clients):  # noqa: F811
+    editor = open_editor(qtbot, clients(live.db), live.rules, EngineBridge(live.engine))
+    editor.show()
+    editor.close()  # nothing edited: it closes at once
+    assert not editor.isVisible()
+
+    editor = open_editor(qtbot, clients(live.db), live.rules, EngineBridge(live.engine))
+    editor.show()
+    on_disk = live.rules.read_bytes()
+    editor.esc["warnings"].setValue(2)
+    wait_checked(qtbot, editor)
+    assert editor.dirty
+    editor.close()
+    box = editor.close_question
+    assert editor.isVisible() and box is not None and box.isVisible()
+    assert box.text() == T("rules.unsaved_text")
+    # "Keep editing": the edits stay, the window too.
+    keep = next(b for b in box.buttons() if b.text() == T("rules.keep_editing"))
+    keep.click()
+    assert editor.isVisible() and editor.dirty
+    # "Discard and close": closed, the file untouched.
+    editor.close()
+    editor.close_question.buttons()  # asked again
+    editor.close_discard.click()
+    qtbot.waitUntil(lambda: not editor.isVisible(), timeout=5000)
+    assert live.rules.read_bytes() == on_disk
+
+
+def test_closing_can_save_and_apply_first(qtbot, live, clients):  # noqa: F811
+    editor = open_editor(qtbot, clients(live.db), live.rules, EngineBridge(live.engine))
+    editor.show()
+    editor.esc["warnings"].setValue(2)
+    wait_checked(qtbot, editor)
+    text = editor.text()
+    editor.close()
+    with qtbot.waitSignal(editor.pushed, timeout=WAIT_MS):
+        editor.close_save.click()
+    qtbot.waitUntil(lambda: not editor.isVisible(), timeout=5000)
+    assert live.rules.read_text(encoding="utf-8") == text
