@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
@@ -64,10 +65,13 @@ class BundledParts:
 
 
 def default_cache_dir() -> Path:
-    """``$CALLGUARD_CACHE`` or ``$XDG_CACHE_HOME/callguard`` (``~/.cache/callguard``)."""
+    """``$CALLGUARD_CACHE`` or ``$XDG_CACHE_HOME/callguard`` (``~/.cache/callguard``);
+    on Windows ``%LOCALAPPDATA%\\callguard\\cache``."""
     env = os.environ.get("CALLGUARD_CACHE")
     if env:
         return Path(env)
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "callguard" / "cache"
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "callguard"
 
@@ -204,12 +208,30 @@ def _write_atomic(dst: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
+def shipped_model_dir() -> Path | None:
+    """The model joined and SHA-256-verified when an installer was built (the Windows
+    installer ships it in ``models`` beside the callguard package, with the stamp that
+    assembly wrote), or None. Its size and stamp are checked; nothing is assembled."""
+    folder = Path(__file__).resolve().parents[2] / "models" / f"whisper-base-{MODEL_SHA256[:12]}"
+    stamp = _read_stamp(folder)
+    model = folder / "model.bin"
+    if (stamp is not None and stamp.get("sha256") == MODEL_SHA256 and model.is_file()
+            and model.stat().st_size == MODEL_SIZE
+            and all((folder / f).is_file() for f in SIDE_FILES)):
+        return folder
+    return None
+
+
 def bundled_model_dir(cache_dir: Path | None = None) -> Path:
-    """Return a folder ``WhisperModel(path)`` can load, assembling it on first use.
+    """Return a folder ``WhisperModel(path)`` can load: the installer's shipped model (see
+    :func:`shipped_model_dir`) when there is one and no ``cache_dir`` is given, else the
+    one assembled in the cache on first use.
 
     Args:
         cache_dir: where assembled models live; default :func:`default_cache_dir`.
     """
+    if cache_dir is None and (shipped := shipped_model_dir()) is not None:
+        return shipped
     folder = (cache_dir or default_cache_dir()) / "models" / f"whisper-base-{MODEL_SHA256[:12]}"
     if _is_ready(folder):
         return folder

@@ -41,6 +41,7 @@ import logging
 import os
 import sqlite3
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -66,6 +67,8 @@ def default_spool_dir(store_path: Path) -> Path:
     """``$XDG_STATE_HOME/callguard/spool/<hash of the store's path>`` (default
     ``~/.local/state``): a second place, one folder per store."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        base = os.environ["LOCALAPPDATA"]  # %LOCALAPPDATA%\callguard\spool
     tag = hashlib.sha256(str(Path(store_path).absolute()).encode()).hexdigest()[:16]
     return Path(base) / "callguard" / "spool" / tag
 
