@@ -710,12 +710,13 @@ def bulk_load(dsn: str, target: int, args: argparse.Namespace,
             "vacuum_analyze_s": round(vacuum_s, 1), "database_size": size}
 
 
-_LIST_SQL = (  # as callguard.server.app.list_calls builds it for these filters
-    "SELECT c.uuid, d.name AS desk, c.counselor, c.direction, c.started_at, c.duration_s,"
-    " c.end_reason, c.hung_up_by, c.flagged, c.crisis, c.stage, c.categories,"
-    " EXISTS (SELECT 1 FROM reviews r WHERE r.call_uuid = c.uuid) AS reviewed"
-    " FROM calls c JOIN desks d ON d.id = c.desk_id WHERE {where}"
-    " ORDER BY c.started_at DESC, c.uuid DESC LIMIT 100")
+def _list_sql(where: str) -> str:
+    """The list query as :func:`callguard.server.app.list_calls` builds it (same columns,
+    join and order; its page size)."""
+    from callguard.server.app import _SUMMARY
+
+    return (f"SELECT {_SUMMARY} FROM calls c JOIN desks d ON d.id = c.desk_id WHERE {where}"
+            " ORDER BY c.started_at DESC, c.uuid DESC LIMIT 100")
 
 
 def explain(dsn: str, desk: str, since: float, before: tuple[float, str] | None
@@ -736,7 +737,7 @@ def explain(dsn: str, desk: str, since: float, before: tuple[float, str] | None
             (desk, ts, dt.datetime.fromtimestamp(before[0], dt.UTC), before[1]))
     with psycopg.connect(dsn) as conn:
         for name, (where, params) in queries.items():
-            rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + _LIST_SQL.format(where=where),
+            rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + _list_sql(where),
                                 params).fetchall()
             plans[name] = [r[0] for r in rows]
     return plans
