@@ -164,8 +164,23 @@ T = texts({
     "rules.rule.enabled": ("사용", "Enabled"),
     "rules.rule.terms": ("단어 (한 줄에 하나)", "Terms (one per line)"),
     "rules.rule.off": ("{id} (꺼짐)", "{id} (off)"),
-    "rules.rule.more": ("예외·설명·gap은 TOML 원문에서 고치세요.",
-                        "Exceptions, description and gap: edit them in the Raw TOML tab."),
+    "rules.rule.more": ("gap(구절 사이 간격)은 TOML 원문에서 고치세요.",
+                        "gap (the distance within a phrase): edit it in the Raw TOML tab."),
+    "rules.rule.exceptions": ("예외 (한 줄에 하나)", "Exceptions (one a line)"),
+    "rules.rule.exceptions_hint": ("예: 시발점 — 이 안에서는 감지하지 않습니다",
+                                   "e.g. 시발점 — no hit inside these"),
+    "rules.rule.description": ("설명", "Description"),
+    "rules.rule.broad": ("넓은 단어 허용 (한 글자이거나 일상 문장에도 걸리는 단어)",
+                         "Allow broad terms (one syllable, or matching ordinary talk)"),
+    "rules.mode.surface": ("글자 그대로 — 예: '바보'는 '바보야'에서 감지",
+                           "As written — e.g. '바보' in '바보야'"),
+    "rules.mode.nospace": ("띄어쓰기·기호 무시 — 예: '씨발'은 '씨 발', '씨.발'도 감지",
+                           "Ignoring spaces and symbols — e.g. '씨발' also in '씨 발', '씨.발'"),
+    "rules.mode.morpheme": ("형태소 단위 — 예: '보지/NNG'는 명사만, '보지 마'는 제외",
+                            "Whole morphemes — e.g. '보지/NNG' the noun only, not '보지 마'"),
+    "rules.mode.phrase": ("활용형 포함 구절 — 예: '죽이다'는 '죽여 버린다', '죽일 거야'도 "
+                          "감지",
+                          "Phrase in any inflection — e.g. '죽이다' also '죽여 버린다'"),
     "rules.form.unavailable": ("TOML 문법 오류가 있어 양식을 쓸 수 없습니다. TOML 원문 탭에서 "
                                "고치세요.",
                                "The TOML has a syntax error: fix it in the Raw TOML tab to use "
@@ -636,19 +651,34 @@ class RulesEditorWindow(QMainWindow):
         self.rule_severity.valueChanged.connect(lambda v: self._rule_set("severity", v))
         self.rule_mode = QComboBox()
         for m in MatchMode:
-            self.rule_mode.addItem(m.value, m.value)
+            self.rule_mode.addItem(T(f"rules.mode.{m.value}"), m.value)
+            self.rule_mode.setItemData(self.rule_mode.count() - 1, m.value,
+                                       Qt.ItemDataRole.ToolTipRole)
         self.rule_mode.currentIndexChanged.connect(
             lambda i: i >= 0 and self._rule_set("mode", self.rule_mode.itemData(i)))
         self.rule_enabled = QCheckBox(T("rules.rule.enabled"))
         self.rule_enabled.toggled.connect(lambda v: self._rule_set("enabled", v))
         self.rule_terms = QPlainTextEdit()
         self.rule_terms.textChanged.connect(lambda: self._rule_set("terms", self._typed_terms()))
+        self.rule_exceptions = QPlainTextEdit()
+        self.rule_exceptions.setPlaceholderText(T("rules.rule.exceptions_hint"))
+        self.rule_exceptions.setMaximumHeight(80)
+        self.rule_exceptions.textChanged.connect(
+            lambda: self._rule_set("exceptions", self._typed_exceptions()))
+        self.rule_description = QLineEdit()
+        self.rule_description.textChanged.connect(
+            lambda v: self._rule_set("description", v))
+        self.rule_broad = QCheckBox(T("rules.rule.broad"))
+        self.rule_broad.toggled.connect(lambda v: self._rule_set("broad", v))
         f.addRow(T("rules.rule.id"), self.rule_id)
         f.addRow(T("rules.rule.category"), self.rule_category)
         f.addRow(T("rules.rule.severity"), self.rule_severity)
         f.addRow(T("rules.rule.mode"), self.rule_mode)
         f.addRow("", self.rule_enabled)
         f.addRow(T("rules.rule.terms"), self.rule_terms)
+        f.addRow("", self.rule_broad)
+        f.addRow(T("rules.rule.exceptions"), self.rule_exceptions)
+        f.addRow(T("rules.rule.description"), self.rule_description)
         more = QLabel(T("rules.rule.more"))
         more.setWordWrap(True)
         f.addRow("", more)
@@ -1051,8 +1081,21 @@ class RulesEditorWindow(QMainWindow):
             terms = [t for t in terms if isinstance(t, str)] if isinstance(terms, list) else []
             if self._typed_terms() != terms:
                 self.rule_terms.setPlainText("\n".join(terms))
+            exceptions = rule.get("exceptions", [])
+            exceptions = ([t for t in exceptions if isinstance(t, str)]
+                          if isinstance(exceptions, list) else [])
+            if self._typed_exceptions() != exceptions:
+                self.rule_exceptions.setPlainText("\n".join(exceptions))
+            description = rule.get("description", "")
+            self._set_line(self.rule_description,
+                           description if isinstance(description, str) else "")
+            self.rule_broad.setChecked(rule.get("broad", False) is True)
         finally:
             self._filling = was_filling
+
+    def _typed_exceptions(self) -> list[str]:
+        return [line.strip() for line in self.rule_exceptions.toPlainText().split("\n")
+                if line.strip()]
 
     def _typed_terms(self) -> list[str]:
         return [line.strip() for line in self.rule_terms.toPlainText().split("\n")
@@ -1065,6 +1108,10 @@ class RulesEditorWindow(QMainWindow):
         if key == "enabled":
             # Enabled is the default: ticking it removes `enabled = false` from the file.
             self._form_set(("rule", row, key), value, delete_if=True)
+        elif key in ("exceptions", "description", "broad"):
+            # Optional keys: emptied (or unticked) in the form, gone from the file.
+            empty = {"exceptions": [], "description": "", "broad": False}[key]
+            self._form_set(("rule", row, key), value, delete_if=empty)
         else:
             self._form_set(("rule", row, key), value)
         rules = self._rules_data() or []
