@@ -82,6 +82,7 @@ from PySide6.QtWidgets import (
 )
 
 from callguard.gui.bridge import EngineBridge, Poster, StoreClient
+from callguard.gui.check_ko import field_name, korean
 from callguard.gui.fit import fit
 from callguard.gui.i18n import texts
 from callguard.gui.login import request_role
@@ -670,6 +671,13 @@ class RulesEditorWindow(QMainWindow):
             lambda v: self._rule_set("description", v))
         self.rule_broad = QCheckBox(T("rules.rule.broad"))
         self.rule_broad.toggled.connect(lambda v: self._rule_set("broad", v))
+        # The check's problems with this rule, in the interface language, beside the form.
+        self.rule_problems = QLabel()
+        self.rule_problems.setWordWrap(True)
+        self.rule_problems.setStyleSheet("QLabel { color:#b00020; background:#fdecea;"
+                                         " padding:4px; border-radius:4px }")
+        self.rule_problems.hide()
+        f.addRow(self.rule_problems)
         f.addRow(T("rules.rule.id"), self.rule_id)
         f.addRow(T("rules.rule.category"), self.rule_category)
         f.addRow(T("rules.rule.severity"), self.rule_severity)
@@ -920,6 +928,7 @@ class RulesEditorWindow(QMainWindow):
                 item.setFont(font)
             self.problems.addItem(item)
         self._mark_lines(check.problems)
+        self._show_rule_problems()
         # A copy: form edits change the model in place, and the checker's cached Check must
         # keep the data of its own text (an undo back to that text reuses it).
         self._data = copy.deepcopy(check.data)
@@ -1090,8 +1099,32 @@ class RulesEditorWindow(QMainWindow):
             self._set_line(self.rule_description,
                            description if isinstance(description, str) else "")
             self.rule_broad.setChecked(rule.get("broad", False) is True)
+            self._show_rule_problems()
         finally:
             self._filling = was_filling
+
+    def rule_problem_texts(self) -> list[str]:
+        """The selected rule's problems as the form shows them."""
+        if self.check is None or not self.rule_id.text():
+            return []
+        out = []
+        for p in self.check.problems:
+            if p.rule_id != self.rule_id.text():
+                continue
+            message, field = korean(p)
+            where = f"[{field_name(field)}] " if field else ""
+            out.append(f"{where}{message}")
+        return out
+
+    def _show_rule_problems(self) -> None:
+        texts = self.rule_problem_texts()
+        self.rule_problems.setText("\n".join(texts))
+        self.rule_problems.setVisible(bool(texts))
+        bad = {korean(p)[1] for p in (self.check.problems if self.check else ())
+               if p.rule_id == self.rule_id.text()}
+        for field, widget in (("terms", self.rule_terms), ("category", self.rule_category),
+                              ("id", self.rule_id), ("severity", self.rule_severity)):
+            widget.setStyleSheet("border: 2px solid #b00020" if field in bad else "")
 
     def _typed_exceptions(self) -> list[str]:
         return [line.strip() for line in self.rule_exceptions.toPlainText().split("\n")

@@ -50,3 +50,27 @@ def test_exceptions_description_and_broad_are_edited_in_the_form(qtbot, tmp_path
     assert editor.rule_broad.isChecked()  # the default rules allow its one-syllable slur
     select_rule(editor, "profanity.saekki")
     assert "새끼손가락" in editor._typed_exceptions() and editor.rule_description.text() == ""
+
+
+def test_check_errors_are_shown_in_korean_at_the_form_field(qtbot, tmp_path, kiwi,
+                                                            clients):  # noqa: F811
+    path = tmp_path / "rules.toml"
+    shutil.copy(DEFAULT_RULES, path)
+    editor = open_editor(qtbot, clients(tmp_path / "calls.db"), path)
+    select_rule(editor, "profanity.saekki")
+    assert editor.rule_problems.isHidden() and editor.rule_terms.styleSheet() == ""
+    editor.rule_terms.appendPlainText("다")
+    editor.rule_terms.appendPlainText("감사")
+    wait_checked(qtbot, editor)
+    shown = editor.rule_problems.text().split("\n")
+    assert shown[0].startswith("[단어] 단어 '다'은(는) 한 글자라 평범한 말 속에서도 걸립니다")
+    assert shown[1].startswith("[단어] 단어 '감사'은(는) 평범한 상담 문장 60개 중 4개에서 "
+                               "걸립니다 (예: '기다려 주셔서 감사합니다.'")
+    assert "넓은 단어 허용" in shown[1]
+    assert not editor.rule_problems.isHidden() and "b00020" in editor.rule_terms.styleSheet()
+    # The list below keeps the check's own lines (the CLI's), with file and line.
+    assert any(": rule profanity.saekki: term '다' is too broad" in s
+               for s in editor.validation_lines())
+    # Another rule has no problem: nothing shown there.
+    select_rule(editor, "profanity.ssibal")
+    assert editor.rule_problems.text() == "" and editor.rule_terms.styleSheet() == ""
