@@ -1030,7 +1030,11 @@ def secure_store_files(path: str | os.PathLike[str]) -> list[str]:
     """Make the store private to its owner: its directory 0700 (when this user owns it) and
     the database and its ``-wal``/``-shm`` files 0600. Recordings and transcripts are
     personal data; a umask of 022 would leave them readable by every local user. Returns a
-    line for each change made or that failed (a file this user does not own)."""
+    line for each change made or that failed (a file this user does not own). On Windows,
+    where modes are not permissions, nothing: the store is in the user's own
+    %LOCALAPPDATA%, which only that user (and administrators) can read."""
+    if os.name == "nt":
+        return []
     p = Path(path)
     out: list[str] = []
 
@@ -1042,7 +1046,7 @@ def secure_store_files(path: str | os.PathLike[str]) -> list[str]:
         if st.st_mode & 0o777 == mode:
             return
         try:
-            if target.is_dir() and hasattr(os, "getuid") and st.st_uid != os.getuid():
+            if target.is_dir() and st.st_uid != os.getuid():
                 raise PermissionError("owned by another user")
             target.chmod(mode)
             out.append(f"{target}: mode {st.st_mode & 0o777:o} -> {mode:o}")
