@@ -234,6 +234,7 @@ class EngineEventKind(StrEnum):
     HEADSET = "headset"  # the headset could not be opened or failed
     STORE = "store"  # the call store's health changed
     RECOGNITION = "recognition"  # the recogniser went down (crashed, restarting) or is back
+    CENTRAL = "central"  # the link to the central server changed (reachable, waiting, rules)
 
 
 # --- events a call publishes (call time in seconds) ----------------------------------------

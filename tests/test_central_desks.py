@@ -135,12 +135,18 @@ def test_a_desk_on_a_real_sip_line_killed_mid_call_syncs_everything_after_restar
         closed = a.call(abuse(ABUSE_HZ))  # warned, final notice, our BYE
         assert "CALL_CLOSED" in closed["type"]
         wait_until(lambda: server_rows(pg, "calls") == 1, 60, "the first call on the server")
+        a.wait_out("central: server ok · 0 waiting", 30)
+        time.sleep(3.0)  # one poll (2 s): the desk's repeat-caller list now has bob
         src = write_wav(a.tmp / "long.wav", call_audio([], 40.0))
         with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
             bob.wait_registered()
             bob.dial(pbx.uri("agent"))
             bob.wait_event("CALL_ESTABLISHED", 10)
             time.sleep(4.0)
+            # Flagged once (the call above): known before the answer, by count only.
+            assert ("call ringing: repeat caller, 1 flagged call(s) in the last 30 days"
+                    in a.out), a.out[-2000:]
+            assert "bob" not in a.out.split("repeat caller")[1].splitlines()[0]
             a.kill()  # -9 in the middle of the call
             bob.hangup()
         assert server_rows(pg, "calls") == 1

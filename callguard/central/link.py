@@ -173,6 +173,11 @@ class CentralLink:
         #: Called (from the link's thread) with the rules file a new published version
         #: was written to; the engine sets it to put the rules into force.
         self.on_rules: Callable[[Path], object] | None = None
+        #: Called (from the link's thread) with a copy of :attr:`state` when it changes:
+        #: ``server`` ("ok", "unreachable", "unknown"), ``pending`` (items waiting),
+        #: ``rules`` (the version in force from the server), ``rules_error``.
+        self.on_state: Callable[[dict[str, object]], object] | None = None
+        self._reported: dict[str, object] | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._main, name="callguard-central",
@@ -218,11 +223,21 @@ class CentralLink:
                         log.warning("central server unreachable: %s", exc)
                     except (CentralRefused, StoreError) as exc:
                         log.warning("central link: %s", exc)
+                    self._report()
                     if delivered == 0:
                         await asyncio.to_thread(self._wake.wait, self.idle_s)
                         self._wake.clear()
         finally:
             await central.aclose()
+
+    def _report(self) -> None:
+        if self.on_state is None or self.state == self._reported:
+            return
+        self._reported = dict(self.state)
+        try:
+            self.on_state(dict(self.state))
+        except Exception:
+            log.exception("reporting the central link's state failed")
 
     async def _poll(self, central: Central, follower: RulesFollower | None) -> None:
         await self.callers.refresh(central, time.time())

@@ -152,9 +152,21 @@ def run(args: argparse.Namespace) -> int:
             print(f"rules: {ev.data.message}", flush=True)
             if not ev.data.ok:  # the file on disk is not what runs: never only on stdout
                 print(f"callguard run: {ev.data.headline}", file=sys.stderr, flush=True)
+        elif ev.kind is EngineEventKind.CENTRAL:
+            st = ev.data
+            parts = [f"server {st['server']}", f"{st['pending'] or 0} waiting"]
+            if st.get("rules"):
+                parts.append(f"rules {str(st['rules'])[:12]}")
+            if st.get("rules_error"):
+                parts.append(f"newest rules refused: {st['rules_error']}")
+            print(f"central: {' · '.join(parts)}", flush=True)
         else:
             if ev.kind is EngineEventKind.RINGING:
                 ringing[:] = [ev.call_id]
+                repeat = (ev.data or {}).get("repeat")
+                if repeat:  # the count, never the number
+                    print(f"call ringing: repeat caller, {repeat['flagged']} flagged call(s) "
+                          f"in the last {repeat['days']} days", flush=True)
             # A ringing call's data is the caller's number: personal data, not printed.
             shown = "" if ev.kind is EngineEventKind.RINGING else ev.data
             print(f"call {ev.kind}: {shown}", flush=True)

@@ -327,6 +327,13 @@ class Engine:
         engine through :meth:`push_rules`, on this loop."""
         assert self.central is not None
         self.central.on_rules = lambda path: self.push_rules(path)
+        loop = asyncio.get_running_loop()
+
+        def state(st: dict[str, Any]) -> None:  # the link's thread
+            if not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._emit, EngineEventKind.CENTRAL, None, st)
+        self.central.on_state = state
         try:
             self.central.start()
         except Exception:  # the desk works fully offline: never a reason not to start
