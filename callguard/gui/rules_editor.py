@@ -1383,6 +1383,7 @@ class RulesEditorWindow(QMainWindow):
         self._saved_text = text
         self._update_title()
         self.note_edit.clear()
+        self._saved_version = version
         self.save_status.setText(T("rules.saved", version=version[:12]))
         self.load_history()
         self.saved.emit(version)
@@ -1409,7 +1410,19 @@ class RulesEditorWindow(QMainWindow):
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.saved_at))
             for col, value in enumerate((v.version[:12], v.saved_by, when, v.note)):
                 self.history_table.setItem(row, col, _item(value, v.version))
+        if getattr(self, "_engine_version", None):
+            self._show_engine_version(self._engine_version)  # now with date, who, note
         self.history_loaded.emit(self.history)
+
+    def readable(self, version: str) -> str:
+        """A version as people read it: when it was saved, by whom, its note, then the
+        short hash (just the hash for a version not in the history)."""
+        entry = next((v for v in getattr(self, "history", []) if v.version == version), None)
+        if entry is None:
+            return version[:12]
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.saved_at))
+        note = f" · «{entry.note}»" if entry.note else ""
+        return f"{when} · {entry.saved_by}{note} ({version[:12]})"
 
     def _selected_version(self) -> str | None:
         row = self.history_table.currentRow()
@@ -1479,11 +1492,12 @@ class RulesEditorWindow(QMainWindow):
             return
         self.last_push = result
         if result.ok:
-            self.push_status.setText(T("rules.pushed", version=result.version[:12]) + unsaved)
+            self.push_status.setText(T("rules.pushed", version=self.readable(result.version))
+                                     + unsaved)
         else:
             self.push_status.setStyleSheet("color: #b00020")
             self.push_status.setText("\n".join(
-                [T("rules.push_refused", version=result.version[:12]),
+                [T("rules.push_refused", version=self.readable(result.version)),
                  *(str(p) for p in result.problems)]))
         self._show_engine_version(result.version)
         self.pushed.emit(result)
@@ -1496,7 +1510,8 @@ class RulesEditorWindow(QMainWindow):
             self._show_engine_version(ev.data.version)
 
     def _show_engine_version(self, version: str | None) -> None:
-        self.engine_label.setText(T("rules.engine", version=version[:12]) if version
+        self._engine_version = version
+        self.engine_label.setText(T("rules.engine", version=self.readable(version)) if version
                                   else T("rules.no_engine"))
 
 

@@ -34,6 +34,9 @@ def test_save_and_apply_puts_good_rules_in_force_and_keeps_them_when_new_ones_fa
     assert got.args[0].ok and live.engine.rules.version == saved != before
     assert live.rules.read_text(encoding="utf-8") == editor.text() and not editor.dirty
     assert saved[:12] in editor.engine_label.text()
+    # Readable: when it was saved and by whom, not only a hash.
+    qtbot.waitUntil(lambda: " · admin (" in editor.engine_label.text(), timeout=WAIT_MS)
+    assert editor.engine_label.text().startswith("엔진 규칙: 20")
 
     # Bad: refused before anything is written; nothing is pushed; the engine keeps its rules.
     on_disk = live.rules.read_bytes()
