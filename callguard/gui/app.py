@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--desk", type=Path, metavar="FILE",
                     help="desk settings: protect hotkey, mini bar, rest (default: gui.toml "
                          "beside the settings file)")
+    ap.add_argument("--open", choices=("review", "rules"),
+                    help="also open call review or the rules editor (after the sign-in), "
+                         "as the Start-menu entries 통화 검토 and 규칙 편집 do")
     ap.add_argument("--fake-line", action="store_true",
                     help="an in-memory line instead of the PBX (demos; no real calls)")
     return ap
@@ -121,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = StoreClient(store_path)
     window = build_windows(bridge, store, rules_path, settings.sip.user or "", desk)
     window.show()
+    if args.open:
+        QTimer.singleShot(0, window._open_window[args.open])  # type: ignore[attr-defined]
 
     started = _Started(bridge)  # parented: deleted by Qt, not by whichever thread drops it
     started.done.connect(lambda err: err is not None and QMessageBox.critical(
@@ -196,4 +201,5 @@ def build_windows(bridge: EngineBridge, store: StoreClient, rules_path: Path, co
         action.triggered.connect(slot)
         menu.addAction(action)
     window._opened = opened  # type: ignore[attr-defined]
+    window._open_window = {"review": open_review, "rules": open_rules}  # type: ignore[attr-defined]
     return window
