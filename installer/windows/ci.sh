@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Everything CI needs for the Windows installer, on a fresh Debian 12 machine (as root):
+# the tools, the build, and the smoke test under wine. Prints how long each step took.
+#
+#   bash installer/windows/ci.sh
+#
+# Steps: (1) apt: wine (64-bit only: the installer is a 64-bit NSIS build, so no
+# wine32:i386 and no i386 architecture are needed), nsis, mingw-w64, ffmpeg (the test WAV),
+# 7zip (lists the installer's files), unzip; (2) installer/windows/build.sh (pinned win_amd64
+# wheels from PyPI, cached in ~/.cache/callguard-win); (3) pytest
+# tests/test_installer_windows.py with CALLGUARD_WINDOWS_SETUP set: a fresh wine prefix,
+# silent install, the installed program's checks, uninstall.
+# Needs python3 3.11 with pytest (bash installer/install.sh --dev) and ../shared beside the
+# checkout (the test speech).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+t0=$(date +%s); tstep=$t0
+took() { local now; now=$(date +%s); echo "windows-ci: $1 took $((now - tstep)) s"; tstep=$now; }
+
+debs="wine wine64 nsis gcc-mingw-w64-x86-64 ffmpeg p7zip-full unzip"
+missing=""
+for deb in $debs; do
+  dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed" \
+    || missing="$missing $deb"
+done
+if [ -n "$missing" ]; then
+  # A mirror mid-sync can fail one index (another architecture's): install what is there.
+  apt-get update -q || echo "windows-ci: warning: apt-get update reported errors" >&2
+  # shellcheck disable=SC2086  # a list of package names
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+fi
+took "apt-get install (${missing:- nothing missing})"
+
+bash installer/windows/build.sh
+version=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')
+export CALLGUARD_WINDOWS_SETUP=$PWD/dist/callguard-setup-$version.exe
+echo "windows-ci: $CALLGUARD_WINDOWS_SETUP $(du -h "$CALLGUARD_WINDOWS_SETUP" | cut -f1)"
+took "build (installer/windows/build.sh)"
+
+python3 -m pytest -q -s -p no:cacheprovider tests/test_installer_windows.py
+took "smoke test under wine (tests/test_installer_windows.py)"
+echo "windows-ci: all steps took $(( $(date +%s) - t0 )) s"
