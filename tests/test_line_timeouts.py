@@ -239,6 +239,28 @@ def test_a_call_nobody_answers_ends_as_ring_timeout(pbx, raw, tmp_path, kiwi):
     assert a.stored() == []
 
 
+def test_our_call_nobody_answers_is_cancelled_as_ring_timeout(pbx, tmp_path, kiwi):
+    """The agent dials bob (baresip through kamailio), whose phone rings and is never
+    answered: after the ring timeout our CANCEL ends it at bob's end too, and the engine's
+    ``ended`` event says ``ring_timeout``."""
+    require_peers("baresip")
+    from peers.baresip import Baresip
+
+    with Agent(pbx, tmp_path, kiwi, ring_timeout_s=2.0) as a, \
+            Baresip("bob", "bobpw", pbx) as bob:
+        bob.wait_registered()
+        a.engine.dial("bob").result(5)
+        bob.wait_event("CALL_INCOMING", 10)
+        rang = time.monotonic()
+        ended = a.log.wait("ended", 2.0 + SLACK_S + 2)
+        took = time.monotonic() - rang
+        bob.wait_event("CALL_CLOSED", 5)  # our CANCEL reached the phone
+    print(f"cancelled {took:.2f} s after bob's phone rang (ring timeout 2.0 s)")
+    assert ended.data["reason"] == "ring_timeout", ended.data
+    assert took <= 2.0 + SLACK_S
+    assert a.stored() == []
+
+
 # --- media from strangers, noted when it starts ------------------------------------------------
 
 

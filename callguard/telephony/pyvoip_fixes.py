@@ -27,7 +27,8 @@ tests/test_sip_hostile.py were run against the code before them instead):
   on any method but INVITE/ACK/BYE/CANCEL and the message was dropped unanswered);
 - timers: our 2xx is retransmitted until the ACK, none within ``ack_timeout_s`` (Timer H,
   32 s) ends the call with a BYE (``CallEnd.NO_ACK``); an unanswered call gets 480 after
-  ``ring_timeout_s`` (120 s, ``CallEnd.RING_TIMEOUT``); an answered call that receives no
+  ``ring_timeout_s`` (120 s, ``CallEnd.RING_TIMEOUT``), and our own call is cancelled after
+  as long unanswered; an answered call that receives no
   RTP from its far end for ``media_timeout_s`` (60 s) while media is expected (not on hold:
   the far end's last offer was sendrecv) ends with a BYE (``CallEnd.MEDIA_TIMEOUT``); at
   most ``MAX_CALLS`` calls at once, more INVITEs get 486 with no port taken;
@@ -1286,7 +1287,21 @@ class FixedPhone(VoIP.VoIPPhone):
         self.sip._invites[call_id] = {"text": text, "number": number, "sess": sess_id,
                                       "medias": medias, "auth": False}
         self.sip._send(text)
+        # Nobody answers and the far end never gives up: our call must not ring for ever.
+        self.sip.later(self.ring_timeout_s, lambda: self._dial_timeout(call))
         return call
+
+    def _dial_timeout(self, call: FixedCall) -> None:
+        """Our call rang unanswered for the ring timeout: CANCEL it (the far end answers
+        487, which is ACKed as usual) and end it as a ring timeout."""
+        if call.state != VoIP.CallState.DIALING or call.end_reason is not None:
+            return
+        inv = self.sip._invites.get(call.call_id)
+        if inv is not None:
+            self.sip._send(sipmsg.build_cancel(inv["text"]))
+        log.info("outgoing call not answered within %g s: cancelled", self.ring_timeout_s)
+        _spawn(call.end, CallEnd.RING_TIMEOUT, f"not answered within {self.ring_timeout_s:g} s",
+               name="call-ring-timeout")
 
     def _on_invite_response(self, msg: SIP.SIPMessage) -> None:
         call_id = msg.headers.get("Call-ID")
