@@ -320,3 +320,25 @@ def test_no_thread_is_left_behind(pbx, tmp_path, kiwi):
         proc.wait()
     time.sleep(1.0)
     assert threading.active_count() <= before + 2, threading.enumerate()
+
+
+# --- the settings ---------------------------------------------------------------------------
+
+
+def test_media_timeout_setting(tmp_path):
+    from callguard.config import ConfigError, load_settings
+    from callguard.engine.wiring import sip_line
+
+    path = tmp_path / "config.toml"
+    path.write_text("[sip]\n", encoding="utf-8")
+    assert load_settings(path).sip.media_timeout_s == 60.0
+    path.write_text('[sip]\nserver = "127.0.0.1"\nuser = "a"\nlocal_ip = "127.0.0.1"\n'
+                    "media_timeout_s = 2.5\n", encoding="utf-8")
+    settings = load_settings(path)
+    assert settings.sip.media_timeout_s == 2.5
+    line = sip_line(settings)  # the wiring hands it to the line
+    assert line.config.media_timeout_s == 2.5 and line.phone.media_timeout_s == 2.5
+    for bad in ("0", "-1", "true", '"60"', "86400"):
+        path.write_text(f"[sip]\nmedia_timeout_s = {bad}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"sip\.media_timeout_s"):
+            load_settings(path)
