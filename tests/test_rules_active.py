@@ -31,7 +31,8 @@ def test_bad_reload_keeps_last_good_rules_and_says_why(write_rules):
     assert result.version == good == engine.version
     assert [str(p) for p in result.problems] == [
         f"{path}:5: rule b: unknown key 'enabeld' in [[rule]] (did you mean 'enabled'?); "
-        "allowed: broad, category, description, enabled, exceptions, gap, id, mode, severity, terms"]
+        "allowed: broad, category, description, enabled, exceptions, gap, id, mode, severity, "
+        "terms"]
     assert "kept the last good rules" in result.message
     assert [h.rule_id for h in engine.match("씨발").hits] == ["a"]  # still enforcing V1
     assert engine.last_problems == result.problems
