@@ -18,7 +18,14 @@ error class goes into the drawing too (tests/test_errors.py compares the two).
     │   ├── AudioFileError         call recording (WAV)  audio.wavfile          + ValueError
     │   ├── DatasetError           labelled dataset      rules.evaluation       + ValueError
     │   ├── KeyFileError           evidence key file     evidence.keys          + ValueError
-    │   └── NoteRequired           a note without text   services.review_access + ValueError
+    │   ├── NoteRequired           a note without text   services.review_access + ValueError
+    │   ├── AudioCodecError        compressed recording  audio.compress
+    │   ├── WireError              a desk's payload      central.wire
+    │   ├── CentralRefused         server said no        central.client
+    │   ├── SignInRefused          server account        central.review
+    │   ├── ServerConfigError      server settings file  server.settings
+    │   ├── AdminError             server admin command  server.admin
+    │   └── BlobRejected           a recording upload    server.blobs
     ├── ResourceError              something callguard works with is missing or failed
     │   ├── StoreError             the call store        store.records
     │   │   └── CallNotFoundError  no call with that id  store.records          + KeyError
@@ -30,11 +37,18 @@ error class goes into the drawing too (tests/test_errors.py compares the two).
     │   ├── RecogniserError        it could not do one   asr.process            + RuntimeError
     │   ├── ChildFailed            its pipe or deadline  asr.process
     │   │   └── ChildHung          missed its deadline   asr.process
-    │   └── DemoDataMissing        demo speech data      demo.scenario          + FileNotFoundError
+    │   ├── DemoDataMissing        demo speech data      demo.scenario          + FileNotFoundError
+    │   ├── CentralUnavailable     server unreachable    central.client
+    │   ├── TlsError               pinned certificate    central.pinning
+    │   ├── DatabaseError          server's PostgreSQL   server.database
+    │   ├── BlobError              server's blob store   server.blobs
+    │   ├── LocalPostgresError     a private PostgreSQL  server.localpg
+    │   └── TrialError             a trial server        server.trial
     ├── PermissionDenied           role or sign-in       services.accounts      + PermissionError
     ├── RulesRefused               rules with errors     services.rules_admin
     ├── NotEditable                form cannot write it  rules.toml_edit
     ├── RtpError                   malformed RTP packet  telephony.rtp          + ValueError
+    ├── ApiError                   HTTP refusal          server.app
     └── SdpRefused                 SDP offer refused     telephony.sipmsg       + ValueError
 
 The ``callguard`` command catches :class:`CallguardError` once, prints ``callguard:`` and the

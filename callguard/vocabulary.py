@@ -70,6 +70,9 @@ class VerdictKind(StrEnum):
     ALERT = "alert"
     DURATION_NOTICE = "duration_notice"
     DURATION_FINAL = "duration_final"
+    #: A caller with recent flagged calls (any desk) hears the warning right after the
+    #: pre-call notice ([repeat_callers] in the rules): no strike, no stage, no flag.
+    REPEAT_WARNING = "repeat_warning"
 
     @property
     def prompt(self) -> str | None:
@@ -103,6 +106,7 @@ _PROMPTS = {
     VerdictKind.FINAL: "final",
     VerdictKind.DURATION_NOTICE: "duration_notice",
     VerdictKind.DURATION_FINAL: "duration_final",
+    VerdictKind.REPEAT_WARNING: "warning",
 }
 _STAGE_OF = {VerdictKind.NOTICE: Stage.NOTICE, VerdictKind.WARN: Stage.WARNED,
              VerdictKind.FINAL: Stage.FINAL, VerdictKind.DURATION_FINAL: Stage.FINAL}
@@ -113,12 +117,13 @@ PRE_CALL_PROMPT = "pre_call"
 
 class Cause(StrEnum):
     """Why a verdict was given: the rules' hits, the call's length, the counselor's
-    *protect* press or crisis words."""
+    *protect* press, crisis words, or the caller's recent flagged calls."""
 
     RULES = "rules"
     DURATION = "duration"
     PROTECT = "protect"
     CRISIS = "crisis"
+    REPEAT = "repeat"
 
 
 class HungUpBy(StrEnum):

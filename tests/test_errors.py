@@ -33,6 +33,8 @@ def module_names() -> list[str]:
         parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
         if parts[-1] == "__main__":  # runs the command when imported
             continue
+        if "migrations" in parts:  # Alembic's scripts: run by Alembic, not imported
+            continue
         if parts[-1] == "__init__":
             parts = parts[:-1]
         names.append(".".join(parts))

@@ -211,6 +211,7 @@ class Engine:
         self._stop = asyncio.Event()
         self._ringing: dict[str, Call] = {}
         self._dialing: dict[str, Call] = {}
+        self._repeat: dict[str, int] = {}  # call id → the caller's recent flagged calls
         if self.store_path is not None:
             # A store that fails (full, read-only, deleted, damaged) never stops the agent:
             # calls are spooled and written when it is back (callguard.store.spool).
@@ -368,6 +369,7 @@ class Engine:
             repeat = self.central.callers.lookup(call.remote)
             if repeat is not None:
                 ringing["repeat"] = {"flagged": repeat.flagged, "days": repeat.days}
+                self._repeat[call.call_id] = repeat.flagged
         self._emit(EngineEventKind.RINGING, call.call_id, ringing)
         if self.auto_answer:
             call.answer()
@@ -389,6 +391,7 @@ class Engine:
             control=control, clock=clock, store=store, direction=call.direction,
             remote=call.remote, source=Source.SIP, config=self.session_config,
             counselor=self.counselor, wall_clock=self.clock,
+            repeat_flagged=self._repeat.pop(call.call_id, 0),
             on_event=lambda ev, cid=call.call_id: self._emit(EngineEventKind.TIMELINE, cid,
                                                              ev))
         try:
@@ -432,6 +435,7 @@ class Engine:
                 "line": str(runner.call.end_reason) if runner.call.end_reason else None})
 
     def _ended(self, call: Call) -> None:
+        self._repeat.pop(call.call_id, None)
         if (self._ringing.pop(call.call_id, None) is not None
                 or self._dialing.pop(call.call_id, None) is not None):
             # Never answered: no session, no recording; say how it ended.

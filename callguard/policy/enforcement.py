@@ -35,6 +35,7 @@ from callguard.vocabulary import (
     PRE_CALL_PROMPT,
     AlertRaised,
     CallEvent,
+    Cause,
     Direction,
     EndReason,
     PromptFailed,
@@ -59,6 +60,7 @@ class Enforcement:
         self.policy = PolicyEvaluator.for_call(ruleset, direction)
         self.state = PolicyState(direction)
         self._configured = frozenset(ruleset.prompts)
+        self._repeat = ruleset.repeat_callers
         self.playing_until = 0.0  # call time the last queued prompt ends
         self.stage = Stage.NONE
         self.flagged = False
@@ -73,11 +75,21 @@ class Enforcement:
         """True once a verdict has decided to end the call (no later event counts)."""
         return self.hangup_at is not None or self.state.ended
 
-    def start(self, play: PromptPlayer, *, pre_call: bool = True) -> list[CallEvent]:
-        """The call was answered: the pre-call announcement, if configured and wanted."""
+    def start(self, play: PromptPlayer, *, pre_call: bool = True,
+              repeat_flagged: int = 0) -> list[CallEvent]:
+        """The call was answered: the pre-call announcement, if configured and wanted; then,
+        for a caller with ``repeat_flagged`` recent flagged calls at or above the rules'
+        ``[repeat_callers] warn_after``, the warning (a ``repeat_warning`` verdict: no
+        strike, no stage, no flag)."""
+        out: list[CallEvent] = []
         if pre_call and PRE_CALL_PROMPT in self._configured:
-            return [self._play(0.0, PRE_CALL_PROMPT, play)]
-        return []
+            out.append(self._play(0.0, PRE_CALL_PROMPT, play))
+        warn_after = self._repeat.warn_after
+        if warn_after and repeat_flagged >= warn_after:
+            out.extend(self._enforce(VerdictIssued(
+                0.0, VerdictKind.REPEAT_WARNING, Cause.REPEAT,
+                f"repeat caller: {repeat_flagged} recent flagged call(s)"), play))
+        return out
 
     def observe(self, event: Event, at_s: float, play: PromptPlayer) -> list[CallEvent]:
         """Apply a policy event (hits, a clock tick, a protect press) at ``at_s``."""

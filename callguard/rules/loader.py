@@ -27,6 +27,7 @@ from callguard.rules.model import (
     EscalationPolicy,
     MatchMode,
     Prompt,
+    RepeatCallerPolicy,
     Rule,
     RuleSet,
 )
@@ -44,7 +45,7 @@ _NUM = r"(\d+(?:\.\d+)?)"
 _DURATION = re.compile(rf"^\s*(?:{_NUM}h)?\s*(?:{_NUM}m)?\s*(?:{_NUM}s)?\s*$")
 
 TOP_KEYS = {"format", "name", "description", "dictionary", "exceptions", "escalation",
-            "duration", "prompts", "rule"}
+            "duration", "prompts", "rule", "repeat_callers"}
 RULE_KEYS = {"id", "category", "terms", "mode", "severity", "exceptions", "enabled", "gap",
              "description", "broad"}
 ESCALATION_KEYS = {"window", "cooldown", "notice_at", "warn_at", "warnings", "final_at"}
@@ -223,6 +224,18 @@ def _escalation(c: _Checker, data: dict) -> EscalationPolicy:
     if policy.notice_at > policy.warn_at:
         c.error((*path, "notice_at"), f"notice_at ({policy.notice_at}) must not be above "
                 f"warn_at ({policy.warn_at}): the counselor is told before the caller is warned")
+    return policy
+
+
+def _repeat_callers(c: _Checker, data: dict, prompts: dict) -> RepeatCallerPolicy:
+    table = c.table(data, "repeat_callers", ())
+    path = ("repeat_callers",)
+    c.unknown_keys(table, {"warn_after"}, path, "[repeat_callers]")
+    policy = RepeatCallerPolicy(
+        warn_after=c.number(table, "warn_after", path, 0, kind=int, minimum=0))
+    if policy.warn_after and "warning" not in prompts:
+        c.error((*path, "warn_after"), "warn_after plays the warning prompt: add "
+                "[prompts.warning]")
     return policy
 
 
@@ -588,13 +601,15 @@ def parse_rules(source: str | bytes, *, name: str = "<rules>", base_dir: Path | 
     _broad_problems(c, rules, global_exceptions, dictionary,
                     analyzer if check_analysis else None)
 
+    repeat = _repeat_callers(c, data, prompts)
+
     if any(p.severity is Severity.ERROR for p in c.problems):
         raise RulesError(sorted(c.problems, key=lambda p: p.line))
     ruleset = RuleSet(path=None, version=version, name=title, description=description,
                       rules=tuple(rules),
                       global_exceptions=tuple(global_exceptions), escalation=escalation,
                       inbound=inbound, outbound=outbound, prompts=prompts,
-                      dictionary=dictionary, source=text)
+                      dictionary=dictionary, source=text, repeat_callers=repeat)
     return LoadResult(ruleset, sorted(c.problems, key=lambda p: p.line))
 
 

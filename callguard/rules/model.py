@@ -107,6 +107,16 @@ class EscalationPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class RepeatCallerPolicy:
+    """What follows when a caller with recent flagged calls rings (``[repeat_callers]``;
+    the count comes from the central server's history, see the README): with at least
+    ``warn_after`` such calls the warning prompt plays right after the pre-call notice.
+    ``0`` (the default): nothing follows."""
+
+    warn_after: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class DurationPolicy:
     """Call-length limits for one direction, seconds from answer; ``None`` disables."""
 
@@ -140,6 +150,7 @@ class RuleSet:
     outbound: DurationPolicy = DurationPolicy()
     prompts: dict[str, Prompt] = field(default_factory=dict)
     dictionary: Dictionary = Dictionary()
+    repeat_callers: RepeatCallerPolicy = RepeatCallerPolicy()
     #: The file's exact text (UTF-8), kept with each call as evidence of the rules in force.
     source: str = field(default="", repr=False, compare=False)
 

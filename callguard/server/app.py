@@ -42,6 +42,7 @@ from starlette.routing import Route
 from callguard.audio.compress import AudioCodecError, ogg_opus_frames, seal_of
 from callguard.central.callers import caller_key, repeat_key
 from callguard.central.wire import WireError, check_alert, check_call, check_uuid
+from callguard.errors import CallguardError
 from callguard.server import database
 from callguard.server.auth import (
     PEOPLE_ROLES,
@@ -61,7 +62,9 @@ MAX_BODY = 64 * 1024 * 1024  # bytes: one request (a call's JSON or a piece of a
 ONLINE_S = 120  # a desk seen within this many seconds counts as online
 
 
-class ApiError(Exception):
+class ApiError(CallguardError):
+    """A request the server refuses: ``status`` is the HTTP status it answers with."""
+
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers or {}

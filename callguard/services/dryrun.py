@@ -264,7 +264,11 @@ def _replay(record: CallRecord, ruleset: RuleSet, matcher: Matcher,
         return lengths.get(key, 0.0)
 
     enforcement = Enforcement(ruleset, Direction(record.direction))
-    done = enforcement.start(play, pre_call=play_pre_call)
+    # A repeat caller's warning is replayed when the call had one: how many flagged calls
+    # the caller had is not kept, only that it was enough.
+    repeated = any(v.cause == Cause.REPEAT for v in record.verdicts)
+    done = enforcement.start(play, pre_call=play_pre_call,
+                             repeat_flagged=10**6 if repeated else 0)
     hit_count = 0
     rule_ids: set[str] = set()
     cut: VerdictIssued | None = None

@@ -178,7 +178,7 @@ class CallSession:
                  source: Source = Source.SIMULATE, config: SessionConfig | None = None,
                  counselor: str = "",
                  on_event: Callable[[CallEvent], None] | None = None,
-                 wall_clock: TimeSource = SYSTEM) -> None:
+                 wall_clock: TimeSource = SYSTEM, repeat_flagged: int = 0) -> None:
         self.ruleset = ruleset
         self.matcher = matcher
         self.recogniser = recogniser
@@ -189,6 +189,8 @@ class CallSession:
         self.remote = remote
         self.source = Source(source)
         self.counselor = counselor
+        #: The caller's recent flagged calls known before the answer (central server).
+        self.repeat_flagged = repeat_flagged
         self.config = cfg = config or SessionConfig()
         self._emit_cb = on_event
         self._wall = wall_clock.monotonic  # recognition wall time (virtual clocks)
@@ -231,7 +233,8 @@ class CallSession:
             self._started_at = self._epoch() if started_at is None else started_at
             await self._ensure_call()
         await self._publish(CallStarted(0.0, self.direction, rs.version))
-        for ev in self.enforcement.start(self._start_prompt, pre_call=self.config.play_pre_call):
+        for ev in self.enforcement.start(self._start_prompt, pre_call=self.config.play_pre_call,
+                                         repeat_flagged=self.repeat_flagged):
             await self._publish(ev)
 
     async def feed(self, leg: Leg, pcm: np.ndarray) -> None:
