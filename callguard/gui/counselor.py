@@ -214,6 +214,10 @@ T = texts({
                             "Playing the final notice — the call will end"),
     "counselor.say.duration_notice": ("통화 시간 안내를 재생하고 있습니다",
                                       "Playing the call time notice"),
+    "counselor.say.repeat": ("재통화 고객: 최근 {days}일 문제 통화 {n}건",
+                             "Repeat caller: {n} flagged call(s) in the last {days} days"),
+    "counselor.say.repeat_warning": ("재통화 고객 — 연결 안내 뒤 경고 안내를 재생합니다",
+                                     "Repeat caller: the warning plays after the greeting"),
     "counselor.say.duration_final": ("통화 시간 한도 — 종료 안내 후 통화가 끊깁니다",
                                      "Call time limit — final notice, then the call ends"),
     "counselor.say.crisis": ("위기 신호: 자해·자살과 관련된 말이 감지되었습니다. 통화를 "
@@ -1003,6 +1007,10 @@ class CounselorWindow(QMainWindow):
         self.call_id = ev.call_id
         self._set_state("ringing")
         log.info("incoming call %s", ev.call_id)
+        repeat = (ev.data or {}).get("repeat")
+        if repeat:  # known from every desk's flagged calls, before the answer
+            self._say(T("counselor.say.repeat", n=repeat["flagged"], days=repeat["days"]),
+                      "warn")
         self._alert(T("counselor.tray.ringing"), T("counselor.state.ringing"))
         QApplication.alert(self)  # flashes the taskbar entry until the window is active
 
