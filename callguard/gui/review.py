@@ -1003,7 +1003,8 @@ class ReviewWindow(QWidget):
         split.addWidget(right)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
-        split.setSizes([560, 840])  # the list wide enough for all its columns
+        split.setSizes([560, 840])  # widened to its columns when calls are listed
+        self.split = split
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
         outer = QVBoxLayout(self)
@@ -1098,7 +1099,21 @@ class ReviewWindow(QWidget):
         finally:
             self.table.blockSignals(False)
         self.count_label.setText(T("review.count", n=len(calls)))
+        self._fit_list()
         self.callsLoaded.emit(len(calls))
+
+    def _fit_list(self) -> None:
+        """Widen the list pane so that every column shows whole (at most 55% of the
+        window; the detail pane keeps the rest)."""
+        header = self.table.horizontalHeader()
+        need = header.length() + self.table.verticalScrollBar().sizeHint().width() \
+            + 2 * self.table.frameWidth() + 4
+        have = self.table.viewport().width() + self.table.verticalScrollBar().sizeHint().width()
+        sizes = self.split.sizes()
+        if need <= have or sum(sizes) <= 0:
+            return
+        left = min(sizes[0] + need - have, int(sum(sizes) * 0.55))
+        self.split.setSizes([left, sum(sizes) - left])
 
     def _set_choices(self, box: QComboBox, values: list[str]) -> None:
         """Refill a filter combo keeping its selection (even if no call has it any more)."""

@@ -154,3 +154,17 @@ def test_the_list_has_a_category_column(qtbot, client_for, tmp_path):  # noqa: F
     assert shown[ids["rules"]] == "욕설" and shown[ids["protected"]] == ""
     mixed = next(i for i in shown if i not in ids.values())
     assert sorted(shown[mixed].split(", ")) == ["모욕", "욕설"]
+
+
+def test_the_list_shows_every_column_whole_at_1366x768(qtbot, client_for, tmp_path):  # noqa: F811
+    from callguard.gui.fit import budget
+
+    db = tmp_path / "calls.db"
+    read(db, _made)
+    window = open_window(qtbot, client_for(db), tmp_path, reviewer="park")
+    window.resize(*budget())
+    window.refresh()
+    qtbot.waitUntil(lambda: window.table.rowCount() == 2, timeout=10_000)
+    qtbot.wait(100)
+    header = window.table.horizontalHeader()
+    qtbot.waitUntil(lambda: header.length() <= window.table.viewport().width(), timeout=5000)
