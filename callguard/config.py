@@ -150,7 +150,13 @@ class CentralSettings:
 
     @property
     def enabled(self) -> bool:
+        """A server is configured (a supervisor's PC needs no token: it signs in)."""
         return bool(self.url)
+
+    @property
+    def desk(self) -> bool:
+        """This PC is an enrolled desk: it uploads its calls (it has a token)."""
+        return bool(self.url and self.token)
 
 
 _CENTRAL_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -166,9 +172,9 @@ def _central(body: dict, path: Path) -> CentralSettings:
     if central.url:
         if not central.url.startswith("https://"):
             raise ConfigError(f"{path}: central.url must start with https://")
-        if not central.token or not central.fingerprint:
-            raise ConfigError(f"{path}: central.token and central.fingerprint are needed "
-                              "with central.url (from the server's admin)")
+        if not central.fingerprint:
+            raise ConfigError(f"{path}: central.fingerprint is needed with central.url (the "
+                              "server certificate's, from the server's admin)")
     if central.audio not in ("opus", "flac"):
         raise ConfigError(f'{path}: central.audio must be "opus" or "flac"')
     if not 1 <= central.poll_s <= 3600:

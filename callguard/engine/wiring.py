@@ -91,7 +91,7 @@ def build_engine(settings: Settings, line: Line, *,
     engine gets its link to the server (:func:`central_link`), and the rules the server
     published (kept beside the store) are the ones loaded, once there are any."""
     store = store_path or settings.store_path
-    central = central_link(settings, store) if settings.central.enabled else None
+    central = central_link(settings, store) if settings.central.desk else None
     rules = rules_path or settings.rules_path
     if central is not None and rules_path is None and central.rules_target is not None \
             and central.rules_target.is_file():

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--open", choices=("review", "rules"),
                     help="also open call review or the rules editor (after the sign-in), "
                          "as the Start-menu entries 통화 검토 and 규칙 편집 do")
+    ap.add_argument("--review", action="store_true",
+                    help="only the review window, no phone line (a supervisor's PC): on the "
+                         "central server when the settings have [central], else this PC's "
+                         "store")
     ap.add_argument("--fake-line", action="store_true",
                     help="an in-memory line instead of the PBX (demos; no real calls)")
     return ap
@@ -113,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if exposed is not None:
         log.warning("%s", exposed)
         print(f"callguard gui: warning: {exposed}", file=sys.stderr, flush=True)
+    if args.review:
+        return review_only(app, settings, args.store or settings.store_path)
     line = _line(settings, args.fake_line)
     if line is None:
         QMessageBox.critical(None, T("app.start_failed"), T("app.no_line"))
@@ -150,6 +156,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         release_windows()
         engine.stop()
         store.close()
+
+
+def review_only(app: QApplication, settings: Settings, store_path: Path) -> int:
+    """``callguard gui --review``: the review window alone. With ``[central]`` it signs in
+    to the central server (a server account) and shows every desk's calls, with alerts as
+    they happen; without, it reviews this PC's store (an account of ``callguard accounts``).
+    """
+    from callguard.gui.review import ReviewWindow
+
+    if settings.central.enabled:
+        from callguard.gui.central_review import CentralSignIn, watch_alerts
+
+        dialog = CentralSignIn(store_path.parent, settings.central.url,
+                               settings.central.fingerprint)
+        if dialog.exec() != CentralSignIn.DialogCode.Accepted or dialog.client is None:
+            return 1
+        client = dialog.client
+        window = ReviewWindow(client, dialog.name_edit.text().strip(), dialog.role or "")
+        watch_alerts(window, client)
+    else:
+        from callguard.gui.login import request_role
+
+        client = StoreClient(store_path)
+        holder: dict[str, object] = {}
+
+        def go(user: str | None) -> None:
+            if not user:
+                app.quit()
+                return
+            role = getattr(holder.get("dialog"), "account_role", None) or "supervisor"
+            w = ReviewWindow(client, user, role)
+            holder["window"] = w
+            w.show()
+        holder["dialog"] = request_role(client, "supervisor", None, go)
+        window = None
+    if window is not None:
+        window.show()
+    _quit_on_signals(app)
+    try:
+        return app.exec()
+    finally:
+        release_windows()
+        client.close()
 
 
 def build_windows(bridge: EngineBridge, store: StoreClient, rules_path: Path, counselor: str,
