@@ -84,7 +84,7 @@ from PySide6.QtWidgets import (
 from callguard.gui.bridge import EngineBridge, Poster, StoreClient
 from callguard.gui.check_ko import field_name, korean
 from callguard.gui.fit import fit
-from callguard.gui.i18n import texts
+from callguard.gui.i18n import language, texts
 from callguard.gui.login import request_role
 from callguard.rules import toml_edit
 from callguard.rules.active import ReloadResult
@@ -338,9 +338,37 @@ class _StatusLabel(QLabel):
         self.hide()
 
 
+_KO_UNITS = (("시간", 3600), ("분", 60), ("초", 1))
+_KO_DURATION = re.compile(r"^\s*(?:(\d+)\s*시간)?\s*(?:(\d+)\s*분)?\s*(?:(\d+)\s*초)?\s*$")
+
+
+def readable_duration(seconds: int) -> str:
+    """``seconds`` as people read it in the interface language: "2분", "1분 30초", "1시간"
+    (Korean) or "2 min", "1 min 30 s", "1 h" (English)."""
+    seconds = int(seconds)
+    parts = []
+    for (ko, unit), en in zip(_KO_UNITS, ("h", "min", "s"), strict=True):
+        n, seconds = divmod(seconds, unit)
+        if n:
+            parts.append(f"{n}{ko}" if language() == "ko" else f"{n} {en}")
+    return " ".join(parts) or ("0초" if language() == "ko" else "0 s")
+
+
+def parse_readable_duration(text: str) -> float:
+    """Seconds from "2분", "1분 30초", "1 h", "2 min" or the TOML's "2m"/"90"."""
+    text = text.strip()
+    m = _KO_DURATION.match(text)
+    if text and m and any(m.groups()):
+        h, mi, se = (int(g) if g else 0 for g in m.groups())
+        return float(h * 3600 + mi * 60 + se)
+    en = text.replace(" ", "").replace("min", "m")
+    return parse_duration(en)
+
+
 class DurationSpinBox(QSpinBox):
-    """A duration in whole **seconds**, shown and typed as the TOML writes it (``"2m"``,
-    ``"1m30s"``, ``"90"``). With ``optional``, 0 shows as "off" (no limit)."""
+    """A duration in whole **seconds**, shown as people read it ("2분", "1분 30초") and typed
+    that way or as the TOML writes it (``"2m"``, ``"1m30s"``, ``"90"``); the file keeps the
+    TOML form. With ``optional``, 0 shows as "off" (no limit)."""
 
     def __init__(self, minimum: int, maximum: int, step: int = 1, optional: bool = False,
                  parent: QWidget | None = None) -> None:
@@ -353,13 +381,13 @@ class DurationSpinBox(QSpinBox):
         self.setKeyboardTracking(False)
 
     def textFromValue(self, value: int) -> str:  # Qt override
-        return format_duration(value)
+        return readable_duration(value)
 
     def valueFromText(self, text: str) -> int:  # Qt override
         if self.specialValueText() and text.strip() == self.specialValueText():
             return self.minimum()
         try:
-            return round(parse_duration(text.strip()))
+            return round(parse_readable_duration(text))
         except ValueError:
             return self.value()
 
@@ -368,7 +396,7 @@ class DurationSpinBox(QSpinBox):
         if self.specialValueText() and stripped == self.specialValueText():
             return QValidator.State.Acceptable, text, pos
         try:
-            seconds = parse_duration(stripped)
+            seconds = parse_readable_duration(stripped)
         except ValueError:
             return QValidator.State.Intermediate, text, pos
         ok = self.minimum() <= seconds <= self.maximum()

@@ -91,7 +91,7 @@ def test_the_form_shows_the_default_rules_and_edits_only_the_value(qtbot, tmp_pa
     original = path.read_text(encoding="utf-8")
     assert editor.is_valid and editor.text() == original
     assert editor.name_edit.text() == "callguard 기본 규칙 (default Korean rules)"
-    assert editor.esc["window"].value() == 120 and editor.esc["window"].text() == "2m"
+    assert editor.esc["window"].value() == 120 and editor.esc["window"].text() == "2분"
     assert editor.esc["warnings"].value() == 2
     assert editor.limits[("inbound", "final_at")].value() == 20 * 60
     assert editor.prompt_text["final"].text().startswith("반복된 욕설과 폭언")

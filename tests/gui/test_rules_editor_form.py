@@ -74,3 +74,24 @@ def test_check_errors_are_shown_in_korean_at_the_form_field(qtbot, tmp_path, kiw
     # Another rule has no problem: nothing shown there.
     select_rule(editor, "profanity.ssibal")
     assert editor.rule_problems.text() == "" and editor.rule_terms.styleSheet() == ""
+
+
+def test_durations_read_as_people_say_them_and_the_file_keeps_toml(qtbot, tmp_path, kiwi,
+                                                                  clients):  # noqa: F811
+    from PySide6.QtCore import Qt
+
+    path = tmp_path / "rules.toml"
+    shutil.copy(DEFAULT_RULES, path)
+    editor = open_editor(qtbot, clients(tmp_path / "calls.db"), path)
+    box = editor.esc["window"]
+    assert box.text() == "2분"
+    assert editor.limits[("inbound", "final_at")].text() == "20분"
+    box.lineEdit().setText("1분 30초")  # as typed (QTest types ASCII only)
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Return)
+    assert box.value() == 90
+    wait_checked(qtbot, editor)
+    assert 'window = "1m30s"' in editor.text() and editor.is_valid
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "3m")  # the TOML's way is understood too
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Return)
+    assert box.value() == 180 and box.text() == "3분"
