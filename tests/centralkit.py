@@ -5,18 +5,11 @@ counts of what a store holds, to compare with what the server holds."""
 from __future__ import annotations
 
 import hashlib
-import re
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import httpx
 import numpy as np
 
-from callguard.central.pinning import pinned_context
-from callguard.server.localpg import free_port
+from callguard.server import trial
 from callguard.store import Store
 from callguard.vocabulary import ActionKind, Cause, VerdictKind
 
@@ -92,33 +85,10 @@ def sha256(data: bytes) -> str:
 # -- a real central server on 127.0.0.1 ---------------------------------------------------
 
 
-
-class ServerProcess:
-    """``callguard server run`` in its own process, set up the way an admin does it
-    (``init``, ``migrate``, accounts and desks from the command line)."""
-
-    def __init__(self, directory: Path, dsn: str) -> None:
-        self.dir = directory
-        self.port = free_port()
-        out = self.cli("init", "--dir", str(directory), "--name", "127.0.0.1",
-                       "--database", dsn, "--blobs", str(directory / "blobs"),
-                       "--port", str(self.port), config=False)
-        self.fingerprint = re.search(r"fingerprint: (\S+)", out).group(1)  # type: ignore[union-attr]
-        self.config = directory / "server.toml"
-        self.cli("migrate")
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"https://127.0.0.1:{self.port}"
-        self.ssl = pinned_context((directory / "server.crt").read_text(encoding="ascii"))
-
-    def cli(self, *args: str, config: bool = True, stdin: str | None = None) -> str:
-        argv = [sys.executable, "-m", "callguard", "server", *args]
-        if config:
-            argv += ["--config", str(self.dir / "server.toml")]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, input=stdin,
-                              check=False)
-        if done.returncode != 0:
-            raise AssertionError(f"callguard server {args[0]} failed: {done.stderr}")
-        return done.stdout
+class ServerProcess(trial.ServerProcess):
+    """``callguard server run`` in its own process (:mod:`callguard.server.trial`), with
+    desks and accounts made by the admin's commands (``callguard server desk add`` /
+    ``user add``), so the tests go through them too."""
 
     def desk(self, name: str) -> str:
         return self.cli("desk", "add", name).splitlines()[0].strip()
@@ -127,51 +97,5 @@ class ServerProcess:
         self.cli("user", "add", name, "--role", role, "--password-stdin",
                  stdin=password + "\n")
 
-    def start(self, timeout: float = 30) -> None:
-        with (self.dir / "server.err").open("ab") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "callguard", "server", "run", "--config",
-                 str(self.config)], stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("the server died: "
-                                     + (self.dir / "server.err").read_text()[-2000:])
-            try:
-                if httpx.get(f"{self.url}/healthz", verify=self.ssl, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("the server did not come up")
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def client(self, token: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, verify=self.ssl, headers=headers, timeout=30)
-
-    def login(self, name: str, password: str = "password-123") -> str:
-        with self.client() as c:
-            r = c.post("/api/v1/login", json={"name": name, "password": password})
-            assert r.status_code == 200, r.text
-            return r.json()["token"]
-
-
-def private_tmp(prefix: str) -> Path:
-    """A directory under /tmp that PostgreSQL's own user can reach (pytest's tmp_path sits
-    under a root-only folder when the tests run as root)."""
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+private_tmp = trial.private_tmp
