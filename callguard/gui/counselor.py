@@ -145,8 +145,8 @@ T = texts({
     "counselor.protect_key_local": ("단축키 {combo}: 이 창이 앞에 있을 때만 작동합니다",
                                     "Shortcut {combo}: works only while this window is in "
                                     "front"),
-    "counselor.hotkey_failed": ("전체 화면 보호 단축키 {combo}를 켜지 못했습니다 ({error}). "
-                                "이 창이 앞에 있을 때만 작동합니다.",
+    "counselor.hotkey_failed": ("어느 프로그램에서나 쓰는 보호 단축키 {combo}를 켜지 "
+                                "못했습니다 ({error}). 이 창이 앞에 있을 때만 작동합니다.",
                                 "The system-wide protect shortcut {combo} could not be set up "
                                 "({error}); it works only while this window is in front."),
     "counselor.hold": ("보호: {s}초 동안 누르고 계세요", "Protect: hold for {s} s"),

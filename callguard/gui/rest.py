@@ -51,7 +51,7 @@ T = texts({
                           "휴식은 누구의 승인도 없이 바로 시작할 수 있습니다.",
                           "A crisis call is over. It was a heavy call: take a break.\n"
                           "You can start it right away; nobody needs to approve it."),
-    "rest.intro.flagged": ("문제가 감지된 통화가 끝났습니다. 잠시 쉬어 가세요.\n"
+    "rest.intro.flagged": ("폭언이 감지된 통화가 끝났습니다. 잠시 쉬어 가세요.\n"
                            "휴식은 누구의 승인도 없이 바로 시작할 수 있습니다.",
                            "A call with abuse detected is over. Take a break.\n"
                            "You can start it right away; nobody needs to approve it."),
