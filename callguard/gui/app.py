@@ -18,8 +18,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
@@ -159,46 +160,59 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def review_only(app: QApplication, settings: Settings, store_path: Path) -> int:
-    """``callguard gui --review``: the review window alone. With ``[central]`` it signs in
-    to the central server (a server account) and shows every desk's calls, with alerts as
-    they happen; without, it reviews this PC's store (an account of ``callguard accounts``).
-    """
-    from callguard.gui.review import ReviewWindow
-
-    if settings.central.enabled:
-        from callguard.gui.central_review import CentralSignIn, watch_alerts
-
-        dialog = CentralSignIn(store_path.parent, settings.central.url,
-                               settings.central.fingerprint)
-        if dialog.exec() != CentralSignIn.DialogCode.Accepted or dialog.client is None:
-            return 1
-        client = dialog.client
-        window = ReviewWindow(client, dialog.name_edit.text().strip(), dialog.role or "")
-        watch_alerts(window, client)
-    else:
-        from callguard.gui.login import request_role
-
-        client = StoreClient(store_path)
-        holder: dict[str, object] = {}
-
-        def go(user: str | None) -> None:
-            if not user:
-                app.quit()
-                return
-            role = getattr(holder.get("dialog"), "account_role", None) or "supervisor"
-            w = ReviewWindow(client, user, role)
-            holder["window"] = w
-            w.show()
-        holder["dialog"] = request_role(client, "supervisor", None, go)
-        window = None
-    if window is not None:
-        window.show()
+    """``callguard gui --review``: the review window alone (see :func:`open_review_only`),
+    until it is closed or the process is told to stop."""
+    opened = open_review_only(settings, store_path, on_cancel=app.quit)
     _quit_on_signals(app)
     try:
         return app.exec()
     finally:
         release_windows()
-        client.close()
+        client = opened.get("client")
+        if client is not None:
+            client.close()
+
+
+def open_review_only(settings: Settings, store_path: Path, *,
+                     on_cancel: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    """Open the sign-in, then the review window, without a phone line (a supervisor's PC).
+    With ``[central]`` it signs in to the central server (a server account) and shows every
+    desk's calls, with alerts as they happen; without, it reviews this PC's store (an
+    account of ``callguard accounts``). Returns what it opened as it opens it: ``dialog``,
+    then ``client`` and ``window``. ``on_cancel`` runs when the sign-in is given up."""
+    from callguard.gui.review import ReviewWindow
+
+    opened: dict[str, Any] = {}
+    if settings.central.enabled:
+        from callguard.gui.central_review import CentralSignIn, watch_alerts
+
+        dialog = CentralSignIn(store_path.parent, settings.central.url,
+                               settings.central.fingerprint)
+        opened["dialog"] = dialog
+
+        def signed_in() -> None:
+            client = opened["client"] = dialog.client
+            window = opened["window"] = ReviewWindow(client, dialog.name_edit.text().strip(),
+                                                     dialog.role or "")
+            watch_alerts(window, client)
+            window.show()
+        dialog.accepted.connect(signed_in)
+        dialog.rejected.connect(on_cancel)
+        dialog.show()
+    else:
+        from callguard.gui.login import request_role
+
+        client = opened["client"] = StoreClient(store_path)
+
+        def go(user: str | None) -> None:
+            if not user:
+                on_cancel()
+                return
+            role = getattr(opened.get("dialog"), "account_role", None) or "supervisor"
+            window = opened["window"] = ReviewWindow(client, user, role)
+            window.show()
+        opened["dialog"] = request_role(client, "supervisor", None, go)
+    return opened
 
 
 def build_windows(bridge: EngineBridge, store: StoreClient, rules_path: Path, counselor: str,

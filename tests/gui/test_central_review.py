@@ -124,52 +124,31 @@ def server_dsn(server: ServerProcess) -> str:
 
 
 def test_gui_review_alone_signs_in_to_the_central_server(qtbot, server, tmp_path):
-    """``callguard gui --review`` with [central] in the settings: the sign-in dialog, then
-    the review window with every desk's calls (driven as a person would, by timers)."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
+    """``callguard gui --review`` with [central] in the settings and no token (a
+    supervisor's PC): the sign-in, then the review window with every desk's calls."""
     from callguard.config import load_settings
-    from callguard.gui.app import review_only
+    from callguard.gui.app import open_review_only
 
     server.user("sup2", "supervisor")
+    (tmp_path / "sup").mkdir()
     config = tmp_path / "sup.toml"
     config.write_text(f'[store]\npath = "{tmp_path / "sup" / "calls.db"}"\n'
                       f'[central]\nurl = "{server.url}"\n'
                       f'fingerprint = "{server.fingerprint}"\n', encoding="utf-8")
     settings = load_settings(config)
     assert settings.central.enabled and not settings.central.desk  # no token: not a desk
-    app = QApplication.instance()
-    seen: dict[str, object] = {}
-
-    def sign_in() -> None:
-        dialog = QApplication.activeModalWidget()
-        if dialog is None or not hasattr(dialog, "name_edit"):
-            QTimer.singleShot(100, sign_in)
-            return
-        dialog.name_edit.setText("sup2")
-        dialog.password_edit.setText("password-123")
-        dialog.try_sign_in()
-        QTimer.singleShot(200, look)
-
-    def look(tries: list[int] = [0]) -> None:  # noqa: B006  (a counter across calls)
-        from callguard.gui.review import ReviewWindow
-
-        windows = [w for w in QApplication.topLevelWidgets()
-                   if isinstance(w, ReviewWindow) and w.isVisible()]
-        if windows and windows[0].table.rowCount() > 0:
-            seen["rows"] = windows[0].table.rowCount()
-            seen["role"] = windows[0].role
-            app.quit()
-            return
-        tries[0] += 1
-        if tries[0] > 100:
-            app.quit()
-            return
-        QTimer.singleShot(100, look)
-
-    (tmp_path / "sup").mkdir()
-    QTimer.singleShot(100, sign_in)
-    review_only(app, settings, settings.store_path)
-    assert seen.get("role") == "supervisor"
-    assert seen.get("rows", 0) >= 2  # the calls of desk-a and desk-b (and the crisis call)
+    opened = open_review_only(settings, settings.store_path)
+    dialog = opened["dialog"]
+    qtbot.addWidget(dialog)
+    dialog.name_edit.setText("sup2")
+    dialog.password_edit.setText("password-123")
+    dialog.try_sign_in()
+    qtbot.waitUntil(lambda: "window" in opened, timeout=10_000)
+    window = opened["window"]
+    qtbot.addWidget(window)
+    try:
+        qtbot.waitUntil(lambda: window.table.rowCount() >= 2, timeout=10_000)
+        assert window.role == "supervisor" and window.reviewer == "sup2"
+    finally:
+        window.close()
+        opened["client"].close()
