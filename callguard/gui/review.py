@@ -160,6 +160,8 @@ T = texts({
     "review.reviewed.yes": ("검토됨", "Reviewed"),
     "review.today": ("오늘 검토할 통화", "Today's calls to review"),
     "review.all": ("모든 통화", "All calls"),
+    "review.today.none": ("오늘 검토할 통화가 없어 모든 통화를 보여 줍니다.",
+                          "Nothing to review today: showing every call."),
     "review.reviewed.no": ("미검토", "Not reviewed"),
     "review.col.time": ("시각", "Time"),
     "review.col.counselor": ("상담사", "Counselor"),
@@ -546,6 +548,8 @@ class ReviewWindow(QWidget):
         self.notes_timer.setInterval(NOTE_REFRESH_MS)
         self.notes_timer.timeout.connect(self._notes_tick)
         self.notes_timer.start()
+        # Nothing to review today: the first list falls back to every call, saying so.
+        self._today_fallback = today
         if today:
             self.show_today()
         else:
@@ -1071,6 +1075,12 @@ class ReviewWindow(QWidget):
             self._fail(error)
             return
         calls, counselors, categories, of = result
+        if self._today_fallback:
+            self._today_fallback = False
+            if not calls:
+                self.set_filters(clear=True)
+                self._status(T("review.today.none"))
+                return
         self._set_choices(self.counselor_box, counselors)
         self._set_choices(self.category_box, categories)
         shown = self._call.id if self._call is not None else None

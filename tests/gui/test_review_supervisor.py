@@ -168,3 +168,17 @@ def test_the_list_shows_every_column_whole_at_1366x768(qtbot, client_for, tmp_pa
     qtbot.wait(100)
     header = window.table.horizontalHeader()
     qtbot.waitUntil(lambda: header.length() <= window.table.viewport().width(), timeout=5000)
+
+
+def test_with_nothing_to_review_today_it_shows_every_call_and_says_so(qtbot, client_for,  # noqa: F811
+                                                                      tmp_path):
+    from callguard.gui.review import ReviewWindow
+
+    db = tmp_path / "calls.db"
+    old = read(db, lambda s: _call(s, started_at=time.time() - 3 * 86400, flagged=True))
+    window = ReviewWindow(client_for(db), "park", key_path=tmp_path / "site.key")
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.listed_ids() == [old], timeout=10_000)
+    assert window.status_label.text() == T("review.today.none")
+    assert not window.flagged_check.isChecked() and not window.date_check.isChecked()
