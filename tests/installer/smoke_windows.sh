@@ -35,6 +35,7 @@ files_list=${setup%.exe}.files.txt
 work=${CALLGUARD_WINE_WORK:-$(mktemp -d /tmp/callguard-wine.XXXXXX)}
 speech=${CALLGUARD_SPEECH:-$root/../shared/data/speech-ko}
 clip=${CALLGUARD_SPEECH_CLIP:-k002}
+mkdir -p "$work"
 export WINEPREFIX=$work/prefix WINEARCH=win64 WINEDEBUG=-all
 export WINEDLLOVERRIDES="bcryptprimitives=n,b;mscoree,mshtml="
 export KMP_AFFINITY=disabled WINEQT_QPA_PLATFORM=offscreen
@@ -46,7 +47,7 @@ failed=0; t0=$(date +%s); tstep=$t0
 ok() { local now; now=$(date +%s); echo "smoke: ok   $1 ($((now - tstep)) s)"; tstep=$now; }
 bad() { local now; now=$(date +%s); echo "smoke: FAIL $1 ($((now - tstep)) s)"; tstep=$now; failed=1; }
 # Run a Windows program; its output (stdout+stderr, through a pipe) in $out, status in $rc.
-win() { out=$(wine "$@" 2>&1 | cat); rc=${PIPESTATUS[0]}; printf '%s\n' "$out" | sed 's/^/    /'; }
+win() { out=$(wine "$@" 2>&1 | tr -d '\r'; exit "${PIPESTATUS[0]}"); rc=$?; printf '%s\n' "$out" | sed 's/^/    /'; }
 
 echo "smoke: $setup ($(du -h "$setup" | cut -f1)) in $WINEPREFIX"
 bash "$here/wine_prefix.sh" || { echo "smoke: FAIL wine prefix"; exit 1; }
@@ -59,7 +60,7 @@ if [ "$rc" -eq 0 ] && [ -f "$appdir/callguard.exe" ]; then ok "silent install (/
 # 1. What was installed, and nothing test-only.
 (cd "$appdir" && find . -type f | sed 's|^\./||' | LC_ALL=C sort) > "$work/installed.txt"
 echo "    $(wc -l < "$work/installed.txt") files, $(du -sh "$appdir" | cut -f1) installed"
-test_only='icuuc|bcryptprimitives|_stub|_shim|gui_smoke|wine'
+test_only='(^|[/\\ ])(icuuc|bcryptprimitives)\.dll|icuuc_stub|bcryptprimitives_shim|gui_smoke|wine_prefix|smoke_windows'
 if [ -f "$files_list" ]; then
   diff <(grep -v '^Uninstall.exe$' "$work/installed.txt") "$files_list" > "$work/files.diff" \
     && ok "install folder = the build's file list" \
@@ -100,6 +101,7 @@ if [ "$rc" -eq 0 ] && grep -q 'Program Files\\callguard\\models\\whisper-base-.*
 else bad "model: exit $rc"; fi
 
 # 5. simulate real speech through the real Whisper
+store="$WINEPREFIX/drive_c/users/$(id -un)/AppData/Local/callguard/callguard.db"
 mkdir -p "$WINEPREFIX/drive_c/smoke"
 if [ -f "$speech/$clip.wav" ] && command -v ffmpeg >/dev/null; then
   ffmpeg -v error -y -i "$speech/$clip.wav" -ar 8000 -ac 1 -sample_fmt s16 \
@@ -110,7 +112,6 @@ if [ -f "$speech/$clip.wav" ] && command -v ffmpeg >/dev/null; then
   sim=$(python3 -c 'import difflib,sys,re; n=lambda s: re.sub(r"[^가-힣]","",s); print(round(difflib.SequenceMatcher(None,n(sys.argv[1]),n(sys.argv[2])).ratio(),2))' "$heard" "$said")
   echo "    said:  $said"
   echo "    heard: $heard (similarity $sim)"
-  store="$WINEPREFIX/drive_c/users/$USER/AppData/Local/callguard/callguard.db"
   if [ "$rc" -eq 0 ] && python3 -c "import sys; sys.exit(float('$sim') < 0.5)" \
      && grep -q 'stored as call #1 in C:\\users\\.*\\AppData\\Local\\callguard\\callguard.db' <<<"$out" \
      && [ -f "$store" ]; then

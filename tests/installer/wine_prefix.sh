@@ -9,12 +9,17 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 : "${WINEPREFIX:?set WINEPREFIX to a folder that does not exist yet}"
+mkdir -p "$(dirname "$WINEPREFIX")"
 export WINEARCH=win64 WINEDEBUG=${WINEDEBUG:--all}
 [ -e "$WINEPREFIX" ] && { echo "wine_prefix.sh: $WINEPREFIX exists" >&2; exit 1; }
 # No Mono/Gecko download prompts (no network here, and nothing uses them).
-WINEDLLOVERRIDES="mscoree,mshtml=" wine wineboot -i >/dev/null 2>&1
-wineserver -w
+# (wineboot's status is not reliable: without wine32 it reports the 32-bit half it cannot
+# set up; the 64-bit prefix is what counts.)
+WINEDLLOVERRIDES="mscoree,mshtml=" wine wineboot -i > "$WINEPREFIX.wineboot.log" 2>&1 || true
+wineserver -w || true
 sys32=$WINEPREFIX/drive_c/windows/system32
+[ -f "$sys32/kernel32.dll" ] || { cat "$WINEPREFIX.wineboot.log" >&2; echo "wine_prefix.sh: wineboot failed" >&2; exit 1; }
+rm -f "$WINEPREFIX.wineboot.log"
 x86_64-w64-mingw32-gcc -shared -O2 -s -o "$sys32/icuuc.dll" "$here/icuuc_stub.c"
 x86_64-w64-mingw32-gcc -shared -O2 -s -o "$sys32/bcryptprimitives.dll" \
   "$here/bcryptprimitives_shim.c"
