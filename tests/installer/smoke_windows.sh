@@ -16,6 +16,7 @@
 #   6. the GUI (callguard.gui.app.main, as callguard-gui.exe runs it) offscreen, drawn and
 #      closed, exit 0
 #   7. silent uninstall: the folder and Start-menu entries go, the call store stays
+#   8. install again and uninstall with /PURGE: the call store goes too
 #
 # Test-only wine settings (real Windows needs none; none is in the installer):
 #   - the shims of wine_prefix.sh in the prefix's system32 (WINEDLLOVERRIDES prefers the
@@ -132,6 +133,13 @@ wine "$appdir/Uninstall.exe" /S 2>&1 | cat; wineserver -w; sleep 2; wineserver -
 if [ ! -e "$appdir/callguard.exe" ] && [ ! -e "$menu" ] && [ -f "$store" ]; then
   ok "silent uninstall: program and Start menu gone, call store kept"
 else bad "uninstall: folder/menu left, or the store was removed"; fi
+
+# 8. ... unless asked: install again, uninstall with /PURGE (the box ticked)
+wine "$setup" /S 2>&1 | cat; wineserver -w
+wine "$appdir/Uninstall.exe" /S /PURGE 2>&1 | cat; wineserver -w; sleep 2; wineserver -w
+if [ ! -e "$appdir/callguard.exe" ] && [ ! -e "$store" ]; then
+  ok "reinstall, then uninstall /S /PURGE: the call store is deleted when asked"
+else bad "uninstall /PURGE left the program or the store"; fi
 
 wineserver -k 2>/dev/null
 echo "smoke: $([ $failed -eq 0 ] && echo PASSED || echo FAILED) in $(( $(date +%s) - t0 )) s"
