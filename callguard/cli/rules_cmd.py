@@ -306,7 +306,7 @@ async def _admin_name(store: Store, wanted: str | None) -> str | None:
     admins = [name for name, role in await store.users() if role == rules_admin.ADMIN]
     if len(admins) == 1:
         return admins[0]
-    say("no admin account yet: create one by opening the rules editor of `callguard gui`"
+    say("no admin account yet: make one with `callguard accounts add NAME --role admin`"
         if not admins else f"several admin accounts ({', '.join(admins)}): choose one "
         "with --as")
     return None
