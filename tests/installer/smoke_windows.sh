@@ -14,7 +14,7 @@
 #      converted to 8 kHz here, never shipped) through the real Whisper: prints the text,
 #      stored in the default store (%LOCALAPPDATA%\callguard) with no setting
 #   6. the GUI (callguard.gui.app.main, as callguard-gui.exe runs it) offscreen, drawn and
-#      closed, exit 0
+#      closed, exit 0; then callguard-gui.exe itself starts it with its worker processes
 #   7. silent uninstall: the folder and Start-menu entries go, the call store stays
 #   8. install again and uninstall with /PURGE: the call store goes too
 #
@@ -127,6 +127,22 @@ cp "$here/gui_smoke.py" "$WINEPREFIX/drive_c/smoke/"
 win "$win_app\\python.exe" -X utf8 'C:\smoke\gui_smoke.py' 8
 [ "$rc" -eq 0 ] && grep -q "^gui: CounselorWindow [1-9][0-9]*x[1-9]" <<<"$out" \
   && ok "GUI started offscreen, drawn, closed, exit 0" || bad "GUI: exit $rc"
+
+# 6b. callguard-gui.exe itself (the Start-menu launcher, no console): the GUI comes up and
+# starts its recogniser and Kiwi processes (the launcher again, `-m ...`). A GUI program
+# cannot be asked to close from here (no window messages), so it is ended with the prefix.
+(wine "$appdir/callguard-gui.exe" --fake-line 2>&1 | cat > "$work/gui-exe.log") &
+seen=""
+for _ in $(seq 1 90); do
+  procs=$(ps -eo args)
+  if grep -q 'callguard-gui.exe -m callguard.asr.process' <<<"$procs" \
+     && grep -q 'callguard-gui.exe -m callguard.text.kiwiproc' <<<"$procs"; then seen=1; break; fi
+  sleep 1
+done
+wineserver -k 2>/dev/null; wait
+sed 's/^/    /' "$work/gui-exe.log"
+[ -n "$seen" ] && ok "callguard-gui.exe started the GUI with its recogniser and Kiwi processes" \
+  || bad "callguard-gui.exe: no recogniser/Kiwi process within 90 s"
 
 # 7. silent uninstall keeps the call store
 wine "$appdir/Uninstall.exe" /S 2>&1 | cat; wineserver -w; sleep 2; wineserver -w
