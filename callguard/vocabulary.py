@@ -240,6 +240,7 @@ class EngineEventKind(StrEnum):
     STORE = "store"  # the call store's health changed
     RECOGNITION = "recognition"  # the recogniser went down (crashed, restarting) or is back
     CENTRAL = "central"  # the link to the central server changed (reachable, waiting, rules)
+    ALERT_DELIVERED = "alert_delivered"  # the server has an alert: who had it on screen
 
 
 # --- events a call publishes (call time in seconds) ----------------------------------------

@@ -10,6 +10,7 @@ and the audio checks out against the desks' seals."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import threading
@@ -606,3 +607,41 @@ def test_central_review_lists_opens_reviews_and_exports_every_desks_calls(server
     assert done.returncode == 0, done.stderr
     from callguard.evidence import read_key
     assert verify_package(out, read_key(tmp_path / "cli" / "site.key")).ok
+
+
+def test_an_alert_is_answered_with_the_supervisors_who_have_it_on_screen(server, pg):
+    token = server.desk("desk-w")
+    server.user("sup", "supervisor")
+    sup = server.login("sup")
+    alert = {"kind": "crisis", "raised_at": time.time(), "counselor": "kim", "call_uuid": None}
+    with server.client(token) as desk:
+        nobody = desk.post("/api/v1/alerts", json={**alert, "key": "a/1"}).json()
+    assert nobody == {"created": True, "recipients": []}
+    ready, done = threading.Event(), threading.Event()
+
+    def watch():
+        import httpx
+
+        with contextlib.suppress(httpx.HTTPError), server.client(sup) as c, \
+                c.stream("GET", "/api/v1/alerts/stream", params={"after": 10**9},
+                         timeout=30) as r:
+            for _ in r.iter_lines():  # ends when the server stops at the test's end
+                ready.set()
+                if done.is_set():
+                    return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert ready.wait(10)
+    with server.client(token) as desk:
+        seen = desk.post("/api/v1/alerts", json={**alert, "key": "a/2"}).json()
+        again = desk.post("/api/v1/alerts", json={**alert, "key": "a/2"}).json()
+    done.set()
+    assert seen == {"created": True, "recipients": ["sup"]}
+    assert again["created"] is False  # delivered twice: one alert
+    assert server_rows_alerts(pg) == 2
+
+
+def server_rows_alerts(pg) -> int:
+    with psycopg.connect(pg.dsn) as conn:
+        return conn.execute("SELECT count(*) FROM alerts").fetchone()[0]

@@ -24,6 +24,7 @@ class FakeCentral:
         self.rules_reports: list[tuple[str, str | None]] = []
         self.repeat_key = b"k" * 32
         self.callers: list[dict[str, Any]] = []  # {"key", "flagged", "last_at"}
+        self.recipients: list[str] = []  # supervisors "watching" (alert answers)
 
     def _up(self) -> None:
         if self.down:
@@ -57,7 +58,7 @@ class FakeCentral:
         p = check_alert(payload)
         created = p["key"] not in self.alerts
         self.alerts.setdefault(p["key"], p)
-        return {"created": created}
+        return {"created": created, "recipients": list(self.recipients)}
 
     async def get_rules(self, have: str | None) -> dict[str, Any] | None:
         self._up()

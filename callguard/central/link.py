@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from callguard.central.callers import caller_key
 from callguard.central.client import Central, CentralRefused, CentralUnavailable
@@ -178,6 +179,9 @@ class CentralLink:
         #: ``rules`` (the version in force from the server), ``rules_error``.
         self.on_state: Callable[[dict[str, object]], object] | None = None
         self._reported: dict[str, object] | None = None
+        #: Called (from the link's thread) when the server has an alert of this desk:
+        #: ``{"kind", "call_uuid", "recipients"}`` (see :class:`Uploader`).
+        self.on_alert: Callable[[dict[str, Any]], object] | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._main, name="callguard-central",
@@ -207,6 +211,7 @@ class CentralLink:
             async with Store.open(self.store_path) as store:
                 uploader = Uploader(store, central, audio=self.audio)
                 uploader.stats = self.stats
+                uploader.on_alert = self.on_alert
                 while not self._stop.is_set():
                     delivered = 0
                     try:

@@ -76,6 +76,9 @@ class Uploader:
         self.audio = audio
         self.clock = clock
         self.stats = SyncStats()
+        #: Called with ``{"kind", "call_uuid", "recipients"}`` when the server has an alert
+        #: (``recipients``: the supervisors who had it on screen at once).
+        self.on_alert: Callable[[dict[str, Any]], object] | None = None
 
     async def run_once(self, limit: int = 20) -> int:
         """Deliver the items due now (at most ``limit``); return how many were delivered.
@@ -125,8 +128,14 @@ class Uploader:
             "key": f"{row['uuid'] or 'desk'}/{item.source}/{item.ref_id}",
             "kind": kind, "raised_at": raised_at, "counselor": row["counselor"] or "",
             "call_uuid": row["uuid"], "detail": row["detail"] or ""}
-        await self.central.post_alert(payload)
+        answer = await self.central.post_alert(payload)
         self.stats.alerts += 1
+        if self.on_alert is not None:
+            try:
+                self.on_alert({"kind": kind, "call_uuid": row["uuid"],
+                               "recipients": list(answer.get("recipients") or [])})
+            except Exception:
+                log.exception("reporting a delivered alert failed")
 
     async def _call(self, item: OutboxItem) -> None:
         if item.call_id is None:

@@ -152,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"rules: {ev.data.message}", flush=True)
             if not ev.data.ok:  # the file on disk is not what runs: never only on stdout
                 print(f"callguard run: {ev.data.headline}", file=sys.stderr, flush=True)
+        elif ev.kind is EngineEventKind.ALERT_DELIVERED:
+            names = ", ".join(ev.data.get("recipients") or []) or "no supervisor watching"
+            print(f"alert delivered: {ev.data.get('kind')} → {names}", flush=True)
         elif ev.kind is EngineEventKind.CENTRAL:
             st = ev.data
             parts = [f"server {st['server']}", f"{st['pending'] or 0} waiting"]

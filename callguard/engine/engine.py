@@ -335,6 +335,13 @@ class Engine:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(self._emit, EngineEventKind.CENTRAL, None, st)
         self.central.on_state = state
+
+        def delivered(alert: dict[str, Any]) -> None:  # the link's thread
+            if not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._emit, EngineEventKind.ALERT_DELIVERED,
+                                              None, alert)
+        self.central.on_alert = delivered
         try:
             self.central.start()
         except Exception:  # the desk works fully offline: never a reason not to start

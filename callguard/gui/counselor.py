@@ -240,6 +240,21 @@ T = texts({
                                  "with the review open see it at once. If nobody answers, "
                                  "tell your supervisor yourself. In an emergency call 112 or "
                                  "119; give the caller the suicide prevention line, 109."),
+    "counselor.crisis.received": ("위기 알림이 상담 관리자 {names}의 검토 화면에 떴습니다. "
+                                  "통화를 이어 가며 위기 대응 절차를 따르세요. 급하면 "
+                                  "112·119, 고객에게는 자살예방 상담전화 109를 안내하세요.",
+                                  "The crisis alert is on the review screen of {names}. Stay "
+                                  "on the call and follow the crisis procedure. In an "
+                                  "emergency call 112 or 119; give the caller the suicide "
+                                  "prevention line, 109."),
+    "counselor.crisis.unwatched": ("위기 알림이 중앙 서버에 전달되었지만 지금 검토 화면을 연 "
+                                   "상담 관리자가 없습니다. 상담 관리자에게 직접 알리세요. "
+                                   "급하면 112·119, 고객에게는 자살예방 상담전화 109를 "
+                                   "안내하세요.",
+                                   "The crisis alert reached the central server, but no "
+                                   "supervisor has the review open right now. Tell your "
+                                   "supervisor yourself. In an emergency call 112 or 119; "
+                                   "give the caller the suicide prevention line, 109."),
     "counselor.guarding": ("callguard 보호 중", "callguard is protecting this call"),
     "counselor.guard_name": ("보호 상태", "Protection state"),
     "counselor.crisis_name": ("위기 대응 안내", "Crisis guidance"),
@@ -988,7 +1003,8 @@ class CounselorWindow(QMainWindow):
                    kind.CALL_STATUS: self._on_call_status, kind.TIMELINE: self._on_timeline,
                    kind.RULES: self._on_rules, kind.HEADSET: self._on_headset,
                    kind.STORE: self._on_store,
-                   kind.RECOGNITION: self._on_recognition}.get(ev.kind)
+                   kind.RECOGNITION: self._on_recognition,
+                   kind.ALERT_DELIVERED: self._on_alert_delivered}.get(ev.kind)
         if handler is not None:
             handler(ev)
 
@@ -1211,6 +1227,17 @@ class CounselorWindow(QMainWindow):
             log.info("crisis words on %s (central server: %s)", self.call_id, central)
             self._alert(T("counselor.tray.crisis"), T("counselor.say.crisis"))
             QApplication.alert(self)
+
+    def _on_alert_delivered(self, ev: EngineEvent) -> None:
+        """The central server has this desk's crisis alert: say exactly who has it on
+        screen, or that nobody watching got it (then the counselor must tell someone)."""
+        alert = ev.data or {}
+        if alert.get("kind") != "crisis" or not self._crisis:
+            return
+        names = [str(n) for n in alert.get("recipients") or []]
+        self.crisis_label.setText(
+            T("counselor.crisis.received", names=", ".join(names)) if names
+            else T("counselor.crisis.unwatched"))
 
     # --- the transcript -------------------------------------------------------------------
 

@@ -105,7 +105,8 @@ class Server:
         self.repeat_key = repeat_key(settings.secret())
         self.pool: Any = None
         self.metrics = Metrics()
-        self.listeners: set[asyncio.Queue[int]] = set()
+        #: The open alert streams of this process: queue → the signed-in user's name.
+        self.listeners: dict[asyncio.Queue[int], str] = {}
         self.outbox_depth: dict[int, int] = {}
         self.desk_seen: dict[int, float] = {}
         self._listen_task: asyncio.Task[None] | None = None
@@ -364,7 +365,11 @@ async def post_alert(server: Server, request: Request) -> Response:
         await conn.commit()
     if row is not None:
         server.metrics.alerts.inc()
-    return JSONResponse({"created": row is not None}, 201 if row else 200)
+    # Who has it on screen now: the supervisors whose review window holds an alert stream
+    # open on this server (told back to the counselor: "who was alerted").
+    recipients = sorted(set(server.listeners.values()))
+    return JSONResponse({"created": row is not None, "recipients": recipients},
+                        201 if row else 200)
 
 
 # -- people -------------------------------------------------------------------------------------
@@ -564,14 +569,14 @@ async def alert_stream(server: Server, request: Request) -> Response:
     """Server-sent events: one ``alert`` event per alert after ``?after=`` (or the
     ``Last-Event-ID`` header), then each new one as it arrives; a comment every 15 s keeps
     proxies from closing the stream."""
-    await server.require(request, "supervisor", "admin")
+    who = await server.require(request, "supervisor", "admin")
     try:
         after = int(request.headers.get("last-event-id")
                     or request.query_params.get("after", "0"))
     except ValueError:
         raise ApiError(400, "after must be an alert id") from None
     queue: asyncio.Queue[int] = asyncio.Queue()
-    server.listeners.add(queue)
+    server.listeners[queue] = who.name
 
     async def events() -> AsyncIterator[bytes]:
         last = after
@@ -589,7 +594,7 @@ async def alert_stream(server: Server, request: Request) -> Response:
                 if await request.is_disconnected():
                     return
         finally:
-            server.listeners.discard(queue)
+            server.listeners.pop(queue, None)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -139,3 +139,28 @@ def test_with_a_central_server_the_counselor_is_told_it_went_there(qtbot, tmp_pa
         assert window.crisis_label.text().startswith("중앙 서버로 위기 알림을 보냈습니다")
     finally:
         rig.stop()
+
+
+@pytest.mark.parametrize(("recipients", "told"), [
+    (["박 팀장", "lee"], "위기 알림이 상담 관리자 박 팀장, lee의 검토 화면에 떴습니다"),
+    ([], "지금 검토 화면을 연 상담 관리자가 없습니다")])
+def test_the_counselor_is_told_exactly_who_received_the_crisis_alert(
+        qtbot, tmp_path, recipients, told):
+    from callguard.central.fake import FakeCentral
+    from callguard.central.link import CentralLink
+
+    central = FakeCentral()
+    central.recipients = recipients  # the supervisors with the review open on the server
+    link = CentralLink(tmp_path / "calls.db", lambda: central, rules_target=None,
+                       rules_base=tmp_path, poll_s=60.0, idle_s=0.1)
+    rig = FakeRig(tmp_path, CRISIS_RULES, stepped=True, central=link)
+    rig.engine.start()
+    try:
+        window = window_on(qtbot, rig)
+        ring_and_answer(qtbot, rig, window, abusive_call_audio(8.0, ((0.3, 1.2),)))
+        rig.advance(2.0)
+        qtbot.waitUntil(lambda: window.crisis_label.isVisible(), timeout=3000)
+        qtbot.waitUntil(lambda: told in window.crisis_label.text(), timeout=10_000)
+        assert [a["kind"] for a in central.alerts.values()] == ["crisis"]
+    finally:
+        rig.stop()
