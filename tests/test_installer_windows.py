@@ -49,5 +49,6 @@ def test_windows_installer_smoke_under_wine() -> None:
     assert proc.returncode == 0 and not failures, "\n".join(failures) or proc.stdout[-3000:]
     for step in ("silent install", "callguard.exe --version", "rules check", "model: shipped",
                  "simulate: real Whisper heard", "GUI started offscreen", "silent uninstall",
-                 "no test-only DLL", "uninstall /S /PURGE"):
+                 "no test-only DLL", "reinstall, then uninstall /S /PURGE",
+                 "callguard-gui.exe started"):
         assert f"smoke: ok   {step}" in proc.stdout, f"step not run: {step}"
