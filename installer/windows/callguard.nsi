@@ -69,8 +69,9 @@ Section "callguard" SecMain
   SetOutPath "$INSTDIR"
   CreateShortcut "$SMPROGRAMS\callguard\상담 화면.lnk" "$INSTDIR\callguard-gui.exe" "" \
     "$INSTDIR\callguard-gui.exe" 0 SW_SHOWNORMAL "" "callguard: 상담 화면 (counselor)"
+  ; 통화 검토: the review window alone (callguard gui --review), no phone line needed.
   CreateShortcut "$SMPROGRAMS\callguard\통화 검토.lnk" "$INSTDIR\callguard-gui.exe" \
-    "--open review" "$INSTDIR\callguard-gui.exe" 0 SW_SHOWNORMAL "" "callguard: 통화 검토 (review)"
+    "--review" "$INSTDIR\callguard-gui.exe" 0 SW_SHOWNORMAL "" "callguard: 통화 검토 (review)"
   CreateShortcut "$SMPROGRAMS\callguard\규칙 편집.lnk" "$INSTDIR\callguard-gui.exe" \
     "--open rules" "$INSTDIR\callguard-gui.exe" 0 SW_SHOWNORMAL "" "callguard: 규칙 편집 (rules)"
   CreateShortcut "$SMPROGRAMS\callguard\callguard 제거.lnk" "$INSTDIR\Uninstall.exe"
