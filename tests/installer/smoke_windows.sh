@@ -81,6 +81,11 @@ menu="$WINEPREFIX/drive_c/ProgramData/Microsoft/Windows/Start Menu/Programs/call
 missing=""
 for lnk in "상담 화면" "통화 검토" "규칙 편집"; do [ -f "$menu/$lnk.lnk" ] || missing="$missing $lnk"; done
 [ -z "$missing" ] && ok "Start menu: 상담 화면, 통화 검토, 규칙 편집" || bad "Start menu lacks$missing"
+# Each shortcut runs callguard-gui.exe with its arguments (.lnk strings are UTF-16).
+lnk_args() { python3 -c 'import sys; b = open(sys.argv[1], "rb").read(); t = b.decode("utf-16-le", "replace") + b[1:].decode("utf-16-le", "replace"); print("callguard-gui.exe" in t and sys.argv[2] in t)' "$menu/$1.lnk" "$2" 2>/dev/null; }
+if [ "$(lnk_args "통화 검토" "--review")" = True ] && [ "$(lnk_args "규칙 편집" "--open rules")" = True ]; then
+  ok "shortcuts: 통화 검토 = callguard-gui.exe --review, 규칙 편집 = --open rules"
+else bad "shortcut arguments"; fi
 
 # 2. --version
 win "$win_app\\callguard.exe" --version
