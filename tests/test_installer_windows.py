@@ -50,5 +50,5 @@ def test_windows_installer_smoke_under_wine() -> None:
     for step in ("silent install", "callguard.exe --version", "rules check", "model: shipped",
                  "simulate: real Whisper heard", "GUI started offscreen", "silent uninstall",
                  "no test-only DLL", "reinstall, then uninstall /S /PURGE",
-                 "callguard-gui.exe started"):
+                 "callguard-gui.exe started", "shortcuts:"):
         assert f"smoke: ok   {step}" in proc.stdout, f"step not run: {step}"
