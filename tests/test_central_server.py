@@ -645,3 +645,37 @@ def test_an_alert_is_answered_with_the_supervisors_who_have_it_on_screen(server,
 def server_rows_alerts(pg) -> int:
     with psycopg.connect(pg.dsn) as conn:
         return conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
+
+
+def test_an_admin_publishes_rules_and_sees_the_desks_from_the_command_line(server, tmp_path):
+    import subprocess
+    import sys
+
+    from callguard.config import DEFAULT_RULES
+
+    server.user("boss", "admin")
+    server.user("sup", "supervisor")
+    server.desk("desk-cli")
+
+    def central(*args: str, user: str = "boss") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "callguard", "central", *args, "--user", user,
+             "--password-stdin", "--url", server.url, "--fingerprint", server.fingerprint],
+            input="password-123\n", capture_output=True, text=True, timeout=180, check=False)
+
+    good = tmp_path / "rules.toml"
+    good.write_text(DEFAULT_RULES.read_text(encoding="utf-8"), encoding="utf-8")
+    for prompt in DEFAULT_RULES.parent.glob("*.wav"):
+        (tmp_path / prompt.name).write_bytes(prompt.read_bytes())
+    done = central("publish", str(good), "--note", "from the CLI")
+    assert done.returncode == 0 and "published" in done.stdout, done.stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text("format = 1\n[[rule]]\nid = 3\n", encoding="utf-8")
+    refused = central("publish", str(broken))
+    assert refused.returncode == 2  # refused here, before anything is sent
+    assert central("publish", str(good), user="sup").returncode != 0  # admins only
+    listing = central("desks")
+    assert listing.returncode == 0 and "desk-cli" in listing.stdout
+    with server.client(server.login("boss")) as c:
+        history = c.get("/api/v1/rules/history").json()["versions"]
+    assert [(h["published_by"], h["note"]) for h in history] == [("boss", "from the CLI")]

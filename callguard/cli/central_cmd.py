@@ -64,6 +64,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--fingerprint", required=True)
     export.set_defaults(func=cmd_export)
 
+    publish = csub.add_parser(
+        "publish", help="publish a rules file to every desk (admin account on the server)",
+        description="Check the rules file here, then publish it on the central server (which "
+                    "checks it again and keeps who, when and the note). Every desk takes it "
+                    "within its poll interval if it checks and compiles there too, or keeps "
+                    "its rules and reports why (see `callguard central desks`).")
+    publish.add_argument("rules", type=Path)
+    publish.add_argument("--note", default="")
+    desks = csub.add_parser("desks", help="every desk: last seen, rules in force, refusals")
+    for p in (publish, desks):
+        p.add_argument("--user", required=True, help="a server account")
+        p.add_argument("--password-stdin", action="store_true")
+        p.add_argument("--url", required=True)
+        p.add_argument("--fingerprint", required=True)
+    publish.set_defaults(func=cmd_publish)
+    desks.set_defaults(func=cmd_desks)
+
 
 def _store_path(args: argparse.Namespace) -> Path:
     return args.store or load_settings(args.config).store_path
@@ -150,4 +167,67 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"call {args.call_uuid} exported to {out}")
     print(report.summary)
     return 0 if report.ok else 1
+
+
+def _signed_in(args: argparse.Namespace):  # -> httpx.Client with a session
+    import getpass
+
+    import httpx
+
+    from callguard.central.client import CentralRefused
+    from callguard.central.review import client_context
+
+    password = (sys.stdin.readline().rstrip("\r\n") if args.password_stdin
+                else getpass.getpass("password: "))
+    ssl = client_context(args.url, args.fingerprint, None)
+    client = httpx.Client(base_url=args.url.rstrip("/"), verify=ssl, timeout=60)
+    r = client.post("/api/v1/login", json={"name": args.user, "password": password})
+    if r.status_code != 200:
+        client.close()
+        raise CentralRefused(f"sign-in refused ({r.status_code}): "
+                             f"{r.json().get('error', '')}")
+    client.headers["Authorization"] = f"Bearer {r.json()['token']}"
+    return client
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from callguard.central.client import CentralRefused
+    from callguard.rules.loader import load_rules
+
+    text = args.rules.read_text(encoding="utf-8")
+    load_rules(args.rules)  # a RulesError (exit 2) here: nothing is sent
+    client = _signed_in(args)
+    try:
+        r = client.post("/api/v1/rules", json={"text": text, "note": args.note})
+    finally:
+        client.close()
+    if r.status_code != 201:
+        body = r.json()
+        for line in body.get("problems", []):
+            print(line, file=sys.stderr)
+        raise CentralRefused(f"not published ({r.status_code}): {body.get('error', '')}")
+    print(f"published {r.json()['version'][:12]}: every desk takes it at its next poll")
+    return 0
+
+
+def cmd_desks(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from callguard.central.client import CentralRefused
+
+    client = _signed_in(args)
+    try:
+        r = client.get("/api/v1/desks")
+    finally:
+        client.close()
+    if r.status_code != 200:
+        raise CentralRefused(f"refused ({r.status_code}): {r.json().get('error', '')}")
+    for d in r.json()["desks"]:
+        seen = (dt.datetime.fromtimestamp(d["last_seen"]).strftime("%Y-%m-%d %H:%M:%S")
+                if d["last_seen"] else "never")
+        state = "online" if d["online"] else "offline"
+        rules = (d["rules_version"] or "-")[:12]
+        refused = f"  refused {d['rules_error']}" if d["rules_error"] else ""
+        print(f"{d['name']:20} {state:8} last seen {seen}  rules {rules}{refused}")
+    return 0
 
