@@ -93,8 +93,9 @@ class ServerProcess(trial.ServerProcess):
     def desk(self, name: str) -> str:
         return self.cli("desk", "add", name).splitlines()[0].strip()
 
-    def user(self, name: str, role: str, password: str = "password-123") -> None:
-        self.cli("user", "add", name, "--role", role, "--password-stdin",
+    def user(self, name: str, role: str, password: str = "password-123",
+             team: str = "") -> None:
+        self.cli("user", "add", name, "--role", role, "--team", team, "--password-stdin",
                  stdin=password + "\n")
 
 

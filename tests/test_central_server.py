@@ -220,7 +220,8 @@ def test_roles_and_the_access_log(server, pg, tmp_path):
 
     asyncio.run(fill_and_sync(path_a, token, "kim"))
     asyncio.run(fill_and_sync(path_b, other, "lee"))
-    server.user("kim", "counselor")
+    server.user("kim", "counselor", team="1팀")
+    server.user("lee", "counselor", team="2팀")
     server.user("sup", "supervisor")
     server.user("boss", "admin")
     kim, sup, boss = server.login("kim"), server.login("sup"), server.login("boss")
@@ -232,6 +233,9 @@ def test_roles_and_the_access_log(server, pg, tmp_path):
         kim_call = next(x["uuid"] for x in calls if x["counselor"] == "kim")
         assert c.get("/api/v1/calls", params={"desk": "desk-b"}).json()["calls"][0][
             "uuid"] == lee_call
+        team = c.get("/api/v1/calls", params={"team": "1팀"}).json()["calls"]
+        assert [x["uuid"] for x in team] == [kim_call]
+        assert c.get("/api/v1/choices").json()["teams"] == ["1팀", "2팀"]
         detail = c.get(f"/api/v1/calls/{lee_call}").json()
         assert detail["utterances"][0]["hits"][0]["category"] == "insult"
         assert c.get(f"/api/v1/calls/{lee_call}/audio").status_code == 200

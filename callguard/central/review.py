@@ -177,11 +177,11 @@ class CentralReviewStore:
                          counselor: str | None = None, direction: str | None = None,
                          category: str | None = None, action: str | None = None,
                          reviewed: bool | None = None, desk: str | None = None,
-                         ) -> list[CallSummary]:
+                         team: str | None = None) -> list[CallSummary]:
         body = await self._get(
             "/api/v1/calls", flagged="1" if flagged_only else None, limit=limit, since=since,
             until=until, counselor=counselor, direction=direction, category=category,
-            action=action, desk=desk,
+            action=action, desk=desk, team=team,
             reviewed=None if reviewed is None else ("1" if reviewed else "0"))
         return [self._summary(c) for c in body["calls"]]
 
@@ -193,6 +193,9 @@ class CentralReviewStore:
 
     async def desks(self) -> list[str]:
         return (await self._get("/api/v1/choices"))["desks"]
+
+    async def teams(self) -> list[str]:
+        return (await self._get("/api/v1/choices"))["teams"]
 
     async def get_call(self, call_id: int) -> CallRecord:
         d = await self._get(f"/api/v1/calls/{self.uuid_of(call_id)}")

@@ -219,9 +219,15 @@ class EngineBridge(QObject):
 class StoreClient(QObject):
     """An open call store on its own thread and asyncio loop, for the GUI.
 
+    ``central`` is False here; True for the central server's store
+    (:class:`callguard.gui.central_review.CentralStoreClient`), which also lists by desk and
+    team.
+
     ``call(lambda store: store.list_calls(), done)`` runs the coroutine there and hands
     ``done(result, error)`` to the GUI thread. ``close()`` closes the store and the thread.
     """
+
+    central = False
 
     def __init__(self, path: Path, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -55,6 +55,8 @@ class CentralStoreClient(StoreClient):
     ``folder`` keeps the pinned certificate and the evidence key. A failed sign-in fails
     every job (the sign-in dialog checks one first)."""
 
+    central = True
+
     def __init__(self, folder: Path, url: str, fingerprint: str, name: str, password: str,
                  parent: QObject | None = None, *,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:

@@ -205,6 +205,10 @@ T = texts({
     "review.step.alert": ("{t} 위기 알림", "{t} crisis alert"),
     "review.step.duration_notice": ("{t} 통화 시간 안내", "{t} call time notice"),
     "review.step.duration_final": ("{t} 통화 시간 종료 안내", "{t} call time final notice"),
+    "review.filter.desk": ("상담석", "Desk"),
+    "review.filter.team": ("팀", "Team"),
+    "review.step.repeat_warning": ("{t} 재통화 고객에게 경고 안내",
+                                   "{t} warning played to a repeat caller"),
     "review.step.protect": ("{t} 상담사가 보호 버튼을 누름", "{t} the counselor pressed Protect"),
     "review.verdict.choose": ("검토 결과를 고르세요", "Choose a verdict"),
     "review.verdict.need_choice": ("검토 결과를 먼저 고르세요", "Choose a verdict first"),
@@ -512,6 +516,8 @@ class ReviewWindow(QWidget):
         if role not in tuple(Role):
             raise ValueError(f"role must be one of {', '.join(Role)}, not {role!r}")
         self.store = store
+        #: Reviewing the central server (every desk): also filter by desk and team.
+        self.central = bool(getattr(store, "central", False))
         self.reviewer = reviewer
         self.role = role
         self.actor = Actor(reviewer, role)  # what it may see and do: review_access
@@ -586,9 +592,12 @@ class ReviewWindow(QWidget):
             since = QDateTime(self.date_from.date(), QTime(0, 0))
             until = QDateTime(self.date_to.date().addDays(1), QTime(0, 0))
             kw["since"], kw["until"] = since.toSecsSinceEpoch(), until.toSecsSinceEpoch()
-        for name, box in (("counselor", self.counselor_box), ("direction", self.direction_box),
-                          ("category", self.category_box), ("action", self.action_box),
-                          ("reviewed", self.reviewed_box)):
+        boxes = [("counselor", self.counselor_box), ("direction", self.direction_box),
+                 ("category", self.category_box), ("action", self.action_box),
+                 ("reviewed", self.reviewed_box)]
+        if self.central:  # the central server also lists by desk and team
+            boxes += [("desk", self.desk_box), ("team", self.team_box)]
+        for name, box in boxes:
             value = box.currentData()
             if value is not None:
                 kw[name] = value
@@ -694,8 +703,10 @@ class ReviewWindow(QWidget):
                 ckw = {**kw, "category": category}
                 for c in await review_access.list_calls(store, actor, limit=LIST_LIMIT, **ckw):
                     of.setdefault(c.id, []).append(category)
-            return calls, await store.counselors(), categories, of
+            places = (await store.desks(), await store.teams()) if central else None
+            return calls, await store.counselors(), categories, of, places
 
+        central = self.central
         self.store.call(job, lambda result, error: self._list_loaded(gen, result, error))
 
     def show_call(self, call_id: int) -> None:
@@ -849,6 +860,10 @@ class ReviewWindow(QWidget):
         self.direction_box = _combo([(T("review.dir.inbound"), Direction.INBOUND),
                                      (T("review.dir.outbound"), Direction.OUTBOUND)])
         self.category_box = QComboBox()
+        self.desk_box = QComboBox()  # with the central server: every desk, every team
+        self.team_box = QComboBox()
+        for box in (self.desk_box, self.team_box):
+            box.addItem(T("review.any"), None)
         self.action_box = _combo([(T("review.action.warned"), Stage.WARNED),
                                   (T("review.action.cut_off"), "cut_off"),
                                   (T("review.action.none"), Stage.NONE)])
@@ -879,6 +894,9 @@ class ReviewWindow(QWidget):
         dates.addWidget(QLabel("~"))
         dates.addWidget(self.date_to)
         form.addRow(dates)
+        if self.central:
+            form.addRow(T("review.filter.desk"), self.desk_box)
+            form.addRow(T("review.filter.team"), self.team_box)
         form.addRow(T("review.filter.counselor"), self.counselor_box)
         form.addRow(T("review.filter.direction"), self.direction_box)
         form.addRow(T("review.filter.category"), self.category_box)
@@ -1017,7 +1035,7 @@ class ReviewWindow(QWidget):
         fit(self, 1280, 800)
 
         for box in (self.counselor_box, self.direction_box, self.category_box,
-                    self.action_box, self.reviewed_box):
+                    self.action_box, self.reviewed_box, self.desk_box, self.team_box):
             box.currentIndexChanged.connect(self.refresh)
         self.flagged_check.toggled.connect(self.refresh)
         self.date_check.toggled.connect(self._dates_enabled)
@@ -1074,7 +1092,10 @@ class ReviewWindow(QWidget):
         if error is not None:
             self._fail(error)
             return
-        calls, counselors, categories, of = result
+        calls, counselors, categories, of, places = result
+        if places is not None:
+            self._set_choices(self.desk_box, places[0])
+            self._set_choices(self.team_box, places[1])
         if self._today_fallback:
             self._today_fallback = False
             if not calls:

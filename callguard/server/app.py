@@ -425,6 +425,9 @@ async def list_calls(server: Server, request: Request) -> Response:
     if q.get("desk"):
         where.append("d.name = %s")
         args.append(q["desk"])
+    if q.get("team") and who.role != "counselor":
+        where.append("c.counselor IN (SELECT name FROM users WHERE team = %s)")
+        args.append(q["team"])
     if q.get("direction"):
         where.append("c.direction = %s")
         args.append(q["direction"])
@@ -808,7 +811,11 @@ async def choices(server: Server, request: Request) -> Response:
         categories = [r["c"] for r in await cur.fetchall()]
         cur = await conn.execute("SELECT name FROM desks WHERE NOT revoked ORDER BY name")
         desks = [r["name"] for r in await cur.fetchall()] if who.may_read_all_calls() else []
-    return JSONResponse({"counselors": counselors, "categories": categories, "desks": desks})
+        cur = await conn.execute("SELECT DISTINCT team FROM users WHERE team <> ''"
+                                 " ORDER BY 1")
+        teams = [r["team"] for r in await cur.fetchall()] if who.may_read_all_calls() else []
+    return JSONResponse({"counselors": counselors, "categories": categories, "desks": desks,
+                         "teams": teams})
 
 
 async def ruleset(server: Server, request: Request) -> Response:

@@ -81,6 +81,13 @@ def test_a_supervisor_reviews_every_desk_and_sees_a_crisis_within_two_seconds(
                       for c in range(window.table.columnCount())
                       if window.table.item(r, c) is not None}
         assert {"kim", "lee"} <= counselors
+        # Every desk is a filter (the central server's list), like a counselor or a day.
+        qtbot.waitUntil(lambda: window.desk_box.findData("desk-b") >= 0, timeout=10_000)
+        window.desk_box.setCurrentIndex(window.desk_box.findData("desk-b"))
+        qtbot.waitUntil(lambda: window.table.rowCount() == 1, timeout=10_000)
+        assert window.table.item(0, 1).text() == "lee"
+        window.desk_box.setCurrentIndex(0)
+        qtbot.waitUntil(lambda: window.table.rowCount() == 2, timeout=10_000)
         watch_alerts(window, client)
         time.sleep(0.5)  # the stream is open
         link = CentralLink(tmp_path / "a" / "calls.db", lambda: HttpCentral(a),
