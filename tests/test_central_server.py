@@ -126,6 +126,9 @@ def test_desks_sync_through_server_and_database_faults_nothing_lost_or_doubled(
     pg.stop()
     time.sleep(2.0)
     pg.start()
+    server.stop()  # then the server is unreachable for a while: the desks back off
+    time.sleep(3.0)
+    server.start()
 
     async def pending(path):
         async with Store.open(path) as store:
