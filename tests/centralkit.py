@@ -8,8 +8,11 @@ import hashlib
 import time
 
 import numpy as np
+import psycopg
+import pytest
 
 from callguard.server import trial
+from callguard.server.localpg import LocalPostgres
 from callguard.store import Store
 from callguard.vocabulary import ActionKind, Cause, VerdictKind
 
@@ -100,3 +103,25 @@ class ServerProcess(trial.ServerProcess):
 
 
 private_tmp = trial.private_tmp
+
+
+@pytest.fixture(scope="module")
+def pg():
+    """A private PostgreSQL cluster for a test module (Debian's binaries, in /tmp)."""
+    cluster = LocalPostgres(private_tmp("callguard-pg-"))
+    cluster.start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def server(pg, tmp_path):
+    """The real server process on a fresh database of ``pg``."""
+    with psycopg.connect(pg.dsn.replace("/callguard?", "/postgres?"), autocommit=True) as c:
+        c.execute("DROP DATABASE IF EXISTS callguard WITH (FORCE)")
+        c.execute("CREATE DATABASE callguard")
+    srv = ServerProcess(tmp_path / "srv", pg.dsn)
+    srv.start()
+    yield srv
+    srv.stop()
+

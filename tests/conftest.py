@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# The central server's fixtures: a private PostgreSQL per module and the real server process.
+from centralkit import pg, server  # noqa: F401
+
 from callguard.text.analyzer import KiwiAnalyzer, kiwi_analyzer
 
 ROOT = Path(__file__).resolve().parents[1]

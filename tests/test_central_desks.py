@@ -12,7 +12,7 @@ import time
 
 import psycopg
 import pytest
-from centralkit import ServerProcess, desk_counts, private_tmp
+from centralkit import ServerProcess, desk_counts
 from fakerig import ABUSE_HZ, FakeRig, rules_text, write_wav
 from peers.baresip import Baresip
 from synth import call_audio
@@ -21,31 +21,11 @@ from test_agent_runtime import Agent, abuse, pbx  # noqa: F401  (pbx: a fixture)
 from callguard.central.client import HttpCentral
 from callguard.central.link import CentralLink
 from callguard.config import CentralSettings
-from callguard.server.localpg import LocalPostgres
 from callguard.store import Store
 
 pytestmark = [pytest.mark.slow]
 
 ABUSE = call_audio([(0.3, 1.2, ABUSE_HZ), (4.5, 1.2, ABUSE_HZ)], 12.0)
-
-
-@pytest.fixture(scope="module")
-def pg():
-    cluster = LocalPostgres(private_tmp("callguard-pg-"))
-    cluster.start()
-    yield cluster
-    cluster.remove()
-
-
-@pytest.fixture
-def server(pg, tmp_path):
-    with psycopg.connect(pg.dsn.replace("/callguard?", "/postgres?"), autocommit=True) as c:
-        c.execute("DROP DATABASE IF EXISTS callguard WITH (FORCE)")
-        c.execute("CREATE DATABASE callguard")
-    srv = ServerProcess(tmp_path / "srv", pg.dsn)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def server_rows(pg, table: str, where: str = "") -> int:

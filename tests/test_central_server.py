@@ -19,36 +19,18 @@ import time
 import aiosqlite
 import psycopg
 import pytest
-from centralkit import ServerProcess, desk_counts, make_call, private_tmp
+from centralkit import ServerProcess, desk_counts, make_call
 
 from callguard.audio.compress import decode, encode, seal_of
 from callguard.central.client import CHUNK, HttpCentral
+from callguard.central.link import CentralLink
 from callguard.central.settings import CentralSettings
-from callguard.central.uploader import Uploader, UploaderThread
+from callguard.central.uploader import Uploader
 from callguard.server.localpg import LocalPostgres
 from callguard.server.trial import TrialError
 from callguard.store import Store
 
 pytestmark = [pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def pg():
-    cluster = LocalPostgres(private_tmp("callguard-pg-"))
-    cluster.start()
-    yield cluster
-    cluster.remove()
-
-
-@pytest.fixture
-def server(pg, tmp_path):
-    with psycopg.connect(pg.dsn.replace("/callguard?", "/postgres?"), autocommit=True) as c:
-        c.execute("DROP DATABASE IF EXISTS callguard WITH (FORCE)")
-        c.execute("CREATE DATABASE callguard")
-    srv = ServerProcess(tmp_path / "srv", pg.dsn)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def settings_for(server: ServerProcess, token: str, tmp, audio: str = "flac"):
@@ -117,9 +99,9 @@ def test_desks_sync_through_server_and_database_faults_nothing_lost_or_doubled(
         assert r.status_code == 404 and int(r.headers["upload-offset"]) == CHUNK
 
     # 2. All three desks sync at once; PostgreSQL restarts under them.
-    threads = [UploaderThread(path, (lambda n=name: HttpCentral(settings_for(
-        server, tokens[n], desks[n].parent))), audio=audio[name], idle_s=0.2)
-        for name, path in desks.items()]
+    threads = [CentralLink(path, (lambda n=name: HttpCentral(settings_for(
+        server, tokens[n], desks[n].parent))), rules_target=None, rules_base=path.parent,
+        audio=audio[name], idle_s=0.2) for name, path in desks.items()]
     for t in threads:
         t.start()
     wait_until(lambda: server_counts(pg)["calls"] >= 2, 60, "the first calls")
@@ -323,9 +305,9 @@ def test_a_crisis_alert_reaches_a_signed_in_supervisor_within_two_seconds(
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
     assert ready.wait(10)
-    uploader = UploaderThread(path, lambda: HttpCentral(settings_for(server, token,
-                                                                     path.parent)),
-                              idle_s=0.2)
+    uploader = CentralLink(path, lambda: HttpCentral(settings_for(server, token,
+                                                                  path.parent)),
+                           rules_target=None, rules_base=path.parent, idle_s=0.2)
     uploader.start()
     try:
         async def raise_crisis():

@@ -11,9 +11,10 @@ so whatever is stored is queued. The uploader takes due items (alerts first), an
   the call marked synced, in one transaction.
 
 A failure leaves the item queued with an exponential back-off (1 s doubling to 5 min): at
-least once delivery, idempotent on the server. :class:`UploaderThread` runs it on its own
-thread with its own event loop and its own connection to the store, so no network wait or
-compression ever delays a call.
+least once delivery, idempotent on the server.
+:class:`~callguard.central.link.CentralLink` runs it on its own thread with its own event
+loop and its own connection to the store, so no network wait or compression ever delays a
+call.
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ import contextlib
 import hashlib
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from callguard.audio.compress import encode
@@ -162,55 +161,3 @@ class Uploader:
         self.stats.calls += 1
         if call.ended_at is not None:
             self.stats.lags_s.append(self.clock() - call.ended_at)
-
-
-class UploaderThread:
-    """An :class:`Uploader` on its own thread, own event loop and own store connection.
-
-    ``make_central`` builds the client inside that loop. :meth:`stop` ends it between two
-    deliveries (an item half way is simply retried later: delivery is idempotent)."""
-
-    def __init__(self, store_path: Path, make_central: Callable[[], Central], *,
-                 audio: str = "opus", idle_s: float = IDLE_S) -> None:
-        self.store_path = store_path
-        self.make_central = make_central
-        self.audio = audio
-        self.idle_s = idle_s
-        self.stats = SyncStats()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="callguard-uploader",
-                                        daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def kick(self) -> None:
-        """Look at the outbox now (a call just ended, an alert was raised)."""
-        self._wake.set()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout)
-
-    def _main(self) -> None:
-        asyncio.run(self._loop())
-
-    async def _loop(self) -> None:
-        central = self.make_central()
-        try:
-            async with Store.open(self.store_path) as store:
-                uploader = Uploader(store, central, audio=self.audio)
-                uploader.stats = self.stats
-                while not self._stop.is_set():
-                    try:
-                        delivered = await uploader.run_once()
-                    except StoreError as exc:
-                        log.warning("central sync: the store failed: %s", exc)
-                        delivered = 0
-                    if delivered == 0:
-                        await asyncio.to_thread(self._wake.wait, self.idle_s)
-                        self._wake.clear()
-        finally:
-            await central.aclose()
