@@ -48,11 +48,11 @@ from __future__ import annotations
 
 import difflib
 import os
-import sys
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from callguard import paths
 from callguard.errors import InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -194,21 +194,16 @@ class Settings:
 
 
 def default_data_dir() -> Path:
-    """``$XDG_DATA_HOME/callguard``; on Windows ``%LOCALAPPDATA%\\callguard``."""
-    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        return Path(os.environ["LOCALAPPDATA"]) / "callguard"
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "callguard"
+    """``$XDG_DATA_HOME/callguard``; on Windows ``%LOCALAPPDATA%\\callguard``
+    (:mod:`callguard.paths`)."""
+    return paths.data_dir()
 
 
 def default_config_path() -> Path:
     env = os.environ.get("CALLGUARD_CONFIG")
     if env:
         return Path(env)
-    if sys.platform == "win32" and os.environ.get("APPDATA"):
-        return Path(os.environ["APPDATA"]) / "callguard" / "config.toml"
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "callguard" / "config.toml"
+    return paths.config_dir() / "config.toml"
 
 
 _KEYS = {"asr": {"model", "compute_type", "cpu_threads"}, "rules": {"path"},

@@ -17,12 +17,12 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from callguard import paths
 from callguard.errors import ResourceError
 
 log = logging.getLogger(__name__)
@@ -66,14 +66,11 @@ class BundledParts:
 
 def default_cache_dir() -> Path:
     """``$CALLGUARD_CACHE`` or ``$XDG_CACHE_HOME/callguard`` (``~/.cache/callguard``);
-    on Windows ``%LOCALAPPDATA%\\callguard\\cache``."""
+    on Windows ``%LOCALAPPDATA%\\callguard\\Cache`` (:mod:`callguard.paths`)."""
     env = os.environ.get("CALLGUARD_CACHE")
     if env:
         return Path(env)
-    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        return Path(os.environ["LOCALAPPDATA"]) / "callguard" / "cache"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "callguard"
+    return paths.cache_dir()
 
 
 def _package_dir(name: str) -> Path | None:

@@ -41,7 +41,6 @@ import logging
 import os
 import sqlite3
 import struct
-import sys
 import threading
 import time
 import uuid
@@ -51,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from callguard import paths
 from callguard.store.records import StoreError
 from callguard.store.schema import DIRECTIONS, LEGS, SOURCES
 from callguard.store.store import Store, is_corruption, move_aside
@@ -65,12 +65,10 @@ LOG_EVERY_S = 60.0  # one log line per kind of problem per minute
 
 def default_spool_dir(store_path: Path) -> Path:
     """``$XDG_STATE_HOME/callguard/spool/<hash of the store's path>`` (default
-    ``~/.local/state``): a second place, one folder per store."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        base = os.environ["LOCALAPPDATA"]  # %LOCALAPPDATA%\callguard\spool
+    ``~/.local/state``; on Windows ``%LOCALAPPDATA%\\callguard\\spool\\...``): a second place,
+    one folder per store."""
     tag = hashlib.sha256(str(Path(store_path).absolute()).encode()).hexdigest()[:16]
-    return Path(base) / "callguard" / "spool" / tag
+    return paths.state_dir() / "spool" / tag
 
 
 def quick_check_file(path: Path) -> list[str]:
