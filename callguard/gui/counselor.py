@@ -80,6 +80,7 @@ from callguard.gui.fit import fit
 from callguard.gui.hotkey import GlobalHotkey
 from callguard.gui.i18n import language, plain, texts
 from callguard.gui.minibar import PROTECT_STYLE, MiniBar
+from callguard.gui.palette import CRISIS, CRISIS_HIGHLIGHT
 from callguard.gui.rest import REST_S, RestDialog
 from callguard.telephony.base import CallEnd, CallState, LineState, LineStatus
 from callguard.text.spans import mark_spans, merge_spans
@@ -104,8 +105,6 @@ log = logging.getLogger(__name__)
 
 TICK_MS = 100  # local refresh of the call time (10 Hz): smooth, and cheap
 HIGHLIGHT = "#ff8a8a"  # background of rule-hit spans in the transcript
-CRISIS_HIGHLIGHT = "#c5b3f0"  # crisis words: their own colour, never the slur red
-CRISIS = "crisis"  # the rules' category of crisis words (an alert, never a warning)
 # End reasons after which the counselor is offered a rest (callguard ended the call for
 # abuse). "duration_limit" is not abuse; a normal hangup is not either.
 ABUSE_ENDS = frozenset({EndReason.FINAL_NOTICE})

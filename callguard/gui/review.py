@@ -105,6 +105,7 @@ from callguard.evidence import (
 from callguard.gui.bridge import StoreClient
 from callguard.gui.fit import fit
 from callguard.gui.i18n import texts
+from callguard.gui.palette import CRISIS, CRISIS_HIGHLIGHT, CRISIS_TEXT
 from callguard.gui.waveform import (
     LEG_COLOURS,
     Envelope,
@@ -127,7 +128,7 @@ from callguard.store import (
     Store,
 )
 from callguard.store.records import HitRecord, UtteranceRecord
-from callguard.text.spans import mark_spans
+from callguard.text.spans import merge_spans
 from callguard.vocabulary import (
     ActionKind,
     Direction,
@@ -199,6 +200,7 @@ T = texts({
     "review.why.title": ("종료 경위: {why}", "How it ended: {why}"),
     "review.why.steps": ("이어진 과정: {steps}", "What led there: {steps}"),
     "review.step.hit": ("{t} 감지 '{term}' ({category})", "{t} heard '{term}' ({category})"),
+    "review.step.crisis": ("{t} 위기 발언 '{term}'", "{t} crisis words '{term}'"),
     "review.step.notice": ("{t} 주의 기록", "{t} notice"),
     "review.step.warn": ("{t} 경고 안내", "{t} warning played"),
     "review.step.final": ("{t} 종료 안내", "{t} final notice"),
@@ -238,6 +240,7 @@ T = texts({
     "review.utt.deferred": ("보류", "deferred"),
     "review.utt.failed": ("인식 실패", "failed"),
     "review.marker.hit": ("규칙 감지", "Rule hit"),
+    "review.marker.crisis": ("위기 발언", "Crisis words"),
     "review.marker.warning": ("경고 안내", "Warning"),
     "review.marker.final": ("종료 안내", "Final notice"),
     "review.marker.hangup": ("통화 종료", "Hang-up"),
@@ -330,9 +333,12 @@ def markers_for(call: CallRecord) -> list[Marker]:
     ``t_s`` (seconds of call time)."""
     out = []
     for u in call.utterances:
-        if u.hits:
-            rules = ", ".join(sorted({f"{h.category}/{h.rule_id}" for h in u.hits}))
-            out.append(Marker(u.start_s, "hit", f"{T('review.marker.hit')}: {rules}"))
+        for kind, hits in (("hit", [h for h in u.hits if h.category != CRISIS]),
+                           ("crisis", [h for h in u.hits if h.category == CRISIS])):
+            if hits:
+                rules = ", ".join(sorted({f"{_category(h.category)}/{h.rule_id}"
+                                          for h in hits}))
+                out.append(Marker(u.start_s, kind, f"{T('review.marker.' + kind)}: {rules}"))
     for a in call.actions:
         kind = action_marker_kind(a)
         failed = "" if a.ok else f" ({T('review.marker.failed')})"
@@ -384,11 +390,27 @@ def notification_text(r: AuditRecord) -> str:
     return " · ".join(parts)
 
 
+#: How a hit is marked in the review's transcript: abuse in the slur red, crisis words in
+#: the crisis lavender the counselor's window uses (crisis is not abuse).
+ABUSE_MARK = "background-color:#ffcdd2; color:#b71c1c; font-weight:bold"
+CRISIS_MARK = f"background-color:{CRISIS_HIGHLIGHT}; color:{CRISIS_TEXT}; font-weight:bold"
+
+
 def _highlighted(text: str, hits: Sequence[HitRecord]) -> str:
-    """``text`` as HTML with each hit span (character offsets) highlighted."""
-    return mark_spans(text, ((h.start, h.end) for h in hits),
-                      '<span style="background-color:#ffcdd2; color:#b71c1c; font-weight:bold">',
-                      "</span>", html.escape)
+    """``text`` as HTML with each hit span (character offsets) highlighted: abuse in red,
+    crisis words in the crisis colour (an abuse mark wins where both overlap)."""
+    abuse = merge_spans(((h.start, h.end) for h in hits if h.category != CRISIS), len(text))
+    marks = [(a, b, ABUSE_MARK) for a, b in abuse]
+    marks += [(a, b, CRISIS_MARK) for a, b in merge_spans(
+        ((h.start, h.end) for h in hits if h.category == CRISIS), len(text))
+        if not any(a < y and x < b for x, y in abuse)]
+    out, pos = [], 0
+    for a, b, style in sorted(marks):
+        out += [html.escape(text[pos:a]), f'<span style="{style}">', html.escape(text[a:b]),
+                "</span>"]
+        pos = b
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
 
 
 def utterance_html(u: UtteranceRecord) -> str:
@@ -1468,9 +1490,9 @@ def end_story(call: CallRecord) -> str:
     call-time order (two lines; empty for a call nothing happened in)."""
     hits = [(u.start_s, h) for u in call.utterances if u.leg == Leg.CALLER for h in u.hits]
     abuse = sum(1 for u in call.utterances if u.leg == Leg.CALLER
-                and any(h.category != "crisis" for h in u.hits))
+                and any(h.category != CRISIS for h in u.hits))
     crisis = sum(1 for u in call.utterances if u.leg == Leg.CALLER
-                 and any(h.category == "crisis" for h in u.hits))
+                 and any(h.category == CRISIS for h in u.hits))
     final = next((v for v in call.verdicts if v.hangup), None)
     why = None
     if final is not None and final.cause == "protect":
@@ -1484,7 +1506,8 @@ def end_story(call: CallRecord) -> str:
         if crisis:
             why += " · " + T("review.why.crisis", n=crisis)
     steps: list[tuple[float, str]] = [
-        (t, T("review.step.hit", t=clock(t), term=h.term, category=_category(h.category)))
+        (t, T("review.step.crisis", t=clock(t), term=h.term) if h.category == CRISIS
+         else T("review.step.hit", t=clock(t), term=h.term, category=_category(h.category)))
         for t, h in hits]
     for v in call.verdicts:
         key = "protect" if v.cause == "protect" and v.hangup else v.kind

@@ -23,6 +23,7 @@ from PySide6.QtGui import QColor, QFont, QHelpEvent, QMouseEvent, QPainter, QPai
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from callguard.gui.i18n import texts
+from callguard.gui.palette import CRISIS_COLOUR
 from callguard.vocabulary import Leg
 
 T = texts({
@@ -36,12 +37,14 @@ BUCKETS = 8192  # envelope resolution: finer than any screen, ~70 ms per bucket 
 # Marker kinds, their colours and flag letters.
 MARKER_STYLE: dict[str, tuple[str, str]] = {
     "hit": ("#d32f2f", "!"),
+    "crisis": (CRISIS_COLOUR, "!"),  # crisis words: the crisis violet, not the slur red
     "warning": ("#ef8a00", "W"),
     "final": ("#7b1fa2", "F"),
     "hangup": ("#212121", "X"),
     "alert": ("#1565c0", "A"),
     "other": ("#607d8b", "•"),
 }
+_SAID = ("hit", "crisis")  # markers of what the caller said: in the caller's lane
 # Legs in calm colours so that the markers (red, orange, purple, black) stand out on them.
 LEG_COLOURS = {Leg.CALLER: "#5c6bc0", Leg.COUNSELOR: "#8d6e63"}
 PLAYHEAD_COLOUR = "#00bfa5"
@@ -100,7 +103,8 @@ def columns(env: Envelope, width: int, duration_s: float) -> tuple[np.ndarray, n
 @dataclass(frozen=True, slots=True)
 class Marker:
     """An event on the call's timeline: ``t_s`` seconds of call time; ``kind`` one of
-    ``hit``, ``warning``, ``final``, ``hangup``, ``alert``, ``other``; ``label`` for the
+    ``hit``, ``crisis`` (crisis words), ``warning``, ``final``, ``hangup``, ``alert``,
+    ``other``; ``label`` for the
     tooltip."""
 
     t_s: float
@@ -254,9 +258,9 @@ class WaveformView(QWidget):
             colour, letter = MARKER_STYLE.get(m.kind, MARKER_STYLE["other"])
             x = self.x_of(m.t_s)
             # A hit is something the caller said: its line stays in the caller's lane.
-            end = caller_lane.bottom() if m.kind == "hit" else bottom
+            end = caller_lane.bottom() if m.kind in _SAID else bottom
             pen = QPen(QColor(colour), 1.5,
-                       Qt.PenStyle.DashLine if m.kind == "hit" else Qt.PenStyle.SolidLine)
+                       Qt.PenStyle.DashLine if m.kind in _SAID else Qt.PenStyle.SolidLine)
             p.setPen(pen)
             p.drawLine(QLineF(x, self.FLAG_H - 2, x, end))
             # The flag stays whole at the edges (a hit at 0 s, the hang-up at the very end).
