@@ -300,10 +300,17 @@ T = texts({
                            "New rules in force ({version})"),
     "counselor.rules_refused": ("새 규칙을 적용하지 못했습니다: 기존 규칙이 유지됩니다",
                                 "The new rules were refused; the rules in force stay"),
-    "counselor.headset": ("헤드셋을 쓸 수 없습니다. 통화는 계속 녹음·보호되지만 "
-                          "상담사는 듣고 말할 수 없습니다: {error}",
+    # Plain words and what to do; the system's own error text (a PortAudio message, the
+    # device's name) goes to the log only: it means nothing to a counselor.
+    "counselor.headset": ("헤드셋을 쓸 수 없습니다. 통화는 계속 녹음·보호되지만 상담사는 "
+                          "듣고 말할 수 없습니다. 헤드셋 연결을 확인하고(뺐다가 다시 꽂기) "
+                          "헤드셋을 쓰는 다른 프로그램을 닫으세요. 다음 통화에서 다시 "
+                          "연결합니다. 계속되면 상담 관리자에게 알리세요.",
                           "The headset is not working. The call is still recorded and "
-                          "protected, but you cannot hear or speak: {error}"),
+                          "protected, but you cannot hear or speak. Check the headset "
+                          "(unplug it and plug it in again) and close other programs that use "
+                          "it; the next call connects it again. If it keeps happening, tell "
+                          "your supervisor."),
     "counselor.tray.headset": ("헤드셋 오류", "Headset problem"),
     "counselor.store": ("통화 저장소에 문제가 있습니다. 통화는 계속되며 녹음은 임시 보관되었다가 "
                         "저장소가 복구되면 저장됩니다: {problem}",
@@ -1068,10 +1075,12 @@ class CounselorWindow(QMainWindow):
     def _on_headset(self, ev: EngineEvent) -> None:
         """The sound card failed for this call: the call goes on (recorded, protected), but
         the counselor must know at once why they hear nothing."""
-        error = str((ev.data or {}).get("error", ""))
-        self.headset_label.setText(T("counselor.headset", error=error))
+        # The engine logged the error at WARNING; the window shows plain words only.
+        log.debug("headset notice shown for call %s: %s", ev.call_id,
+                  (ev.data or {}).get("error", ""))
+        self.headset_label.setText(T("counselor.headset"))
         self.headset_label.show()
-        self._alert(T("counselor.tray.headset"), T("counselor.headset", error=error))
+        self._alert(T("counselor.tray.headset"), T("counselor.headset"))
 
     def _on_store(self, ev: EngineEvent) -> None:
         """The call store failed (the banner stays until it is written again) or is back."""

@@ -477,11 +477,21 @@ def test_the_screenshot_state(qtbot, live):
 
 
 
-def test_a_headset_that_cannot_be_opened_is_shown_and_the_call_goes_on(qtbot, tmp_path):
+def test_a_headset_that_cannot_be_opened_is_shown_and_the_call_goes_on(qtbot, tmp_path,
+                                                                       caplog):
+    """The counselor reads plain words and what to do, never the system's error text
+    (a PortAudio message, the device's name); that text is in the log, at WARNING."""
+    import logging
+
     from fakerig import FakeRig
 
+    raw = ("PortAudioError: Error opening InputStream: Invalid number of channels "
+           "[PaErrorCode -9998] on 'USB Headset (hw:2,0)'")
+
     def no_card(call):
-        raise RuntimeError("cannot open the headset microphone ('USB'): busy")
+        raise RuntimeError(raw)
+
+    caplog.set_level(logging.DEBUG, logger="callguard")
 
     rig = FakeRig(tmp_path, device_factory=no_card, stepped=True)
     rig.engine.start()
@@ -490,8 +500,15 @@ def test_a_headset_that_cannot_be_opened_is_shown_and_the_call_goes_on(qtbot, tm
         assert not window.headset_label.isVisible()
         call = ring_and_answer(qtbot, rig, window)
         qtbot.waitUntil(window.headset_label.isVisible, timeout=5000)
-        assert "('USB'): busy" in window.headset_label.text()
+        shown = window.headset_label.text()
+        assert shown.startswith("헤드셋을 쓸 수 없습니다. 통화는 계속 녹음·보호되지만")
+        assert "다른 프로그램을 닫으세요" in shown and "상담 관리자에게 알리세요" in shown
+        for part in ("PortAudio", "PaErrorCode", "hw:2,0", "USB Headset", "Error"):
+            assert part not in shown
         assert window.notices[-1][0] == "헤드셋 오류"
+        assert not any("PortAudio" in text for _, text in window.notices)
+        logged = [r for r in caplog.records if raw in r.getMessage()]
+        assert any(r.levelno == logging.WARNING for r in logged), caplog.text
         qtbot.mouseClick(window.protect_button, CLICK)  # protecting works all the same
         rig.advance(1.52)
         qtbot.waitUntil(lambda: window.call_state == "idle", timeout=3000)
