@@ -82,7 +82,7 @@ from PySide6.QtWidgets import (
 )
 
 from callguard.gui.bridge import EngineBridge, Poster, StoreClient
-from callguard.gui.check_ko import field_name, korean
+from callguard.gui.check_ko import field_name, korean, shown, summary
 from callguard.gui.fit import fit
 from callguard.gui.i18n import language, texts
 from callguard.gui.login import request_role
@@ -106,6 +106,7 @@ log = logging.getLogger(__name__)
 
 #: Quiet time after the last keystroke before the text is checked (milliseconds).
 DEBOUNCE_MS = 300
+CLI_LINE_ROLE = Qt.ItemDataRole.UserRole + 1  # problem item: the check's own line (the CLI's)
 #: Calls a dry run replays unless the admin picks another number.
 DEFAULT_DRY_RUN_CALLS = 100
 
@@ -871,7 +872,13 @@ class RulesEditorWindow(QMainWindow):
         return self.text() != self._saved_text
 
     def validation_lines(self) -> list[str]:
-        """The shown check report (as ``callguard rules check`` prints it)."""
+        """The check report as ``callguard rules check`` prints it (the problem list's
+        tooltips; the list shows :meth:`problem_texts`)."""
+        return [self.problems.item(i).data(CLI_LINE_ROLE) for i in range(self.problems.count())]
+
+    def problem_texts(self) -> list[str]:
+        """The problem list as shown: each problem in the interface language, then the
+        summary line."""
         return [self.problems.item(i).text() for i in range(self.problems.count())]
 
     def _update_title(self) -> None:
@@ -944,8 +951,14 @@ class RulesEditorWindow(QMainWindow):
                                   else T("rules.check.errors", n=len(errors)))
         self.check_status.setStyleSheet("" if check.ok else "color: #b00020; font-weight: bold")
         self.problems.clear()
+        ruleset = check.compiled.ruleset if check.compiled is not None else None
+        last = summary(check.problems, None if ruleset is None else len(ruleset.rules),
+                       0 if ruleset is None else len(ruleset.enabled_rules))
         for line, problem in zip(check.lines, [*check.problems, None], strict=True):
-            item = QListWidgetItem(line)
+            # In the interface language; the check's own line (the CLI's) as the tooltip.
+            item = QListWidgetItem(shown(problem) if problem is not None else last)
+            item.setToolTip(line)
+            item.setData(CLI_LINE_ROLE, line)
             if problem is not None:
                 item.setData(Qt.ItemDataRole.UserRole, problem.line)
                 error = problem.severity is Severity.ERROR
@@ -1378,7 +1391,7 @@ class RulesEditorWindow(QMainWindow):
                       error: BaseException | None) -> None:
         if error is not None or check is None or not check.ok:
             errors = check.errors if check is not None else []
-            first = str(errors[0]) if errors else str(error)
+            first = shown(errors[0]) if errors else str(error)
             self._apply_after_save = self._close_after_save = False
             self._save_failed(T("rules.save_refused", n=len(errors) or 1, first=first))
             self.save_refused.emit(self.save_status.text())
@@ -1526,7 +1539,7 @@ class RulesEditorWindow(QMainWindow):
             self.push_status.setStyleSheet("color: #b00020")
             self.push_status.setText("\n".join(
                 [T("rules.push_refused", version=self.readable(result.version)),
-                 *(str(p) for p in result.problems)]))
+                 *(shown(p) for p in result.problems)]))
         self._show_engine_version(result.version)
         self.pushed.emit(result)
         if self._close_after_save and not self.dirty:

@@ -272,7 +272,8 @@ def test_a_bad_edit_is_refused_and_the_old_rules_stay(qtbot, live, clients):
     assert not editor.is_valid
     with qtbot.waitSignal(editor.save_refused, timeout=WAIT_MS) as got:
         editor.save(note="typo")
-    error = f"{live.rules}:{line}: rule t.saekki: unknown key 'enabeld'"
+    # Said in the interface language (the CLI's line is the problem list's tooltip).
+    error = f"{line}번째 줄 · 규칙 t.saekki · 오류: 'enabeld'은(는) 규칙에 쓸 수 없는 항목입니다"
     assert error in got.args[0] and error in editor.save_status.text()
     assert live.rules.read_bytes() == on_disk  # the file on disk is untouched
     with qtbot.waitSignal(editor.history_loaded, timeout=WAIT_MS) as got:
@@ -351,7 +352,11 @@ def test_the_screenshot_state_shows_a_validation_error(qtbot, tmp_path, clients)
     message = stage_validation_error(editor)
     assert message.startswith(f"{path}:{line}: rule t.saekki: unknown key 'enabeld'")
     assert message in editor.validation_lines() and line in editor.marked_lines()
-    assert editor.problems.currentItem().text() == message
+    item = editor.problems.currentItem()  # shown in Korean; the check's own line its tooltip
+    assert item.toolTip() == message
+    assert item.text() == (f"{line}번째 줄 · 규칙 t.saekki · 오류: 'enabeld'은(는) 규칙에 쓸 수 "
+                           "없는 항목입니다 ('enabled'을(를) 쓰려던 것인가요?). TOML 원문에서 "
+                           "고치세요.")
     assert editor.tabs.currentIndex() == editor._tab_index["toml"]
     assert editor.raw.textCursor().blockNumber() == line - 1
     assert path.read_text(encoding="utf-8") == GUI_RULES

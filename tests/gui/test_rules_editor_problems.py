@@ -1,0 +1,72 @@
+"""The rules editor's problem list speaks the interface language (issue 15, item 6): each
+problem in Korean (English in English mode) with its line and rule, the summary too; the
+check's own line (what `callguard rules check` prints) is each item's tooltip."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fakerig import GUI_RULES
+
+from callguard.gui import i18n
+from tests.gui.test_rules_editor import (
+    clients,  # noqa: F401
+    insert_after,
+    open_editor,
+    wait_checked,
+)
+
+HANGUL = re.compile(r"[가-힣]")
+
+
+@pytest.fixture
+def english():
+    before = i18n.language()
+    i18n.set_language("en")
+    yield
+    i18n.set_language(before)
+
+
+def _broken(qtbot, tmp_path, make):
+    """An editor on GUI_RULES without its prompt files (two warnings) and a misspelt key
+    typed under a rule (an error)."""
+    path = tmp_path / "rules.toml"
+    path.write_text(GUI_RULES, encoding="utf-8")
+    editor = open_editor(qtbot, make(tmp_path / "calls.db"), path)
+    line = insert_after(editor, 'id = "t.saekki"', "enabeld = false")
+    wait_checked(qtbot, editor)
+    assert not editor.is_valid
+    return editor, line
+
+
+def test_the_problem_list_is_korean(qtbot, tmp_path, clients):  # noqa: F811
+    editor, line = _broken(qtbot, tmp_path, clients)
+    shown = editor.problem_texts()
+    cli = editor.validation_lines()
+    assert len(shown) == len(cli) >= 3  # two prompt warnings, the error, the summary
+    assert cli == list(editor.check.lines)  # the CLI's lines: the tooltips
+    assert [editor.problems.item(i).toolTip() for i in range(len(cli))] == cli
+    for text in shown:
+        assert HANGUL.search(text), text
+        for english in ("unknown key", "not found", "error(s)", "warning:", "rule t."):
+            assert english not in text, text
+        assert "(검사 원문)" not in text  # every message here has its Korean
+    assert (f"{line}번째 줄 · 규칙 t.saekki · 오류: 'enabeld'은(는) 규칙에 쓸 수 없는 "
+            "항목입니다 ('enabled'을(를) 쓰려던 것인가요?)") in "\n".join(shown)
+    assert any("주의: 안내 음성 파일 'warning.wav'이(가) 없어" in s for s in shown), shown
+    assert shown[-1].startswith("오류 1건: 이 규칙 파일은 쓸 수 없습니다")
+    # Fixed: the summary says so in Korean too.
+    editor.set_text(editor.text().replace("enabeld = false\n", ""))
+    wait_checked(qtbot, editor)
+    assert editor.problem_texts()[-1].startswith("문제없음: 규칙 ")
+
+
+def test_the_problem_list_is_english_in_english_mode(qtbot, tmp_path, english,
+                                                     clients):  # noqa: F811
+    editor, line = _broken(qtbot, tmp_path, clients)
+    shown = editor.problem_texts()
+    assert not any(HANGUL.search(s.replace("'enabeld'", "")) for s in shown), shown
+    assert (f"line {line} · rule t.saekki · error: unknown key 'enabeld' in [[rule]] "
+            "(did you mean 'enabled'?)") in "\n".join(shown)
+    assert shown[-1].startswith("1 error(s): these rules cannot be used")
