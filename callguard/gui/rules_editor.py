@@ -265,9 +265,29 @@ T = texts({
     "rules.col.when": ("시각", "When"),
     "rules.col.note": ("메모", "Note"),
     "rules.history.view": ("보기", "View"),
-    "rules.history.restore": ("편집기로 불러오기", "Restore into editor"),
-    "rules.history.restored": ("버전 {version}을(를) 불러왔습니다 (아직 저장 안 됨).",
-                               "Version {version} restored into the editor (not saved yet)."),
+    "rules.history.restore": ("이 버전으로 되돌리기(&R)…", "&Restore this version…"),
+    "rules.history.restore_title": ("이전 버전으로 되돌리기", "Restore an earlier version"),
+    "rules.history.restore_apply": (
+        "규칙을 이 버전으로 되돌립니다:\n{version}\n\n규칙 파일에 저장하고(새 버전으로 기록) "
+        "실행 중인 엔진에 바로 적용합니다. 새 통화부터 이 규칙을 씁니다.",
+        "The rules go back to this version:\n{version}\n\nIt is saved to the rules file (as "
+        "a new entry in the history) and applied to the running engine at once, from the "
+        "next call."),
+    "rules.history.restore_save": (
+        "규칙을 이 버전으로 되돌립니다:\n{version}\n\n규칙 파일에 저장합니다(새 버전으로 "
+        "기록).",
+        "The rules go back to this version:\n{version}\n\nIt is saved to the rules file (as "
+        "a new entry in the history)."),
+    "rules.history.restore_unsaved": ("저장하지 않은 지금의 편집은 사라집니다.",
+                                      "Your unsaved edits are dropped."),
+    "rules.history.restore_go_apply": ("되돌리고 적용", "Restore and apply"),
+    "rules.history.restore_go_save": ("되돌리고 저장", "Restore and save"),
+    "rules.history.cancel": ("취소", "Cancel"),
+    "rules.history.restoring": ("버전 {version}(으)로 되돌리는 중…",
+                                "Restoring version {version}…"),
+    "rules.history.restored": ("버전 {version}(으)로 되돌렸습니다.",
+                               "Restored version {version}."),
+    "rules.history.restore_note": ("버전 {version}(으)로 되돌림", "restored version {version}"),
     "rules.history.view_title": ("규칙 버전 {version}", "Rules version {version}"),
     "rules.history.failed": ("기록을 읽지 못했습니다: {error}", "Could not read the history: "
                              "{error}"),
@@ -552,6 +572,7 @@ class RulesEditorWindow(QMainWindow):
         self._close_after_save = False
         self._discard_ok = False
         self.close_question: QMessageBox | None = None
+        self.restore_question: QMessageBox | None = None
         self.save_status = _StatusLabel()
         self.push_status = _StatusLabel()
         self.engine_label = QLabel(T("rules.no_engine"))
@@ -1478,7 +1499,29 @@ class RulesEditorWindow(QMainWindow):
     def _restore_selected(self) -> None:
         version = self._selected_version()
         if version:
-            self.restore_version(version)
+            self.ask_restore(version)
+
+    def ask_restore(self, version: str) -> None:
+        """Ask (window-modal, :attr:`restore_question`) before going back to ``version``;
+        its "restore" button (:attr:`restore_go`) does :meth:`restore_version`: one action
+        that saves and applies, as 저장 후 적용 does. Unsaved edits are said to go."""
+        applies = self.bridge is not None
+        text = T("rules.history.restore_apply" if applies else "rules.history.restore_save",
+                 version=self.readable(version))
+        if self.dirty:
+            text += "\n\n" + T("rules.history.restore_unsaved")
+        box = QMessageBox(QMessageBox.Icon.Question, T("rules.history.restore_title"), text,
+                          QMessageBox.StandardButton.NoButton, self)
+        self.restore_go = box.addButton(T("rules.history.restore_go_apply" if applies
+                                          else "rules.history.restore_go_save"),
+                                        QMessageBox.ButtonRole.AcceptRole)
+        cancel = box.addButton(T("rules.history.cancel"), QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(cancel)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.buttonClicked.connect(
+            lambda button: self.restore_version(version) if button is self.restore_go else None)
+        self.restore_question = box
+        box.open()
 
     def view_version(self, version: str) -> None:
         """Show a stored version read-only in its own window."""
@@ -1500,14 +1543,20 @@ class RulesEditorWindow(QMainWindow):
         self.store.call(lambda s: rules_admin.stored_rules(s, version), self._guard(show))
 
     def restore_version(self, version: str) -> None:
-        """Put a stored version's text into the editor (not saved until Save)."""
+        """Go back to a stored version in one action: its text replaces the editor's, then
+        :meth:`save_and_apply` (saved as a new history entry noting the restore, and applied
+        to the running engine). If the old text no longer passes the check (e.g. a prompt
+        file is gone), it is neither saved nor applied and stays in the editor, unsaved."""
+        self.history_status.setText(T("rules.history.restoring", version=version[:12]))
+
         def restore(found: str | None, error: BaseException | None) -> None:
             if error is not None or found is None:
                 self.history_status.setText(T("rules.history.failed", error=error))
                 return
             self.set_text(found)
             self.history_status.setText(T("rules.history.restored", version=version[:12]))
-            self.show_tab("toml")
+            self.save_and_apply(note=T("rules.history.restore_note",
+                                       version=self.readable(version)))
 
         self.store.call(lambda s: rules_admin.stored_rules(s, version), self._guard(restore))
 

@@ -322,11 +322,12 @@ def test_a_good_save_is_in_the_history_and_a_push_changes_the_engine_rules(qtbot
     assert live.engine.rules.version == version != before
     assert version[:12] in editor.engine_label.text()
 
-    # A saved version restores into the editor (unsaved until Save).
+    # A saved version restores in one action: into the editor, saved and applied.
     editor.set_text("format = 1\n")
-    editor.restore_version(version)
-    qtbot.waitUntil(lambda: editor.text() == text, timeout=WAIT_MS)
-    assert not editor.dirty
+    with qtbot.waitSignal(editor.pushed, timeout=WAIT_MS) as got:
+        editor.restore_version(version)
+    assert editor.text() == text and not editor.dirty
+    assert got.args[0].ok and live.engine.rules.version == version
 
 
 def test_durations_and_values_round_trip():

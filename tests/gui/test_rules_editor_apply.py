@@ -90,3 +90,66 @@ def test_closing_can_save_and_apply_first(qtbot, live, clients):  # noqa: F811
         editor.close_save.click()
     qtbot.waitUntil(lambda: not editor.isVisible(), timeout=5000)
     assert live.rules.read_text(encoding="utf-8") == text
+
+
+def _save_and_apply(qtbot, editor, warnings: int) -> str:
+    editor.esc["warnings"].setValue(warnings)
+    wait_checked(qtbot, editor)
+    with qtbot.waitSignal(editor.pushed, timeout=WAIT_MS) as got, \
+            qtbot.waitSignal(editor.history_loaded, timeout=WAIT_MS):
+        editor.save_button.click()
+    assert got.args[0].ok
+    return got.args[0].version
+
+
+def test_restoring_an_earlier_version_is_one_confirmed_action(qtbot, live,
+                                                              clients):  # noqa: F811
+    """Restore = save and apply in one action, after a confirmation that names the version
+    (and says unsaved edits go); cancelled, nothing changes; the unsaved-edit guard still
+    asks afterwards."""
+    editor = open_editor(qtbot, clients(live.db), live.rules, EngineBridge(live.engine))
+    editor.show()
+    first = _save_and_apply(qtbot, editor, 2)
+    first_text = editor.text()
+    second = _save_and_apply(qtbot, editor, 3)
+    assert live.engine.rules.version == second != first
+    editor.esc["warnings"].setValue(4)  # an unsaved edit
+    wait_checked(qtbot, editor)
+    assert editor.dirty
+    editor.show_tab("history")
+    row = next(r for r in range(editor.history_table.rowCount())
+               if editor.history_table.item(r, 0).data(0x0100) == first)
+    editor.history_table.selectRow(row)
+    assert plain(editor.restore_button.text()) == "이 버전으로 되돌리기…"
+
+    # Asked first: which version, that it is saved and applied, that the edits go.
+    editor.restore_button.click()
+    box = editor.restore_question
+    assert box is not None and box.isVisible()
+    assert editor.readable(first) in box.text() and "바로 적용합니다" in box.text()
+    assert T("rules.history.restore_unsaved") in box.text()
+    assert editor.restore_go.text() == "되돌리고 적용"
+    # Cancelled: nothing changes, the edit is still there and unsaved.
+    next(b for b in box.buttons() if b.text() == T("rules.history.cancel")).click()
+    qtbot.wait(300)
+    assert editor.dirty and live.engine.rules.version == second
+    assert "warnings = 4" in editor.text()
+
+    # Confirmed: one click saves the old text and the engine puts it in force.
+    editor.restore_button.click()
+    with qtbot.waitSignal(editor.pushed, timeout=WAIT_MS) as got:
+        editor.restore_go.click()
+    assert got.args[0].ok and got.args[0].version == first
+    assert live.engine.rules.version == first
+    assert live.rules.read_text(encoding="utf-8") == first_text == editor.text()
+    assert not editor.dirty
+    qtbot.waitUntil(lambda: editor.history and editor.history[0].version == first
+                    and "되돌림" in editor.history[0].note, timeout=WAIT_MS)
+
+    # The unsaved-edit guard still asks.
+    editor.esc["warnings"].setValue(5)
+    wait_checked(qtbot, editor)
+    editor.close()
+    assert editor.isVisible() and editor.close_question.isVisible()
+    editor.close_discard.click()
+    qtbot.waitUntil(lambda: not editor.isVisible(), timeout=5000)
