@@ -129,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine = build_engine(settings, line, rules_path=rules_path, store_path=store_path)
     bridge = EngineBridge(engine)
     store = StoreClient(store_path)
-    window = build_windows(bridge, store, rules_path, settings.sip.user or "", desk)
+    window = build_windows(bridge, store, rules_path, settings.sip.user or "", desk,
+                           central=settings.central if settings.central.desk else None)
     window.show()
     if args.open:
         QTimer.singleShot(0, window._open_window[args.open])  # type: ignore[attr-defined]
@@ -216,9 +217,10 @@ def open_review_only(settings: Settings, store_path: Path, *,
 
 
 def build_windows(bridge: EngineBridge, store: StoreClient, rules_path: Path, counselor: str,
-                  desk: DeskSettings | None = None):
+                  desk: DeskSettings | None = None, central=None):
     """The counselor's window (with the system-wide protect hotkey) and the
-    supervisor/admin menu wired to the login."""
+    supervisor/admin menu wired to the login. ``central``: the desk's ``[central]``
+    settings when it has a central server (the rules editor says it applies to this PC)."""
     from callguard.gui.counselor import CounselorWindow
     from callguard.gui.login import request_role
 
@@ -254,7 +256,7 @@ def build_windows(bridge: EngineBridge, store: StoreClient, rules_path: Path, co
             if user:
                 from callguard.gui.rules_editor import RulesEditorWindow
 
-                w = RulesEditorWindow(store, rules_path, user, bridge)
+                w = RulesEditorWindow(store, rules_path, user, bridge, central=central)
                 keep(w)
                 w.show()
         request_role(store, "admin", window, go)

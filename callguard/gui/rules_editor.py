@@ -81,6 +81,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from callguard.config import CentralSettings
 from callguard.gui.bridge import EngineBridge, Poster, StoreClient
 from callguard.gui.check_ko import field_name, korean, shown, summary
 from callguard.gui.fit import fit
@@ -259,6 +260,24 @@ T = texts({
     "rules.push_unsaved": ("저장하지 않은 편집은 적용되지 않습니다 (디스크의 파일을 적용).",
                            "Unsaved edits are not pushed (the file on disk is)."),
     "rules.engine": ("엔진 규칙: {version}", "Engine rules: {version}"),
+    # A desk linked to a central server ([central]): the editor applies to this PC only.
+    "rules.save_apply_here": ("저장 후 이 PC에 적용(&S)", "&Save and apply on this PC"),
+    "rules.central.notice": (
+        "이 상담석은 중앙 서버({url})에 게시된 규칙을 받습니다. 여기서 '저장 후 이 PC에 적용'"
+        "하면 이 PC에만 적용되고, 중앙 서버에 새 규칙이 게시되면 그 규칙으로 바뀝니다. 모든 "
+        "상담석에 적용하려면 이 파일을 중앙 서버의 시스템 관리자 계정으로 게시하세요:",
+        "This desk takes the rules published on the central server ({url}). 'Save and apply "
+        "on this PC' applies them to this PC only, until the central server publishes new "
+        "rules. To put them in force on every desk, publish this file with an admin account "
+        "of the central server:"),
+    "rules.central.command": (
+        'callguard central publish "{file}" --note "메모" --user 계정 --url {url} '
+        "--fingerprint {fingerprint}",
+        'callguard central publish "{file}" --note "note" --user ACCOUNT --url {url} '
+        "--fingerprint {fingerprint}"),
+    "rules.central.server": ("설정된 서버", "the configured server"),
+    "rules.pushed_here": ("이 PC에만 적용되었습니다. 중앙 서버의 규칙은 바뀌지 않았습니다.",
+                          "Applied on this PC only; the central server's rules are unchanged."),
     "rules.no_engine": ("실행 중인 엔진 없음", "No running engine"),
     "rules.col.version": ("버전", "Version"),
     "rules.col.who": ("저장한 사람", "Saved by"),
@@ -480,7 +499,11 @@ class RulesEditorWindow(QMainWindow):
     history_loaded = Signal(object)  # list[RulesVersion]
 
     def __init__(self, store: StoreClient, rules_path: Path, user: str,
-                 bridge: EngineBridge | None = None, parent: QWidget | None = None) -> None:
+                 bridge: EngineBridge | None = None, parent: QWidget | None = None, *,
+                 central: CentralSettings | None = None) -> None:
+        """``central``: the desk's ``[central]`` settings when it is linked to a central
+        server (also found from the engine's link when not given): the editor then says
+        that it applies to this PC only and how the rules are published for every desk."""
         if not user:
             # Only a signed-in admin edits rules (open_rules_editor asks for the sign-in).
             raise PermissionError("the rules editor needs a signed-in admin")
@@ -489,6 +512,10 @@ class RulesEditorWindow(QMainWindow):
         self.rules_path = Path(rules_path)
         self.user = user
         self.bridge = bridge
+        linked = bridge is not None and getattr(bridge.engine, "central", None) is not None
+        #: The central server's settings when this desk follows its rules, else None.
+        self.central = (central if central is not None and central.enabled
+                        else CentralSettings(url="-") if linked else None)
         self.check: Check | None = None  # the last check of the *current* text
         self.last_test: MatchResult | None = None
         self.last_dry_run: DryRunView | None = None
@@ -561,8 +588,7 @@ class RulesEditorWindow(QMainWindow):
         self.note_edit.setPlaceholderText(T("rules.note"))
         # With a running engine the one action is "save, then apply": an admin who saved
         # must not believe rules are in force that the engine has not loaded.
-        self.save_button = QPushButton(T("rules.save_apply" if self.bridge is not None
-                                         else "rules.save"))
+        self.save_button = QPushButton(self._save_text())
         self.save_button.clicked.connect(lambda: self.save_and_apply())
         self.push_button = QPushButton(T("rules.push"))
         self.push_button.clicked.connect(self.push)
@@ -585,6 +611,24 @@ class RulesEditorWindow(QMainWindow):
         statuses.addWidget(self.save_status)
         statuses.addWidget(self.push_status)
 
+        # A desk following a central server: say that this applies here only, and how
+        # the rules are published for every desk (no server API is called from here).
+        self.central_label = QLabel()
+        self.central_label.setWordWrap(True)
+        self.central_label.setTextFormat(Qt.TextFormat.RichText)
+        self.central_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.central_label.setStyleSheet("QLabel { color:#0d3c61; background:#e3f2fd;"
+                                         " border:1px solid #90caf9; padding:4px }")
+        if self.central is not None:
+            url = self.central.url if self.central.url != "-" else T("rules.central.server")
+            command = T("rules.central.command", file=str(self.rules_path),
+                        url=self.central.url if self.central.url != "-" else "URL",
+                        fingerprint=self.central.fingerprint or "SHA256")
+            self.central_label.setText(
+                f"{html.escape(T('rules.central.notice', url=url))}<br>"
+                f"<code>{html.escape(command)}</code>")
+        self.central_label.setVisible(self.central is not None)
+
         self.form_banner = QLabel(T("rules.form.unavailable"))
         self.form_banner.setWordWrap(True)
         self.form_banner.setStyleSheet("color: #b00020")
@@ -594,9 +638,17 @@ class RulesEditorWindow(QMainWindow):
         layout = QVBoxLayout(central)
         layout.addLayout(bar)
         layout.addLayout(statuses)
+        layout.addWidget(self.central_label)
         layout.addWidget(self.form_banner)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
+
+    def _save_text(self) -> str:
+        """The one save action's name: save, save and apply, or (a desk following a central
+        server) save and apply on this PC."""
+        if self.bridge is None:
+            return T("rules.save")
+        return T("rules.save_apply_here" if self.central is not None else "rules.save_apply")
 
     def _scroll(self, inner: QWidget) -> QScrollArea:
         area = QScrollArea()
@@ -851,9 +903,7 @@ class RulesEditorWindow(QMainWindow):
             return
         box = QMessageBox(QMessageBox.Icon.Warning, T("rules.unsaved_title"),
                           T("rules.unsaved_text"), QMessageBox.StandardButton.NoButton, self)
-        self.close_save = box.addButton(T("rules.save_apply" if self.bridge is not None
-                                          else "rules.save"),
-                                        QMessageBox.ButtonRole.AcceptRole)
+        self.close_save = box.addButton(self._save_text(), QMessageBox.ButtonRole.AcceptRole)
         self.close_discard = box.addButton(T("rules.discard"),
                                            QMessageBox.ButtonRole.DestructiveRole)
         box.addButton(T("rules.keep_editing"), QMessageBox.ButtonRole.RejectRole)
@@ -1582,8 +1632,9 @@ class RulesEditorWindow(QMainWindow):
             return
         self.last_push = result
         if result.ok:
+            here = (" " + T("rules.pushed_here")) if self.central is not None else ""
             self.push_status.setText(T("rules.pushed", version=self.readable(result.version))
-                                     + unsaved)
+                                     + here + unsaved)
         else:
             self.push_status.setStyleSheet("color: #b00020")
             self.push_status.setText("\n".join(

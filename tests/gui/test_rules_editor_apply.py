@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from callguard.gui.bridge import EngineBridge
 from callguard.gui.i18n import plain
-from callguard.gui.rules_editor import T
+from callguard.gui.rules_editor import RulesEditorWindow, T
 from tests.gui.test_rules_editor import (
     WAIT_MS,
     clients,  # noqa: F401
@@ -153,3 +153,46 @@ def test_restoring_an_earlier_version_is_one_confirmed_action(qtbot, live,
     assert editor.isVisible() and editor.close_question.isVisible()
     editor.close_discard.click()
     qtbot.waitUntil(lambda: not editor.isVisible(), timeout=5000)
+
+
+def test_a_desk_on_a_central_server_is_told_the_editor_applies_here_only(
+        qtbot, live, clients):  # noqa: F811
+    """With [central] the rules of every desk come from the server (`callguard central
+    publish`); the editor says that its save applies to this PC only, until the server
+    publishes, and shows the command that publishes this file. Without, it says nothing."""
+    from callguard.config import CentralSettings
+
+    client = clients(live.db)
+    plain_editor = open_editor(qtbot, client, live.rules, EngineBridge(live.engine))
+    assert plain_editor.central is None and plain_editor.central_label.isHidden()
+    assert plain(plain_editor.save_button.text()) == "저장 후 적용"
+
+    central = CentralSettings(url="https://central.example:8443", token="desk-token",
+                              fingerprint="AB:CD:EF")
+    editor = RulesEditorWindow(client, live.rules, "admin", EngineBridge(live.engine),
+                               central=central)
+    qtbot.addWidget(editor)
+    editor.show()
+    wait_checked(qtbot, editor)
+    assert editor.central_label.isVisible()
+    shown = editor.central_label.text()
+    assert "중앙 서버(https://central.example:8443)" in shown and "이 PC에만 적용" in shown
+    assert (f'callguard central publish "{live.rules}"' in shown.replace("&quot;", '"')
+            and "--url https://central.example:8443 --fingerprint AB:CD:EF" in shown)
+    assert plain(editor.save_button.text()) == "저장 후 이 PC에 적용"
+    editor.esc["warnings"].setValue(2)
+    wait_checked(qtbot, editor)
+    with qtbot.waitSignal(editor.pushed, timeout=WAIT_MS) as got:
+        editor.save_button.click()
+    assert got.args[0].ok and live.engine.rules.version == got.args[0].version
+    assert T("rules.pushed_here") in editor.push_status.text()
+
+    # Found from the engine's link to the server when the settings are not passed.
+    live.engine.central = object()
+    try:
+        linked = RulesEditorWindow(client, live.rules, "admin", EngineBridge(live.engine))
+        qtbot.addWidget(linked)
+    finally:
+        live.engine.central = None
+    assert linked.central is not None and not linked.central_label.isHidden()
+    assert "중앙 서버" in linked.central_label.text()
