@@ -939,9 +939,11 @@ class ReviewWindow(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # Columns as wide as their contents (_fit_list); the end reason gives way (elided,
+        # whole in its tooltip) when the list pane cannot show them all.
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setWordWrap(False)
 
         calls = QWidget()
         cv = QVBoxLayout(calls)
@@ -1133,7 +1135,8 @@ class ReviewWindow(QWidget):
             self.table.setRowCount(len(calls))
             for row, c in enumerate(calls):
                 cells = [
-                    _local(c.started_at), c.counselor, _label("review.dir", c.direction),
+                    _local(c.started_at, "%Y-%m-%d %H:%M"), c.counselor,
+                    _label("review.dir", c.direction),
                     mask_number(c.remote), _duration(c.duration_s),
                     _label("review.end", c.end_reason) if c.end_reason
                     else T("review.end.ongoing"),
@@ -1142,8 +1145,10 @@ class ReviewWindow(QWidget):
                     "✓" if c.reviewed else ""]
                 for col, text in enumerate(cells):
                     item = QTableWidgetItem(text)
+                    item.setToolTip(text)  # whole, also where the column is elided
                     if col == 0:
                         item.setData(START_ROLE, c.id)
+                        item.setToolTip(_local(c.started_at))
                     if c.flagged:
                         item.setForeground(Qt.GlobalColor.darkRed)
                     self.table.setItem(row, col, item)
@@ -1155,18 +1160,58 @@ class ReviewWindow(QWidget):
         self._fit_list()
         self.callsLoaded.emit(len(calls))
 
+    #: The list columns that give way, in this order, when the pane is too narrow for all
+    #: of them: the end reason (the detail says how the call ended in full), then the
+    #: categories (a call with several). Elided, whole in their tooltips.
+    ELIDED_COLUMNS = (5, 7)
+    ELIDED_MIN = 72  # px: a word and "…"
+
     def _fit_list(self) -> None:
         """Widen the list pane so that every column shows whole (at most 55% of the
-        window; the detail pane keeps the rest)."""
-        header = self.table.horizontalHeader()
-        need = header.length() + self.table.verticalScrollBar().sizeHint().width() \
-            + 2 * self.table.frameWidth() + 4
-        have = self.table.viewport().width() + self.table.verticalScrollBar().sizeHint().width()
+        window; the detail pane keeps the rest); if that is not enough (English at
+        1366×768), the end-reason and then the category column are narrowed, elided with
+        their text in the tooltip, so no column is cut at the pane's edge and no horizontal
+        scrolling is needed."""
+        table, header = self.table, self.table.horizontalHeader()
+        table.resizeColumnsToContents()
+        for col in range(table.columnCount()):  # the headers' own widths count too
+            header.resizeSection(col, max(header.sectionSize(col),
+                                          header.sectionSizeHint(col)))
         sizes = self.split.sizes()
-        if need <= have or sum(sizes) <= 0:
+        if sum(sizes) <= 0:
             return
-        left = min(sizes[0] + need - have, int(sum(sizes) * 0.55))
-        self.split.setSizes([left, sum(sizes) - left])
+        # What the pane needs besides the columns: the table's frame, a vertical scroll
+        # bar (counted whether shown or not) and the margins around the table.
+        pane = self.split.widget(0)
+        around = max(0, pane.width() - table.width()) if pane.width() > 0 else 0
+        extra = around + table.verticalScrollBar().sizeHint().width() \
+            + 2 * table.frameWidth() + 2
+        need = header.length() + extra
+        have = sizes[0]
+        if need > have:
+            left = min(need, int(sum(sizes) * 0.55))
+            if left > have:
+                self.split.setSizes([left, sum(sizes) - left])
+                have = self.split.sizes()[0]
+        short = need - have
+        for col in self.ELIDED_COLUMNS:
+            if short <= 0:
+                break
+            width = header.sectionSize(col)
+            narrower = max(self.ELIDED_MIN, width - short)
+            header.resizeSection(col, narrower)
+            short -= width - narrower
+
+    def list_fits(self) -> bool:
+        """Whether every column of the call list is inside the list's view (no horizontal
+        scrolling, nothing cut at the right edge)."""
+        header = self.table.horizontalHeader()
+        return header.length() <= self.table.viewport().width() + 1
+
+    def resizeEvent(self, event: Any) -> None:  # Qt override
+        super().resizeEvent(event)
+        if getattr(self, "table", None) is not None and self.table.rowCount():
+            self._fit_list()
 
     def _set_choices(self, box: QComboBox, values: list[str]) -> None:
         """Refill a filter combo keeping its selection (even if no call has it any more)."""
