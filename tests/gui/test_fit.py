@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fakerig import FakeRig
 
+from callguard.config import CentralSettings
 from callguard.gui import i18n
 from callguard.gui.bridge import EngineBridge, StoreClient
 from callguard.gui.counselor import CounselorWindow, stage_demo_call
@@ -66,6 +67,11 @@ def test_every_window_fits_1366x768(qtbot, tmp_path, lang):
         rest.close()
         for w in (ReviewWindow(store, "boss", "admin"),
                   RulesEditorWindow(store, ROOT / "rules" / "default.toml", "boss"),
+                  # on a desk with a central server: its note shown too
+                  RulesEditorWindow(store, ROOT / "rules" / "default.toml", "boss",
+                                    central=CentralSettings(
+                                        url="https://callguard-central.example.co.kr:8443",
+                                        token="t", fingerprint="SHA256:" + "AB:" * 31 + "CD")),
                   LoginDialog(store, "admin"), RestDialog(None, "kim")):
             qtbot.addWidget(w)
             w.show()
