@@ -99,6 +99,9 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = (
 )
 
 
+_WHERE_KO = {"the top level": "파일 맨 위(표 밖)"}
+
+
 def korean(problem: Problem) -> tuple[str, str]:
     """``(message, field)``: the problem in the interface language (Korean when the
     interface is Korean) and the form field it concerns (``""`` when none)."""
@@ -108,7 +111,8 @@ def korean(problem: Problem) -> tuple[str, str]:
             continue
         if language() != "ko":
             return problem.message, field
-        fields = {k: v or "" for k, v in m.groupdict().items()}
+        fields = {k: _WHERE_KO.get(v, v) if k == "what" else v or ""
+                  for k, v in m.groupdict().items()}
         fields["hint_ko"] = f" ('{fields['hint']}'을(를) 쓰려던 것인가요?)" \
             if fields.get("hint") else ""
         return template.format(**fields), field

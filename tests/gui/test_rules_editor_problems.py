@@ -70,3 +70,25 @@ def test_the_problem_list_is_english_in_english_mode(qtbot, tmp_path, english,
     assert (f"line {line} · rule t.saekki · error: unknown key 'enabeld' in [[rule]] "
             "(did you mean 'enabled'?)") in "\n".join(shown)
     assert shown[-1].startswith("1 error(s): these rules cannot be used")
+
+
+@pytest.mark.parametrize("message", [
+    "unknown key 'windw' in [escalation] (did you mean 'window'?); allowed: a, b",
+    "unknown key 'zz' in the top level; allowed: format, rule",
+    "TOML syntax error: Expected '=' after a key (at line 3, column 5)",
+    "prompt file 'warning.wav' not found; prompt 'warning' cannot be played",
+    "mode must be one of surface, nospace, morpheme, phrase, not 'x'",
+    "exception '시발점/NNG' has a part-of-speech tag; exceptions are matched as text "
+    "(write it without '/TAG')",
+    "'window' must be at least 1, not 0",
+    "notice_at (3) must not be above warn_at (2): the counselor is told before the caller "
+    "is warned",
+    "term '죽어' has no content morpheme to match (Kiwi: 죽/VV 어/EC)",
+])
+def test_the_checks_messages_have_korean(message):
+    from callguard.gui.check_ko import shown
+    from callguard.rules.problems import Problem, Severity
+
+    text = shown(Problem("rules.toml", 3, message, Severity.ERROR, "t.x"))
+    assert text.startswith("3번째 줄 · 규칙 t.x · 오류: ") and "(검사 원문)" not in text
+    assert not re.search(r"\b(must|unknown|not found|syntax|top level)\b", text), text
