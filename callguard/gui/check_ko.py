@@ -22,9 +22,11 @@ _FIELD_KO = {"id": "규칙 이름(id)", "category": "유형", "terms": "단어",
 
 # (pattern on the English message, Korean template, the form field it concerns)
 _PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = (
-    (re.compile(r"term '(?P<term>[^']*)' is too broad: it is one syllable"),
-     "단어 '{term}'은(는) 한 글자라 평범한 말 속에서도 걸립니다. 더 길게 쓰거나, 정말 이 "
-     "단어가 필요하면 '넓은 단어 허용'을 켜세요.", "terms"),
+    (re.compile(r"term '(?P<term>[^']*)' is too broad: it is one syllable(?:[^;]*; it flags "
+                r"(?P<n>\d+) of (?P<m>\d+) ordinary call-centre sentences[^:]*: "
+                r"(?P<ex>.*?)\. Narrow)?"),
+     "단어 '{term}'은(는) 한 글자라 평범한 말 속에서도 걸립니다{flags_ko}. 더 길게 쓰거나, "
+     "정말 이 단어가 필요하면 '넓은 단어 허용'을 켜세요.", "terms"),
     (re.compile(r"term '(?P<term>[^']*)' (?:is|may be) too broad: it flags (?P<n>\d+) of "
                 r"(?P<m>\d+) ordinary call-centre sentences[^:]*: (?P<ex>.*?)\. Narrow"),
      "단어 '{term}'은(는) 평범한 상담 문장 {m}개 중 {n}개에서 걸립니다 (예: {ex}). 더 좁게 "
@@ -115,6 +117,10 @@ def korean(problem: Problem) -> tuple[str, str]:
                   for k, v in m.groupdict().items()}
         fields["hint_ko"] = f" ('{fields['hint']}'을(를) 쓰려던 것인가요?)" \
             if fields.get("hint") else ""
+        if fields.get("ex"):  # the sample sentences it would flag: "... and 32 more"
+            fields["ex"] = re.sub(r" and (\d+) more$", r" 외 \1개", fields["ex"])
+        fields["flags_ko"] = (f" (평범한 상담 문장 {fields['m']}개 중 {fields['n']}개에서 걸림, "
+                              f"예: {fields['ex']})" if fields.get("n") else "")
         return template.format(**fields), field
     return problem.message, ""
 

@@ -179,7 +179,7 @@ T = texts({
     "review.stage.final": ("종료 안내", "Final notice"),
     "review.end.caller_hangup": ("고객이 끊음", "Caller hung up"),
     "review.end.counselor_hangup": ("상담사가 끊음", "Counselor hung up"),
-    "review.end.final_notice": ("종료 안내 후 종료", "Ended after final notice"),
+    "review.end.final_notice": ("종료 안내 후 종료", "After the final notice"),
     "review.end.duration_limit": ("통화 시간 제한", "Duration limit"),
     "review.end.interrupted": ("중단됨", "Interrupted"),
     "review.end.end_of_audio": ("음성 파일 끝", "End of audio"),

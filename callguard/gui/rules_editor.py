@@ -169,7 +169,7 @@ T = texts({
     "rules.rule.off": ("{id} (꺼짐)", "{id} (off)"),
     "rules.rule.more": ("gap(구절 사이 간격)은 TOML 원문에서 고치세요.",
                         "gap (the distance within a phrase): edit it in the Raw TOML tab."),
-    "rules.rule.exceptions": ("예외 (한 줄에 하나)", "Exceptions (one a line)"),
+    "rules.rule.exceptions": ("예외 (한 줄에 하나)", "Exceptions (one per line)"),
     "rules.rule.exceptions_hint": ("예: 시발점 — 이 안에서는 감지하지 않습니다",
                                    "e.g. 시발점 — no hit inside these"),
     "rules.rule.description": ("설명", "Description"),

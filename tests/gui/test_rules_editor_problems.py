@@ -92,3 +92,18 @@ def test_the_checks_messages_have_korean(message):
     text = shown(Problem("rules.toml", 3, message, Severity.ERROR, "t.x"))
     assert text.startswith("3번째 줄 · 규칙 t.x · 오류: ") and "(검사 원문)" not in text
     assert not re.search(r"\b(must|unknown|not found|syntax|top level)\b", text), text
+
+
+def test_a_one_syllable_term_shows_the_sentences_it_would_flag_in_korean():
+    from callguard.gui.check_ko import korean
+    from callguard.rules.problems import Problem
+
+    message = ("term '다' is too broad: it is one syllable, which can match inside ordinary "
+               "words; it flags 35 of 60 ordinary call-centre sentences (more than 2%): "
+               "'안녕하세요.', '잠시만요.' and 33 more. Narrow it, or write broad = true in "
+               "this rule if you mean it")
+    text, field = korean(Problem("rules.toml", 3, message, rule_id="t.x"))
+    assert field == "terms"
+    assert text.startswith("단어 '다'은(는) 한 글자라 평범한 말 속에서도 걸립니다 (평범한 상담 "
+                           "문장 60개 중 35개에서 걸림, 예: '안녕하세요.', '잠시만요.' 외 33개)")
+    assert "넓은 단어 허용" in text and "Narrow" not in text
