@@ -297,6 +297,8 @@ T = texts({
         "기록).",
         "The rules go back to this version:\n{version}\n\nIt is saved to the rules file (as "
         "a new entry in the history)."),
+    "rules.history.restore_here": ("이 PC에만 적용되며, 중앙 서버의 규칙은 바뀌지 않습니다.",
+                                   "This PC only: the central server's rules do not change."),
     "rules.history.restore_unsaved": ("저장하지 않은 지금의 편집은 사라집니다.",
                                       "Your unsaved edits are dropped."),
     "rules.history.restore_go_apply": ("되돌리고 적용", "Restore and apply"),
@@ -1558,6 +1560,8 @@ class RulesEditorWindow(QMainWindow):
         applies = self.bridge is not None
         text = T("rules.history.restore_apply" if applies else "rules.history.restore_save",
                  version=self.readable(version))
+        if applies and self.central is not None:
+            text += "\n" + T("rules.history.restore_here")
         if self.dirty:
             text += "\n\n" + T("rules.history.restore_unsaved")
         box = QMessageBox(QMessageBox.Icon.Question, T("rules.history.restore_title"), text,

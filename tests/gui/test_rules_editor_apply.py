@@ -186,6 +186,10 @@ def test_a_desk_on_a_central_server_is_told_the_editor_applies_here_only(
         editor.save_button.click()
     assert got.args[0].ok and live.engine.rules.version == got.args[0].version
     assert T("rules.pushed_here") in editor.push_status.text()
+    # Restoring an earlier version says so too.
+    editor.ask_restore(got.args[0].version)
+    assert T("rules.history.restore_here") in editor.restore_question.text()
+    editor.restore_question.close()
 
     # Found from the engine's link to the server when the settings are not passed.
     live.engine.central = object()
