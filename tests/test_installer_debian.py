@@ -53,7 +53,7 @@ def test_deb_smoke_in_clean_debian_root() -> None:
     failures = [line for line in proc.stdout.splitlines() if line.startswith("smoke: FAIL")]
     assert proc.returncode == 0 and not failures, "\n".join(failures) or proc.stdout[-3000:]
     for step in ("debootstrap", "apt-get install", "installed files = the build's file list",
-                 "package listing:", "ldd: every library", "isolated:",
+                 "package listing:", "no test-only setting", "ldd: every library", "isolated:",
                  "/usr/bin/callguard --version", "rules check", "model: shipped",
                  "simulate: real Whisper heard", "GUI started offscreen",
                  "callguard gui started", "desktop entries:", "systemd user unit",

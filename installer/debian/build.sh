@@ -174,6 +174,10 @@ $NICE "$PYB" -I -m compileall -q -j 2 --invalidation-mode unchecked-hash "$pyhom
   >/dev/null || true
 step "bytecode compiled"
 
+# Modes as a package wants them (the model's side files were written 0600 by mkstemp):
+# everyone reads, only root writes.
+chmod -R u+rwX,go+rX,go-w "$pkg"
+
 # 7. The package. Depends: the Debian 12 libraries the bundle's ELF files need that it does
 # not carry (the clean-root smoke test runs ldd on every one of them).
 installed_kb=$(du -sk --apparent-size "$pkg" | cut -f1)

@@ -23,8 +23,8 @@
 #      `callguard gui` itself starts with its recogniser and Kiwi processes
 #   8. desktop entries 상담 화면, 통화 검토, 규칙 편집 (desktop-file-validate when there),
 #      the systemd user unit (systemd-analyze verify when there, else parsed)
-#   9. apt-get remove, then purge: no file of the package is left, /opt/callguard is gone,
-#      the counselor's calls (~/.local/share/callguard) stay
+#   9. apt-get remove, then install again and purge: no file of the package is left,
+#      /opt/callguard is gone, the counselor's calls (~/.local/share/callguard) stay
 # Env: CALLGUARD_DEB_WORK (default: a new folder in /tmp, removed at the end unless
 # CALLGUARD_DEB_KEEP=1), CALLGUARD_DEB_MIRROR (default http://deb.debian.org/debian),
 # CALLGUARD_DEB_CACHE (debootstrap's package cache, default ~/.cache/callguard-deb),
@@ -103,6 +103,7 @@ cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
 mount -t proc proc "$rootfs/proc"
 mount -t sysfs -o ro sysfs "$rootfs/sys"
 mount -t tmpfs -o mode=1777,size=256m tmpfs "$rootfs/dev/shm"
+mount -t devpts -o newinstance,ptmxmode=0666 devpts "$rootfs/dev/pts"
 cp "$deb" "$rootfs/tmp/"
 as_root apt-get update -q
 as_root apt-get install -y -q --no-install-recommends "/tmp/$(basename "$deb")"
@@ -124,7 +125,7 @@ fi
 (cd "$rootfs" && find opt/callguard -type f | sed 's|^|/|' | LC_ALL=C sort) > "$work/opt.txt"
 comm -23 "$work/opt.txt" "$work/installed.txt" > "$work/stray.txt"
 [ -s "$work/stray.txt" ] && { head "$work/stray.txt"; bad "files in /opt/callguard that dpkg does not own"; }
-test_only='tests/installer|gui_smoke|smoke_(debian|windows)|wine_prefix|icuuc|bcryptprimitives|speech-ko|KsponSpeech|shared/data|/poison|sitecustomize\.py|usercustomize\.py|\.wav$'
+test_only='tests/installer|gui_smoke|smoke_(debian|windows)|wine_prefix|icuuc_stub|icuuc\.dll|bcryptprimitives|speech-ko|KsponSpeech|shared/data|/poison|sitecustomize\.py|usercustomize\.py|\.wav$'
 dpkg-deb -c "$deb" > "$work/deb-listing.txt"
 n=$(wc -l < "$work/deb-listing.txt")
 if [ "$n" -gt 1000 ] && ! grep -Eiq "$test_only" "$work/deb-listing.txt" \
@@ -134,6 +135,14 @@ else
   grep -Ei "$test_only" "$work/deb-listing.txt" "$work/installed.txt" | head
   bad "package listing ($n entries) empty or has a test-only file"
 fi
+# No test-only setting in what starts the program (the launcher, desktop entries, unit).
+settings='QT_QPA_PLATFORM|KMP_AFFINITY|WINE|CALLGUARD_[A-Z_]*=|PYTHONPATH=|LD_LIBRARY_PATH|LD_PRELOAD'
+if grep -Eq "$settings" "$rootfs/usr/bin/callguard" "$rootfs"/usr/share/applications/callguard-*.desktop \
+     "$rootfs/usr/lib/systemd/user/callguard-agent.service"; then
+  grep -E "$settings" "$rootfs/usr/bin/callguard" "$rootfs"/usr/share/applications/callguard-*.desktop \
+    "$rootfs/usr/lib/systemd/user/callguard-agent.service"
+  bad "a test-only setting in the launcher, a desktop entry or the unit"
+else ok "no test-only setting in /usr/bin/callguard, the desktop entries or the unit"; fi
 chroot "$rootfs" /bin/sh -c 'find /opt/callguard -type f \( -name "*.so*" -o -path "*/bin/*" \) \
   -exec ldd {} + 2>&1' > "$work/ldd.txt"
 if grep -q "not found" "$work/ldd.txt"; then
@@ -256,27 +265,32 @@ assert c["Unit"]["Description"]
 PY
 then
   if command -v systemd-analyze >/dev/null; then
-    # verify wants the ExecStart binary on this machine's paths: check it in the root.
-    if SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --user --root="$rootfs" \
-         /usr/lib/systemd/user/callguard-agent.service > "$work/verify.txt" 2>&1 \
-       && ! grep -qi "callguard-agent" "$work/verify.txt"; then
+    # verify looks for ExecStart's program on this machine: a copy of the unit points it
+    # at the root's /usr/bin/callguard (systemd 252 cannot verify inside a --root).
+    mkdir -p "$work/unit"
+    sed "s|^ExecStart=/usr/bin/callguard|ExecStart=$rootfs/usr/bin/callguard|" "$unit" \
+      > "$work/unit/callguard-agent.service"
+    if SYSTEMD_LOG_LEVEL=notice systemd-analyze verify "$work/unit/callguard-agent.service" \
+         > "$work/verify.txt" 2>&1 && [ ! -s "$work/verify.txt" ]; then
       ok "systemd user unit callguard-agent.service: parsed, systemd-analyze verify clean"
     else sed 's/^/    /' "$work/verify.txt"; bad "systemd-analyze verify callguard-agent.service"; fi
   else ok "systemd user unit callguard-agent.service: parsed (ExecStart=/usr/bin/callguard run)"; fi
 else bad "systemd user unit missing or invalid"; fi
 
-# 9. remove, then purge: nothing of the package left, the counselor's calls kept
+# 9. remove, then install again and purge: nothing of the package left, the calls kept
 as_root apt-get remove -y -q callguard
 left=$(cd "$rootfs" && while read -r f; do [ -e ".$f" ] && echo "$f"; done < "$work/installed.txt")
 if [ "$rc" -eq 0 ] && [ -z "$left" ] && [ ! -e "$rootfs/opt/callguard" ] \
    && [ ! -e "$rootfs/usr/bin/callguard" ] && [ -f "$store" ]; then
   ok "apt-get remove: no file of the package left, /opt/callguard gone, the call store kept"
 else echo "$left" | head; bad "apt-get remove: exit $rc, files left or the store removed"; fi
+# Install again and purge it (apt forgets a removed package that had no conffiles).
+as_root apt-get install -y -q --no-install-recommends "/tmp/$(basename "$deb")"
 as_root apt-get purge -y -q callguard
 status=$(chroot "$rootfs" dpkg-query -W -f='${Status}' callguard 2>/dev/null)
 if [ "$rc" -eq 0 ] && { [ -z "$status" ] || [ "$status" = "unknown ok not-installed" ]; } \
    && [ ! -e "$rootfs/opt/callguard" ] && [ -f "$store" ]; then
-  ok "apt-get purge: package gone, ~/.local/share/callguard kept"
+  ok "apt-get purge: (installed again) package gone, /opt/callguard gone, ~/.local/share/callguard kept"
 else bad "apt-get purge: exit $rc, status '$status'"; fi
 
 echo "smoke: $([ $failed -eq 0 ] && echo PASSED || echo FAILED) in $(( $(date +%s) - t0 )) s"
