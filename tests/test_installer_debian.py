@@ -57,5 +57,5 @@ def test_deb_smoke_in_clean_debian_root() -> None:
                  "/usr/bin/callguard --version", "rules check", "model: shipped",
                  "simulate: real Whisper heard", "GUI started offscreen",
                  "callguard gui started", "desktop entries:", "systemd user unit",
-                 "apt-get remove:", "apt-get purge:"):
+                 "ExecStart (callguard run)", "apt-get remove:", "apt-get purge:"):
         assert f"smoke: ok   {step}" in proc.stdout, f"step not run: {step}"

@@ -127,7 +127,10 @@ done
 # 3. callguard itself: a wheel from this checkout's files (tracked and new, not ignored),
 # built in a copy so that the checkout gets no build/ or egg-info from it.
 mkdir -p "$BUILD/src" "$BUILD/callguard-wheel"
-git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$BUILD/src"
+git ls-files -co --exclude-standard -z \
+  | "$PY" -c 'import os, sys; sys.stdout.write("".join(f + "\0" for f in
+      sys.stdin.read().split("\0") if f and os.path.isfile(f)))' \
+  | xargs -0 cp --parents -t "$BUILD/src"  # (files deleted in the checkout are left out)
 (cd "$BUILD/src" && pip wheel -q --no-deps -w "$BUILD/callguard-wheel" .)
 wheels+=("$BUILD"/callguard-wheel/callguard-*.whl)
 step "callguard $VERSION wheel built"

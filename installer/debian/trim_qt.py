@@ -25,6 +25,9 @@ MODULES = ("QtCore", "QtGui", "QtWidgets", "QtMultimedia", "QtNetwork")
 PLUGINS = ("platforms", "platforminputcontexts", "xcbglintegrations", "imageformats",
            "iconengines", "multimedia", "tls")
 PLATFORMS = ("libqxcb.so", "libqoffscreen.so", "libqminimal.so")
+# Qt's on-screen keyboard (QML) and PDF pages as images: never used.
+DROP_PLUGINS = ("platforminputcontexts/libqtvirtualkeyboardplugin.so",
+                "imageformats/libqpdf.so")
 DROP_DIRS = ("Qt/qml", "Qt/resources", "Qt/metatypes", "Qt/libexec", "include",
              "typesystems", "glue", "doc", "lib", "scripts")
 TOOLS = ("assistant", "designer", "linguist", "lrelease", "lupdate", "qmlformat", "qmllint",
@@ -53,6 +56,8 @@ def main(site: Path) -> None:
     for lib in (plugins / "platforms").iterdir():
         if lib.name not in PLATFORMS:
             lib.unlink()
+    for lib in DROP_PLUGINS:
+        (plugins / lib).unlink(missing_ok=True)
     for qm in (pyside / "Qt" / "translations").rglob("*"):
         if qm.is_file() and not re.search(r"_(ko|en)\.qm$", qm.name):
             qm.unlink()

@@ -277,6 +277,13 @@ then
   else ok "systemd user unit callguard-agent.service: parsed (ExecStart=/usr/bin/callguard run)"; fi
 else bad "systemd user unit missing or invalid"; fi
 
+# The unit's command as the counselor, with no settings yet: it says what is missing and
+# exits 2 (RestartPreventExitStatus=2: systemd does not retry a wrong configuration).
+as_user "${poison[@]}" timeout 60 callguard run
+[ "$rc" -eq 2 ] && grep -q "no SIP line configured" <<<"$out" \
+  && ok "ExecStart (callguard run) without settings: names the missing [sip], exit 2" \
+  || bad "callguard run without settings: exit $rc"
+
 # 9. remove, then install again and purge: nothing of the package left, the calls kept
 as_root apt-get remove -y -q callguard
 left=$(cd "$rootfs" && while read -r f; do [ -e ".$f" ] && echo "$f"; done < "$work/installed.txt")
