@@ -263,3 +263,29 @@ def test_no_early_look_for_too_short_speech_or_when_disabled():
     assert [u.provisional for u in _run(_fake(), y)] == [False]
     # An early look at or beyond the hangover would come after the final: disabled.
     assert [u.provisional for u in _run(_fake(early_ms=600), y)] == [False]
+
+
+def test_long_speech_is_looked_at_a_short_pause_once_it_went_unlooked():
+    # 1.0-3.0 s, 60 ms pause, 3.06-4.2 s, 60 ms pause, 4.26-5.5 s: no pause of early_ms.
+    x = _fake_stream([(8000, 24000), (24480, 33600), (34080, 44000)], 64000)
+    kw = dict(early_ms=100, early_long_after_s=2.5)
+    looks = [u.speech_end for u in _run(_fake(early_long_ms=60, **kw), x) if u.provisional]
+    # The first short pause comes after 2.0 s of speech (too soon), the second after 3.2 s.
+    assert looks == [33600, 44000]
+    # The control: without the short-pause look, only the end is looked at.
+    assert [u.speech_end for u in _run(_fake(**kw), x) if u.provisional] == [44000]
+
+
+def test_speech_without_any_pause_is_looked_at_its_quietest_frame():
+    # 1-7 s of speech the detector calls voiced throughout; one quiet frame at 4.0 s.
+    x = _fake_stream([(8000, 56000)], 80000)
+    x[32000:32160] = 30
+    utts = _run(_fake(early_ms=100, early_long_ms=60, early_long_after_s=2.5), x)
+    looks = [(u.start, u.end, u.speech_end) for u in utts if u.provisional]
+    # Once 3.5 s went unlooked (at 4.5 s) the quietest frame of the last second is the
+    # boundary; the look ends there, and the next one comes at the end of the speech.
+    assert looks[0] == (5600, 32000, 32000)
+    assert [s for _, _, s in looks[1:]] == [56000]
+    np.testing.assert_array_equal(utts[0].pcm, x[5600:32000])
+    [final] = [u for u in utts if not u.provisional]
+    assert (final.start, final.speech_end) == (5600, 56000)

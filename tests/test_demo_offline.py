@@ -159,7 +159,7 @@ def test_timings_are_the_sessions_call_times(tmp_path):
     insult_end, threat_end = times[INSULT][1], times[THREAT][1]
     (t_warn,) = [t for t, k in s["verdicts"] if k == "warn"]
     (t_final,) = [t for t, k in s["verdicts"] if k == "final"]
-    # The early look runs after 160 ms of pause; the scripted recogniser takes no time.
+    # The early look runs after 100 ms of pause; the scripted recogniser takes no time.
     assert insult_end < t_warn < insult_end + 0.5
     assert threat_end < t_final < threat_end + 0.5
     (final,) = [e for e in events if e["event"] == "prompt_started" and e["key"] == "final"]

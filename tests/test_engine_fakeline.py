@@ -66,10 +66,10 @@ def rig(tmp_path):
 
 ABUSE = call_audio([(0.3, 1.2, ABUSE_HZ), (4.5, 1.2, ABUSE_HZ)], 12.0)
 # On that call (VAD, early look, 120 ms play-out delay, recognition taking no call time):
-WARNED_AT = 1.88  # the first burst (0.3-1.5 s) is recognised: warning
-FINAL_AT = 6.10  # the second (4.5-5.7 s), after the warning: final notice
-BYE_DUE = 7.61  # the final notice (1.21 s) has played, plus the 0.3 s margin
-BYE_POS = 60960  # 7.62 s: the first 20 ms step at or after that
+WARNED_AT = 1.82  # the first burst (0.3-1.5 s) is recognised: warning
+FINAL_AT = 6.04  # the second (4.5-5.7 s), after the warning: final notice
+BYE_DUE = 7.55  # the final notice (1.21 s) has played, plus the 0.3 s margin
+BYE_POS = 60480  # 7.56 s: the first 20 ms step at or after that
 
 
 def check_abusive_call(r: FakeRig, call, store_id: int) -> None:

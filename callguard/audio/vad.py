@@ -143,6 +143,14 @@ class Segmenter:
     * ``early_ms``: pause after which a *provisional* utterance is emitted while the
       utterance stays open (``None``: never). Recognising it early cuts detection latency by
       ``hangover_ms - early_ms`` without splitting sentences at short pauses.
+    * ``early_long_ms`` / ``early_long_after_s``: a shorter pause that also emits a
+      provisional utterance once ``early_long_after_s`` of speech went by since the last
+      one (or since the start): a caller who talks on without a pause of ``early_ms`` is
+      still looked at every few seconds, at the short pauses between phrases, so the look
+      at the end has only those last seconds to recognise (``None``: off). Where the
+      detector hears no such pause at all (noisy, fast speech: 12 s without one were seen),
+      once ``early_long_after_s + 1`` s went unlooked the quietest frame of the last
+      second becomes the boundary (a syllable gap, most often between words).
     * ``voiced``: detector to use instead of webrtcvad (tests inject fakes here).
 
     Not thread-safe: one segmenter per audio direction, fed by one task.
@@ -161,6 +169,8 @@ class Segmenter:
         onset_voiced_ms: int = 60,
         onset_window_ms: int = 100,
         early_ms: int | None = None,
+        early_long_ms: int | None = None,
+        early_long_after_s: float = 3.0,
         voiced: VoicedFn | None = None,
     ) -> None:
         if frame_ms not in _FRAME_MS:
@@ -188,6 +198,11 @@ class Segmenter:
                              else 0)
         if self.early_frames >= self.hangover_frames:
             self.early_frames = 0  # the final utterance would come first anyway
+        self.early_long_frames = (_ms_to_frames(early_long_ms, frame_ms)
+                                  if early_long_ms is not None and self.early_frames else 0)
+        if self.early_long_frames >= self.early_frames:
+            self.early_long_frames = 0  # the ordinary early look comes first anyway
+        self.early_long_after = round(early_long_after_s * sample_rate)
         if self.max_samples < self.frame_len:
             raise ValueError("max_utterance_s must be at least one frame")
         self._voiced: VoicedFn = voiced if voiced is not None else WebRtcVoiced(mode, sample_rate)
@@ -274,9 +289,14 @@ class Segmenter:
         if is_voiced:
             self._last_voiced_end = end
             self._unvoiced_run = 0
+            if self.early_long_frames and self._unlooked() >= self.early_long_after + \
+                    self.sample_rate:
+                self._early_at_dip(out)
         else:
             self._unvoiced_run += 1
-            if self._unvoiced_run == self.early_frames:
+            long_unlooked = (self._unvoiced_run == self.early_long_frames
+                             and self._unlooked() >= self.early_long_after)
+            if self._unvoiced_run == self.early_frames or long_unlooked:
                 self._early(end, out)
         if self._unvoiced_run >= self.hangover_frames:
             if self._last_voiced_end is not None:
@@ -308,6 +328,38 @@ class Segmenter:
 
     def _long_enough(self, voiced_end: int) -> bool:
         return self._continuation or voiced_end - self._speech_start >= self.min_speech
+
+    def _unlooked(self) -> int:
+        """Samples of speech since the last provisional utterance of this one (or since its
+        speech started)."""
+        if self._last_voiced_end is None:
+            return 0
+        since = self._speech_start
+        if self._early_sent is not None and self._early_sent >= self._utt_start:
+            since = max(since, self._early_sent)
+        return self._last_voiced_end - since
+
+    def _early_at_dip(self, out: list[Utterance]) -> None:
+        """A provisional utterance ending at the quietest frame of the last second of
+        speech (not the last 100 ms: the syllable being spoken is not a gap)."""
+        lo = self._last_voiced_end - self.sample_rate
+        hi = self._last_voiced_end - self.sample_rate // 10
+        best: tuple[float, int] | None = None
+        for pos, frame in self._frames:
+            if lo <= pos and pos + frame.size <= hi:
+                energy = float(np.mean(frame.astype(np.float64) ** 2))
+                if best is None or energy < best[0]:
+                    best = (energy, pos)
+        if best is None:
+            return
+        boundary = best[1]
+        start = self._utt_start
+        if boundary <= start or not self._long_enough(boundary):
+            return
+        self._early_sent = boundary
+        out.append(Utterance(start=start, end=boundary, pcm=self._slice(start, boundary),
+                             sample_rate=self.sample_rate, speech_end=boundary,
+                             provisional=True))
 
     def _early(self, frame_end: int, out: list[Utterance]) -> None:
         voiced_end = self._last_voiced_end

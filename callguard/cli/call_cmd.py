@@ -13,6 +13,7 @@ from callguard.asr.transcript import Transcriber
 from callguard.cli.failure import say
 from callguard.cli.timeline import clock, event_record, format_event
 from callguard.config import DEMO_DIR, Settings, load_settings
+from callguard.session.call import SessionConfig
 from callguard.sim.driver import SimulationResult
 from callguard.sim.runner import RunInfo, simulate_file
 from callguard.vocabulary import (
@@ -123,12 +124,13 @@ def run(args: argparse.Namespace, wav: Path, rules: Path | None, *, source: str,
         factory: Callable[[], Transcriber] | None = None,
         header: Callable[[RunInfo], str] | None = None,
         show: Callable[[CallEvent], None] | None = None, extra: dict | None = None,
-        ) -> int:
+        session: SessionConfig | None = None) -> int:
     """Simulate the call and print it; a bad settings, rules or audio file (or a store or
     model failure) is a :class:`~callguard.errors.CallguardError` for ``main`` to report.
 
     The scripted demo passes its own recogniser ``factory`` (default: the configured
-    model), ``header``, event printer ``show`` and ``extra`` summary fields."""
+    model), ``header``, event printer ``show``, ``extra`` summary fields and its
+    ``session`` settings."""
     settings = _settings(args)
     rules_path = rules or settings.rules_path
     store_path = None if args.no_store else (args.db or settings.store_path)
@@ -144,7 +146,8 @@ def run(args: argparse.Namespace, wav: Path, rules: Path | None, *, source: str,
     result, info = asyncio.run(simulate_file(
         wav, settings=settings, rules_path=rules_path, store_path=store_path,
         realtime=args.realtime, codec=codec, direction=direction, source=source,
-        factory=factory, on_event=show or _printer(as_json), on_ready=ready))
+        factory=factory, config=session, on_event=show or _printer(as_json),
+        on_ready=ready))
     info_sum = {**summary(result, info), **(extra or {})}
     if outcome is not None:
         outcome.update(info_sum)

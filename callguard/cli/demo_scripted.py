@@ -20,6 +20,7 @@ from pathlib import Path
 from callguard.cli.timeline import clock, event_record, format_event
 from callguard.demo import scripted
 from callguard.demo.scenario import speech_candidates
+from callguard.session.call import SessionConfig
 from callguard.sim.runner import RunInfo
 from callguard.vocabulary import CallEvent, Direction, Transcribed
 
@@ -125,7 +126,11 @@ def run_scripted(args: argparse.Namespace, rules: Path, outcome: dict, *,
                banner=banner, outcome=outcome, factory=scripted.ScriptedLines,
                header=lambda info: _header(info, shown_rules, args.realtime),
                show=printer(args.json),
-               extra={"scripted": True, "latency_p50_s": None, "latency_max_s": None})
+               extra={"scripted": True, "latency_p50_s": None, "latency_max_s": None},
+               # The stand-in recogniser hears a whole line from any piece of its tone, so
+               # no look inside a line (it would act on words not yet said): looks at the
+               # end of a pause only, as the script's timings promise.
+               session=SessionConfig(sample_rate=scripted.RATE, early_long_ms=None))
     if code == 0 and outcome.get("call_id") is not None and outcome.get("store"):
         asyncio.run(_note(Path(outcome["store"]), outcome["call_id"]))
     return code

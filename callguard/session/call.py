@@ -127,12 +127,24 @@ class SessionConfig:
     # Detection latency is this pause plus recognition time; on 40 speech-ko utterances
     # p50/p95 were 0.65/1.13 s at 240 ms, 0.57/1.07 s at 200 ms, 0.55-0.60/0.96-1.03 s at
     # 160 ms (the same recognition work: early looks run only when the worker is idle).
-    early_ms: int | None = 160
+    # With tail looks and the short encoder window, `callguard bench` (20 utterances, real
+    # time) gave p50/p95 0.44/0.52 s at 160 ms and 0.40/0.50 s at 100 ms: the look itself
+    # (0.2-0.5 s of Whisper) is the rest, so the pause is the part worth cutting.
+    early_ms: int | None = 100
     # Early looks at an utterance longer than this recognise only the speech after the
     # previous look (which ended at a pause the detector heard). Whole-utterance decoding of
     # 10-15 s took 0.8-1.1 s here; tails of a few seconds take 0.2-0.4 s. ``None``: always
     # look at the whole utterance.
     tail_look_after_s: float | None = 4.0
+    # A tail look shorter than this (a breath, a filler after a pause) looks at the
+    # previous look's span as well: alone, 0.3-0.5 s of audio cost 0.15-0.3 s of Whisper
+    # (the encoder window is 10 s whatever the length) and came back rejected as noise.
+    tail_look_min_s: float = 1.0
+    # A caller who talks on without a pause of ``early_ms`` (one 7 s stretch of speech-ko
+    # had none) is looked at at a 60 ms pause once 2.5 s went unlooked, so the look at the
+    # end recognises a few seconds, not the whole stretch (0.47 s of Whisper for 7 s).
+    early_long_ms: int | None = 60
+    early_long_after_s: float = 2.5
     max_utterance_s: float = 15.0
     record_chunk_s: float = 1.0
     transcribe_counselor: bool = True
@@ -200,7 +212,9 @@ class CallSession:
             leg: Segmenter(sample_rate=cfg.sample_rate, frame_ms=cfg.frame_ms, mode=cfg.vad_mode,
                            pre_roll_ms=cfg.pre_roll_ms, hangover_ms=cfg.hangover_ms,
                            tail_ms=cfg.tail_ms, max_utterance_s=cfg.max_utterance_s,
-                           early_ms=cfg.early_ms if leg is Leg.CALLER else None)
+                           early_ms=cfg.early_ms if leg is Leg.CALLER else None,
+                           early_long_ms=cfg.early_long_ms,
+                           early_long_after_s=cfg.early_long_after_s)
             for leg in LEGS
         }
         self.call_id: int | None = None
@@ -376,6 +390,10 @@ class CallSession:
                 or not utt.start <= prev.utterance.speech_end < utt.speech_end):
             return utt
         start = prev.utterance.speech_end
+        if (utt.speech_end - start) / utt.sample_rate < self.config.tail_look_min_s:
+            # Too little new speech to recognise on its own: take the previous look's span
+            # too (it began where the look before it ended, or at the utterance's start).
+            start = prev.utterance.start
         return Utterance(start=start, end=utt.end, pcm=utt.pcm[start - utt.start:],
                          sample_rate=utt.sample_rate, speech_end=utt.speech_end,
                          provisional=True)
