@@ -251,6 +251,23 @@ def test_without_tail_looks_the_long_utterance_hides_the_abuse_until_its_end(rul
     assert all(x > 2.0 for x in tones.seconds)
 
 
+def test_a_tiny_tail_is_looked_at_with_the_span_before_it(rules):
+    # 4.5 s of speech, a 300 ms pause (an early look), then 0.4 s more: the look at the end
+    # would hold 0.4 s of new speech, too little to recognise alone, so it covers the
+    # previous look's span too (here the whole utterance) and is the final result itself.
+    caller = call_audio([(1, 4.5, CLEAN), (5.8, 0.4, CLEAN)], 9)
+    plain = SessionConfig(early_long_ms=None)
+    tones = _LoggingTones(SCRIPT)
+    simulate(rules(), caller, transcriber=tones, config=plain)
+    assert len(tones.seconds) == 2 and min(tones.seconds) > 4.5
+    # The control: without the rule the end's look is the tiny tail alone, and the whole
+    # utterance is recognised once more for the transcript.
+    tones = _LoggingTones(SCRIPT)
+    simulate(rules(), caller, transcriber=tones,
+             config=SessionConfig(early_long_ms=None, tail_look_min_s=0.0))
+    assert len(tones.seconds) == 3 and min(tones.seconds) < 1.0
+
+
 def test_duration_limits_notice_then_end(rules):
     engine = rules('notice_at = "3s"\nfinal_at = "6s"')
     res = simulate(engine, call_audio([(1, 1, CLEAN)], 12))
