@@ -365,13 +365,14 @@ _EN_COUNT = {1: "one", 2: "two", 3: "three", 4: "four"}
 
 
 def _when(n: int, more: bool) -> str:
-    """``n`` detections in words: "폭언이 한 번", "두 번 더" / "one detection", "two more
-    detections"."""
+    """``n`` detections in words: "폭언이 한 번", "두 번 더" / "one abusive remark", "two more
+    abusive remarks" (abuse, named as such in both languages: the stage line is the abuse
+    escalation, which crisis words never advance)."""
     if language() == "ko":
         count = _KO_COUNT.get(n, f"{n}번")
         return f"{count} 더" if more else f"폭언이 {count}"
     count = _EN_COUNT.get(n, str(n))
-    return f"{count}{' more' if more else ''} detection{'s' if n > 1 else ''}"
+    return f"{count}{' more' if more else ''} abusive remark{'s' if n > 1 else ''}"
 
 
 def stage_line(next_kind: str | None, strikes: int, needed: int, given: int, total: int,

@@ -451,7 +451,7 @@ def test_english_texts(qtbot, stepped):
     qtbot.waitUntil(lambda: window.elapsed_label.text().startswith("Call time 00:0")
                     and window.elapsed_label.text().endswith(" / limit 10:00"), timeout=3000)
     qtbot.waitUntil(lambda: window.stage_label.text() ==
-                    "Warnings played: 0 of 1 · after one detection: a warning",
+                    "Warnings played: 0 of 1 · after one abusive remark: a warning",
                     timeout=3000)
     qtbot.mouseClick(window.protect_button, CLICK)
     live.advance(1.52)
