@@ -104,7 +104,7 @@ def test_abuse_is_warned_then_the_final_notice_plays_whole_before_the_hangup(rig
     call.far_play(ABUSE, at_s=0.0)
     r.advance(BYE_POS / RATE - 0.02)
     assert call.state is CallState.ACTIVE  # one step before the BYE
-    assert r.runner(call).control.decided_s is None  # due at 7.61 s: not yet
+    assert r.runner(call).control.decided_s is None  # due at 7.55 s: not yet
     r.advance(0.02)
     assert call.state is CallState.ENDED and call.end_reason.value == "local_hangup"
     ended = r.wait("ended")

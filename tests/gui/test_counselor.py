@@ -197,7 +197,7 @@ def test_a_rule_hit_is_highlighted_live(qtbot, stepped):
     qtbot.waitUntil(lambda: window.stage_label.text() ==
                     "경고 0/1회 안내됨 · 폭언이 한 번 감지되면 경고 안내", timeout=3000)
     assert window.highlighted_texts() == []
-    stepped.advance(0.9)  # the first burst (0.3-1.5 s) is heard at 1.88 s, and warned
+    stepped.advance(0.9)  # the first burst (0.3-1.5 s) is heard at 1.82 s, and warned
     qtbot.waitUntil(lambda: "새끼" in window.highlighted_texts(), timeout=3000)
     assert ABUSE_TEXT in window.transcript_text()
     assert "고객" in window.transcript_text() and "[00:00]" in window.transcript_text()
@@ -246,7 +246,7 @@ def test_rest_is_offered_after_an_abusive_call_and_logged(qtbot, stepped):
         window.rest_s = 1.0
         ring_and_answer(qtbot, live, window, abusive_call_audio())
         # Warning after the first burst, final notice after the second: callguard hangs up
-        # (at 7.62 s).
+        # (at 7.56 s; 7.62 leaves a few steps over).
         live.advance(7.62)
         qtbot.waitUntil(lambda: window.call_state == "idle", timeout=3000)
         ended = live.wait("ended")

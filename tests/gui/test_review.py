@@ -150,7 +150,7 @@ def test_a_live_abusive_call_is_reviewed_with_its_markers_at_call_time(
     live = stepped  # the call runs on a stepped clock: its times are exact
     call = live.answered("010-9876-5432")
     call.far_play(abusive_call_audio(), at_s=0)
-    live.advance(7.62)  # warned at 1.88 s, final notice at 6.10 s, BYE at 7.62 s
+    live.advance(7.56)  # warned at 1.82 s, final notice at 6.04 s, BYE at 7.56 s
     store_id = live.wait("ended").data["store_id"]
     record = read(live.db, lambda s: s.get_call(store_id))
     assert record.end_reason == "final_notice" and record.hung_up_by == "agent"
@@ -170,8 +170,8 @@ def test_a_live_abusive_call_is_reviewed_with_its_markers_at_call_time(
     acts = [(m.t_s, m.kind) for m in markers if m.kind != "hit"]
     warn, final, hangup = record.actions
     assert acts == [(warn.t_s, "warning"), (final.t_s, "final"), (hangup.t_s, "hangup")]
-    assert (warn.t_s, final.t_s) == (1.88, 6.10)
-    assert hangup.t_s == pytest.approx(7.61) and record.duration_s == pytest.approx(7.61)
+    assert (warn.t_s, final.t_s) == (1.82, 6.04)
+    assert hangup.t_s == pytest.approx(7.55) and record.duration_s == pytest.approx(7.55)
     # Drawn where the call time says: x / width = t / duration.
     view = window.waveform
     assert view.duration_s == pytest.approx(max(record.duration_s, view.duration_s))
