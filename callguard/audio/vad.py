@@ -344,22 +344,14 @@ class Segmenter:
         speech (not the last 100 ms: the syllable being spoken is not a gap)."""
         lo = self._last_voiced_end - self.sample_rate
         hi = self._last_voiced_end - self.sample_rate // 10
-        best: tuple[float, int] | None = None
-        for pos, frame in self._frames:
-            if lo <= pos and pos + frame.size <= hi:
-                energy = float(np.mean(frame.astype(np.float64) ** 2))
-                if best is None or energy < best[0]:
-                    best = (energy, pos)
-        if best is None:
+        # (energy, start): on a tie the earlier frame, as frames are kept in order.
+        quiet = [(float(np.mean(frame.astype(np.float64) ** 2)), pos)
+                 for pos, frame in self._frames if lo <= pos and pos + frame.size <= hi]
+        if not quiet:
             return
-        boundary = best[1]
-        start = self._utt_start
-        if boundary <= start or not self._long_enough(boundary):
-            return
-        self._early_sent = boundary
-        out.append(Utterance(start=start, end=boundary, pcm=self._slice(start, boundary),
-                             sample_rate=self.sample_rate, speech_end=boundary,
-                             provisional=True))
+        boundary = min(quiet)[1]
+        if boundary > self._utt_start and self._long_enough(boundary):
+            self._look(boundary, boundary, out)
 
     def _early(self, frame_end: int, out: list[Utterance]) -> None:
         voiced_end = self._last_voiced_end
@@ -367,11 +359,16 @@ class Segmenter:
             return
         if not self._long_enough(voiced_end):
             return
+        end = min(voiced_end + self.tail, frame_end, self._utt_start + self.max_samples)
+        self._look(end, voiced_end, out)
+
+    def _look(self, end: int, speech_end: int, out: list[Utterance]) -> None:
+        """Emit the open utterance so far (its start to ``end``, speech up to
+        ``speech_end``) as a provisional one."""
         start = self._utt_start
-        end = min(voiced_end + self.tail, frame_end, start + self.max_samples)
-        self._early_sent = voiced_end
+        self._early_sent = speech_end
         out.append(Utterance(start=start, end=end, pcm=self._slice(start, end),
-                             sample_rate=self.sample_rate, speech_end=voiced_end,
+                             sample_rate=self.sample_rate, speech_end=speech_end,
                              provisional=True))
 
     def _finish(self, end: int, *, forced: bool, out: list[Utterance]) -> None:
