@@ -74,6 +74,32 @@ async def gathered(*futures):
     return await asyncio.wait_for(asyncio.gather(*futures), timeout=5.0)
 
 
+async def occupied(leg: Leg, **worker_kw) -> tuple[Gate, RecognitionWorker, asyncio.Future]:
+    """A started worker on a :class:`Gate` over the tone fake, busy with a job of ``leg``
+    (500 Hz, "안녕하세요") held at the gate, so that what is submitted next waits in the
+    queue. Returns (the gate, the worker, the busy job's future)."""
+    gate = Gate(ToneTranscriber(TONES))
+    worker = RecognitionWorker(lambda: gate, **worker_kw)
+    await worker.start()
+    busy = worker.submit(tone(500.0), leg)
+    await gate.busy()
+    return gate, worker, busy
+
+
+def recognise_once(factory, utt: Utterance, matcher: Matcher | None = None,
+                   **worker_kw) -> tuple[RecognitionWorker, Recognition]:
+    """Start a worker on ``factory``, recognise ``utt`` as caller speech, stop the worker.
+    Returns (the stopped worker, the result)."""
+    async def main():
+        worker = RecognitionWorker(factory, **worker_kw)
+        await worker.start()
+        r = await asyncio.wait_for(worker.submit(utt, Leg.CALLER, matcher), 5.0)
+        await worker.stop()
+        return worker, r
+
+    return asyncio.run(main())
+
+
 # --- results ------------------------------------------------------------------------------
 
 def test_result_comes_back_on_the_loop_with_text_and_hits(matcher):
@@ -124,14 +150,7 @@ def test_clean_text_has_no_hits_and_no_matcher_means_no_match(matcher):
 
 
 def test_stock_phrase_is_rejected_without_match(matcher):
-    async def main():
-        worker = RecognitionWorker(lambda: ToneTranscriber(TONES))
-        await worker.start()
-        r = await asyncio.wait_for(worker.submit(tone(2000.0), Leg.CALLER, matcher), 5.0)
-        await worker.stop()
-        return worker, r
-
-    worker, r = asyncio.run(main())
+    worker, r = recognise_once(lambda: ToneTranscriber(TONES), tone(2000.0), matcher)
     assert r.status == "rejected"
     assert r.reason == "stock_phrase"
     assert r.text == ""
@@ -142,28 +161,13 @@ def test_stock_phrase_is_rejected_without_match(matcher):
 
 
 def test_silence_is_rejected_as_empty(matcher):
-    async def main():
-        worker = RecognitionWorker(lambda: ToneTranscriber(TONES))
-        await worker.start()
-        r = await asyncio.wait_for(worker.submit(blank(), Leg.CALLER, matcher), 5.0)
-        await worker.stop()
-        return r
-
-    r = asyncio.run(main())
+    _, r = recognise_once(lambda: ToneTranscriber(TONES), blank(), matcher)
     assert (r.status, r.reason, r.text, r.match) == ("rejected", "empty", "", None)
 
 
 def test_hallucinated_no_speech_segment_is_rejected(matcher):
     fake = Transcript((SegmentInfo(" 바보", avg_logprob=-1.4, no_speech_prob=0.92),), 0.1)
-
-    async def main():
-        worker = RecognitionWorker(lambda: ScriptedTranscriber([fake]))
-        await worker.start()
-        r = await asyncio.wait_for(worker.submit(blank(), Leg.CALLER, matcher), 5.0)
-        await worker.stop()
-        return r
-
-    r = asyncio.run(main())
+    _, r = recognise_once(lambda: ScriptedTranscriber([fake]), blank(), matcher)
     assert (r.status, r.reason, r.hits) == ("rejected", "no_speech", ())
     assert r.transcript is fake
 
@@ -223,11 +227,7 @@ def test_factory_error_is_raised_by_start():
 
 def test_caller_jobs_run_before_earlier_counselor_jobs():
     async def main():
-        gate = Gate(ToneTranscriber(TONES))
-        worker = RecognitionWorker(lambda: gate)
-        await worker.start()
-        busy = worker.submit(tone(500.0), Leg.COUNSELOR)
-        await gate.busy()
+        gate, worker, busy = await occupied(Leg.COUNSELOR)
         futs = [worker.submit(tone(1500.0), Leg.COUNSELOR),   # 환불해 주세요
                 worker.submit(tone(2500.0), Leg.COUNSELOR),   # 배송 문의요
                 worker.submit(tone(1000.0), Leg.CALLER),      # 너 바보야
@@ -264,11 +264,7 @@ def test_priority_with_a_slow_transcriber():
 
 def test_explicit_priority_overrides_the_leg():
     async def main():
-        gate = Gate(ToneTranscriber(TONES))
-        worker = RecognitionWorker(lambda: gate)
-        await worker.start()
-        busy = worker.submit(tone(500.0), Leg.CALLER)
-        await gate.busy()
+        gate, worker, busy = await occupied(Leg.CALLER)
         a = worker.submit(tone(1000.0), Leg.CALLER)
         b = worker.submit(tone(1500.0), Leg.COUNSELOR, priority=-1)
         gate.release()
@@ -283,11 +279,7 @@ def test_explicit_priority_overrides_the_leg():
 
 def test_full_queue_defers_newest_counselor_for_a_caller_job():
     async def main():
-        gate = Gate(ToneTranscriber(TONES))
-        worker = RecognitionWorker(lambda: gate, max_queue=2)
-        await worker.start()
-        busy = worker.submit(tone(500.0), Leg.COUNSELOR)
-        await gate.busy()
+        gate, worker, busy = await occupied(Leg.COUNSELOR, max_queue=2)
         old = worker.submit(tone(1500.0), Leg.COUNSELOR)
         new = worker.submit(tone(2500.0), Leg.COUNSELOR)
         caller = worker.submit(tone(1000.0), Leg.CALLER)
@@ -311,11 +303,7 @@ def test_full_queue_defers_newest_counselor_for_a_caller_job():
 
 def test_counselor_job_into_queue_full_of_callers_is_deferred_at_once():
     async def main():
-        gate = Gate(ToneTranscriber(TONES))
-        worker = RecognitionWorker(lambda: gate, max_queue=2)
-        await worker.start()
-        busy = worker.submit(tone(500.0), Leg.CALLER)
-        await gate.busy()
+        gate, worker, busy = await occupied(Leg.CALLER, max_queue=2)
         callers = [worker.submit(tone(1000.0), Leg.CALLER), worker.submit(tone(1500.0), Leg.CALLER)]
         late = worker.submit(tone(2500.0), Leg.COUNSELOR)
         assert late.done()  # set synchronously in submit()
@@ -338,11 +326,7 @@ def test_counselor_job_into_queue_full_of_callers_is_deferred_at_once():
 
 def test_cancel_a_queued_job():
     async def main():
-        gate = Gate(ToneTranscriber(TONES))
-        worker = RecognitionWorker(lambda: gate)
-        await worker.start()
-        busy = worker.submit(tone(500.0), Leg.CALLER)
-        await gate.busy()
+        gate, worker, busy = await occupied(Leg.CALLER)
         doomed = worker.submit(tone(1000.0), Leg.CALLER)
         kept = worker.submit(tone(1500.0), Leg.CALLER)
         worker.cancel(doomed)
@@ -378,11 +362,7 @@ def test_cancel_of_unknown_or_finished_future_is_harmless():
 
 def test_cancelled_jobs_do_not_take_queue_slots():
     async def main():
-        gate = Gate(ToneTranscriber(TONES))
-        worker = RecognitionWorker(lambda: gate, max_queue=1)
-        await worker.start()
-        busy = worker.submit(tone(500.0), Leg.CALLER)
-        await gate.busy()
+        gate, worker, busy = await occupied(Leg.CALLER, max_queue=1)
         doomed = worker.submit(tone(1000.0), Leg.CALLER)
         worker.cancel(doomed)
         assert worker.stats().depth == 0
@@ -448,14 +428,8 @@ def test_queued_and_asr_seconds_come_from_the_clock():
             clock.now += 2.0
             return Transcript((SegmentInfo("안녕하세요"),), audio.size / 16000)
 
-    async def main():
-        worker = RecognitionWorker(Slow, clock=clock)
-        await worker.start()
-        r = await asyncio.wait_for(worker.submit(blank(), Leg.CALLER), 5.0)
-        await worker.stop()
-        return r, worker.stats()
-
-    r, stats = asyncio.run(main())
+    worker, r = recognise_once(Slow, blank(), clock=clock)
+    stats = worker.stats()
     assert r.queued_s == 0.0
     assert r.asr_s == pytest.approx(2.0)
     assert r.done_at == pytest.approx(12.0)
@@ -466,13 +440,9 @@ def test_queued_and_asr_seconds_come_from_the_clock():
 
 def test_stop_drains_queued_jobs_then_the_thread_ends():
     async def main():
-        gate = Gate(ToneTranscriber(TONES))
-        worker = RecognitionWorker(lambda: gate)
-        await worker.start()
-        futs = [worker.submit(tone(500.0), Leg.COUNSELOR)]
-        await gate.busy()
-        futs += [worker.submit(tone(1000.0), Leg.CALLER),
-                 worker.submit(tone(1500.0), Leg.COUNSELOR)]
+        gate, worker, busy = await occupied(Leg.COUNSELOR)
+        futs = [busy, worker.submit(tone(1000.0), Leg.CALLER),
+                worker.submit(tone(1500.0), Leg.COUNSELOR)]
         stopping = asyncio.create_task(worker.stop())
         await asyncio.sleep(0.05)
         assert not stopping.done()  # waits for the jobs already queued
@@ -492,11 +462,7 @@ def test_stop_drains_queued_jobs_then_the_thread_ends():
 
 def test_stop_resolves_cancelled_jobs_too():
     async def main():
-        gate = Gate(ToneTranscriber(TONES))
-        worker = RecognitionWorker(lambda: gate)
-        await worker.start()
-        busy = worker.submit(tone(500.0), Leg.CALLER)
-        await gate.busy()
+        gate, worker, busy = await occupied(Leg.CALLER)
         doomed = worker.submit(tone(1000.0), Leg.CALLER)
         worker.cancel(doomed)
         gate.release()
