@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakerig import EventLog
 from peers import Baresip, Kamailio, missing_peers, write_wav
+from rulestext import prompts, rules_toml
 
 from callguard.asr.fake import ScriptedTranscriber
 from callguard.audio.devices import FileDevice
@@ -50,28 +51,6 @@ from callguard.vocabulary import HangupSent
 RATE = 8000
 BEEP_EVERY_S = 10.0
 BEEP_S = 0.05
-
-RULES = """\
-format = 1
-name = "live benchmark"
-[escalation]
-window = "2m"
-cooldown = "1s"
-notice_at = 1
-warn_at = 1
-warnings = 1
-final_at = 1
-[duration.inbound]
-final_at = "{limit}s"
-[prompts.duration_final]
-file = "final.wav"
-text = "시간 종료"
-[[rule]]
-id = "bench.never"
-category = "insult"
-terms = ["벤치마크전용단어"]
-"""
-
 
 def beeps(seconds: float, hz: float, offset_s: float = 0.5) -> np.ndarray:
     """int16 8 kHz: silence with a 50 ms ``hz`` beep every 10 s starting at ``offset_s``."""
@@ -111,7 +90,12 @@ class Agent:
         t = np.arange(int(1.0 * RATE)) / RATE
         write_wav(tmp / "final.wav", np.rint(6000 * np.sin(2 * np.pi * 700 * t)).astype(
             np.int16))
-        (tmp / "rules.toml").write_text(RULES.format(limit=limit_s), encoding="utf-8")
+        # Never hit: the call ends by the inbound duration limit alone.
+        rules = rules_toml("live benchmark", inbound={"final_at": f"{limit_s}s"},
+                           prompts=prompts("duration_final"),
+                           rules=[{"id": "bench.never", "category": "insult",
+                                   "terms": ["벤치마크전용단어"]}])
+        (tmp / "rules.toml").write_text(rules, encoding="utf-8")
         self.db = tmp / "calls.db"
         self.log = EventLog()
         self.events = self.log.events

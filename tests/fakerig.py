@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from rulestext import SAEKKI, prompts, rules_toml
 from synth import call_audio
 
 from callguard.asr.fake import ToneTranscriber
@@ -34,40 +35,13 @@ RATE = 8000
 ABUSE_HZ = 1000.0  # a burst with this marker tone is "heard" as ABUSE_TEXT
 ABUSE_TEXT = "이 새끼야"
 
-_RULES = """\
-format = 1
-name = "fake line test"
-[escalation]
-window = "2m"
-cooldown = "1s"
-notice_at = 1
-warn_at = 1
-warnings = 1
-final_at = 1
-[duration.inbound]
-final_at = "{limit}"
-[duration.outbound]
-final_at = "{limit}"
-[prompts.warning]
-file = "warning.wav"
-text = "경고"
-[prompts.final]
-file = "final.wav"
-text = "종료"
-[prompts.duration_final]
-file = "final.wav"
-text = "시간 종료"
-[[rule]]
-id = "t.saekki"
-category = "profanity"
-terms = ["새끼"]
-"""
-
 
 def rules_text(limit: str = "10m") -> str:
     """Rules: one strike warns, the next ends the call; ``limit`` is the duration limit of
     both directions (a TOML duration such as ``"30s"``)."""
-    return _RULES.format(limit=limit)
+    return rules_toml("fake line test", inbound={"final_at": limit},
+                      outbound={"final_at": limit},
+                      prompts=prompts("warning", "final", "duration_final"), rules=[SAEKKI])
 
 
 GUI_RULES = rules_text()

@@ -21,6 +21,7 @@ from fakerig import EventLog
 from peers import require_peers
 from peers.baresip import Baresip, read_wav, write_wav
 from peers.kamailio import Kamailio
+from rulestext import PROMPTS, rules_toml
 
 from callguard.config import Settings
 from callguard.engine.engine import Engine
@@ -31,54 +32,11 @@ from callguard.vocabulary import PromptStarted, VerdictIssued
 
 pytestmark = pytest.mark.slow
 
-RULES = """\
-format = 1
-name = "live test"
-
-[escalation]
-window = "2m"
-cooldown = "1s"
-notice_at = 1
-warn_at = 1
-warnings = 1
-final_at = 1
-
-[duration.inbound]
-notice_at = "{in_notice}"
-final_at = "{in_final}"
-
-[duration.outbound]
-notice_at = "{out_notice}"
-final_at = "{out_final}"
-
-[prompts.warning]
-file = "warning.wav"
-text = "경고"
-
-[prompts.final]
-file = "final.wav"
-text = "종료"
-
-[prompts.duration_notice]
-file = "warning.wav"
-text = "시간 안내"
-
-[prompts.duration_final]
-file = "final.wav"
-text = "시간 종료"
-
-[[rule]]
-id = "live.insult"
-category = "insult"
-mode = "nospace"
-terms = ["몰라", "몰랐"]
-
-[[rule]]
-id = "live.threat"
-category = "threat"
-mode = "nospace"
-terms = ["절대로안할", "절대안할"]
-"""
+LIVE_RULES = [
+    {"id": "live.insult", "category": "insult", "mode": "nospace", "terms": ["몰라", "몰랐"]},
+    {"id": "live.threat", "category": "threat", "mode": "nospace",
+     "terms": ["절대로안할", "절대안할"]},
+]
 
 
 @pytest.fixture
@@ -125,8 +83,10 @@ class Harness:
 
 
 def _rules(in_notice="10m", in_final="20m", out_notice="10m", out_final="20m") -> str:
-    return RULES.format(in_notice=in_notice, in_final=in_final, out_notice=out_notice,
-                        out_final=out_final)
+    """The live rules with these duration limits (TOML durations) of each direction."""
+    return rules_toml("live test", inbound={"notice_at": in_notice, "final_at": in_final},
+                      outbound={"notice_at": out_notice, "final_at": out_final},
+                      prompts=PROMPTS, rules=LIVE_RULES)
 
 
 def _inbound(pbx: Kamailio, h: Harness, caller: np.ndarray, within_s: float):

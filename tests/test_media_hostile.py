@@ -25,6 +25,7 @@ from fakerig import EventLog
 from peers import require_peers
 from peers.baresip import Baresip, write_wav
 from peers.kamailio import Kamailio
+from rulestext import rules_toml
 
 from callguard.asr.fake import ScriptedTranscriber
 from callguard.engine.engine import Engine
@@ -35,48 +36,13 @@ pytestmark = pytest.mark.slow
 HOST = "127.0.0.1"
 RATE = 8000
 
-RULES = """\
-format = 1
-name = "media test"
-
-[escalation]
-window = "2m"
-cooldown = "1s"
-notice_at = 1
-warn_at = 1
-warnings = 1
-final_at = 1
-
-[duration.inbound]
-notice_at = "10m"
-final_at = "20m"
-
-[duration.outbound]
-notice_at = "10m"
-final_at = "20m"
-
-[prompts.warning]
-file = "tone.wav"
-text = "warning"
-
-[prompts.final]
-file = "tone.wav"
-text = "final"
-
-[prompts.duration_notice]
-file = "tone.wav"
-text = "notice"
-
-[prompts.duration_final]
-file = "tone.wav"
-text = "final"
-
-[[rule]]
-id = "media.insult"
-category = "insult"
-mode = "nospace"
-terms = ["몰라"]
-"""
+# Every prompt is one short tone: the test is about the caller leg, not the prompts.
+RULES = rules_toml(
+    "media test", inbound={"notice_at": "10m", "final_at": "20m"},
+    outbound={"notice_at": "10m", "final_at": "20m"},
+    prompts={"warning": ("tone.wav", "warning"), "final": ("tone.wav", "final"),
+             "duration_notice": ("tone.wav", "notice"), "duration_final": ("tone.wav", "final")},
+    rules=[{"id": "media.insult", "category": "insult", "mode": "nospace", "terms": ["몰라"]}])
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rulestext import PROMPTS, SAEKKI, rules_toml
 from synth import call_audio
 
 from callguard.asr.fake import ToneTranscriber
@@ -27,40 +28,8 @@ SCRIPT = {CLEAN: "안녕하세요 요금 문의드릴게요", ABUSE: "야 이 �
           CRISIS: "죽고 싶다"}
 WARN_S, FINAL_S = 2.0, 1.5
 
-RULES = """\
-format = 1
-name = "session test"
-[escalation]
-window = "2m"
-cooldown = "1s"
-notice_at = 1
-warn_at = 1
-warnings = 1
-final_at = 1
-[duration.inbound]
-{duration}
-[prompts.warning]
-file = "warning.wav"
-text = "경고"
-[prompts.final]
-file = "final.wav"
-text = "종료"
-[prompts.duration_notice]
-file = "warning.wav"
-text = "시간 안내"
-[prompts.duration_final]
-file = "final.wav"
-text = "시간 종료"
-[[rule]]
-id = "t.saekki"
-category = "profanity"
-terms = ["새끼"]
-[[rule]]
-id = "t.crisis"
-category = "crisis"
-mode = "phrase"
-terms = ["죽/VV 싶/VX"]
-"""
+CRISIS_RULE = {"id": "t.crisis", "category": "crisis", "mode": "phrase",
+               "terms": ["죽/VV 싶/VX"]}
 
 
 def _prompt(path: Path, seconds: float) -> None:
@@ -73,11 +42,14 @@ def _prompt(path: Path, seconds: float) -> None:
 
 @pytest.fixture
 def rules(tmp_path: Path):
-    def make(duration: str = "") -> ActiveRules:
+    def make(**inbound: str) -> ActiveRules:
+        """The rules in force; ``inbound``: the inbound duration limits (``notice_at``,
+        ``final_at``: TOML durations such as ``"3s"``), none by default."""
         _prompt(tmp_path / "warning.wav", WARN_S)
         _prompt(tmp_path / "final.wav", FINAL_S)
         p = tmp_path / "rules.toml"
-        p.write_text(RULES.format(duration=duration), encoding="utf-8")
+        p.write_text(rules_toml("session test", inbound=inbound, prompts=PROMPTS,
+                                rules=[SAEKKI, CRISIS_RULE]), encoding="utf-8")
         return ActiveRules(p)
     return make
 
@@ -269,7 +241,7 @@ def test_a_tiny_tail_is_looked_at_with_the_span_before_it(rules):
 
 
 def test_duration_limits_notice_then_end(rules):
-    engine = rules('notice_at = "3s"\nfinal_at = "6s"')
+    engine = rules(notice_at="3s", final_at="6s")
     res = simulate(engine, call_audio([(1, 1, CLEAN)], 12))
     assert res.verdicts() == [(3.0, "duration_notice"), (6.0, "duration_final")]
     assert res.hangups() == [pytest.approx(6.0 + FINAL_S + HANGUP_MARGIN_S)]
