@@ -41,13 +41,13 @@ import time
 import wave
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
 from .kamailio import Kamailio
 from .ports import HOST, free_port, free_tcp_port
+from .process import PeerProcess, signal_group
 
 BARESIP_BIN = "/usr/bin/baresip"
 MODULE_DIR = "/usr/lib/baresip/modules"
@@ -101,7 +101,7 @@ def _to_8k(samples: np.ndarray, rate: int) -> np.ndarray:
     return np.asarray(float_to_int16(resample(samples, rate, RATE)), dtype=np.int16)
 
 
-class Baresip:
+class Baresip(PeerProcess):
     """One baresip process with one account ``sip:<user>@127.0.0.1:<registrar port>``.
 
     ``registrar`` is a :class:`~peers.kamailio.Kamailio`; its address is the account's
@@ -237,19 +237,6 @@ class Baresip:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    @property
-    def running(self) -> bool:
-        """True while the baresip process is alive."""
-        return self._proc is not None and self._proc.poll() is None
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last ``lines`` lines of baresip's log."""
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
     def _fail(self, what: str) -> BaresipError:
         code = self._proc.poll() if self._proc else None
         return BaresipError(f"baresip {self.user}: {what} (exit code {code}); "
@@ -312,7 +299,7 @@ class Baresip:
                               (signal.SIGKILL, 5.0)):
                 if proc.poll() is not None:
                     break
-                _signal_group(proc, sig)
+                signal_group(proc, sig)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(wait)
         if self._reader is not None:
@@ -324,16 +311,6 @@ class Baresip:
         self.stop()
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> Baresip:
-        return self.start()
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if et is not None:
-            self.stop()  # keep log and recordings for debugging
-        else:
-            self.close()
 
     # -- ctrl_tcp ------------------------------------------------------------------------
 
@@ -480,9 +457,3 @@ class Baresip:
     def sent_wav(self) -> Path | None:
         """Newest recording of audio sent to the far end (8 kHz mono 16-bit WAV), or None."""
         return self._newest("enc")
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    """Signal the process group the peer leads (it was started in a new session)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)

@@ -13,7 +13,6 @@ The SIP domain is ``127.0.0.1`` (``localhost`` is an alias too): a user's AOR is
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -24,9 +23,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
 
 from .ports import HOST, free_udp_port
+from .process import PeerProcess, signal_group
 
 KAMAILIO_BIN = "/usr/sbin/kamailio"
 KAMCMD_BIN = "/usr/sbin/kamcmd"
@@ -71,7 +70,7 @@ class KamailioError(RuntimeError):
     """Kamailio failed to start or stop; the message carries the tail of its log."""
 
 
-class Kamailio:
+class Kamailio(PeerProcess):
     """Kamailio registrar/proxy listening on ``udp:127.0.0.1:<port>``.
 
     ``users`` maps user name to password (letters, digits and ``._~!*+=-`` only). ``port``
@@ -141,19 +140,6 @@ class Kamailio:
             text = text.replace(key, value)
         self.cfg_path.write_text(text, encoding="utf-8")
 
-    @property
-    def running(self) -> bool:
-        """True while the kamailio main process is alive."""
-        return self._proc is not None and self._proc.poll() is None
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last ``lines`` lines of the log (for assertion messages)."""
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
     def start(self) -> Kamailio:
         """Start kamailio and wait until it answers OPTIONS; raises KamailioError (with the
         log tail) if it exits or stays silent for ``start_timeout`` seconds."""
@@ -200,14 +186,14 @@ class Kamailio:
         if proc is None:
             return
         if proc.poll() is None:
-            _signal_group(proc, signal.SIGTERM)
+            signal_group(proc, signal.SIGTERM)
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                _signal_group(proc, signal.SIGKILL)
+                signal_group(proc, signal.SIGKILL)
                 proc.wait(5)
         # children (same process group) may outlive the main process briefly
-        _signal_group(proc, signal.SIGKILL)
+        signal_group(proc, signal.SIGKILL)
         self._wait_port_released(timeout)
 
     def _wait_port_released(self, timeout: float) -> None:
@@ -235,16 +221,6 @@ class Kamailio:
         shutil.rmtree(self._ctl_dir, ignore_errors=True)
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> Kamailio:
-        return self.start()
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if et is not None:
-            self.stop()  # keep the log for debugging
-        else:
-            self.close()
 
     # -- inspection ----------------------------------------------------------------------
 
@@ -275,9 +251,3 @@ class Kamailio:
                 return found
             time.sleep(0.1)
         raise TimeoutError(f"{user} not registered at {self.address} within {timeout} s")
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    """Signal the process group the peer leads (it was started in a new session)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)

@@ -16,7 +16,6 @@ its deadline.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from .pcap import RtpPacket, pcap_duration
 from .ports import HOST, free_port, free_udp_port
+from .process import signal_group
 
 SIPP_BIN = "/usr/bin/sipp"
 SCENARIOS = Path(__file__).with_name("scenarios")
@@ -122,11 +122,11 @@ class SippProcess:
     def kill(self) -> None:
         """SIGTERM the process group, SIGKILL after 3 s."""
         if self.proc.poll() is None:
-            _signal_group(self.proc, signal.SIGTERM)
+            signal_group(self.proc, signal.SIGTERM)
             try:
                 self.proc.wait(3)
             except subprocess.TimeoutExpired:
-                _signal_group(self.proc, signal.SIGKILL)
+                signal_group(self.proc, signal.SIGKILL)
                 self.proc.wait(5)
 
     def _finish(self) -> SippResult:
@@ -310,9 +310,3 @@ class RtpSink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    """Signal the process group the peer leads (it was started in a new session)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
