@@ -31,8 +31,10 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # A real X display (Xvfb) when there is one, else offscreen.
@@ -46,6 +48,12 @@ from PySide6.QtWidgets import QApplication, QWidget
 from callguard.gui.bridge import EngineBridge, StoreClient, release_windows
 from callguard.gui.fit import budget
 from callguard.gui.i18n import set_language
+
+if TYPE_CHECKING:  # for the annotations: the functions import the windows they make
+    from callguard.gui.counselor import CounselorWindow
+    from callguard.gui.review import ReviewWindow
+    from callguard.gui.rules_editor import RulesEditorWindow
+    from callguard.telephony.fake import FakeCall
 
 SIZE = budget()  # a window maximised on a 1366×768 screen
 
@@ -76,22 +84,84 @@ def _save(app: QApplication, w: QWidget, path: Path, over: QWidget | None = None
     return path
 
 
-def counselor_and_review(app: QApplication, tmp: Path, out: Path, lang: str) -> list[Path]:
+@contextmanager
+def _counselor_window(rig: FakeRig) -> Iterator[CounselorWindow]:
+    """The counselor's window on ``rig``'s engine, shown at :data:`SIZE`, the engine
+    started; the rig stopped and the window closed after."""
     from callguard.gui.counselor import CounselorWindow
-    from callguard.gui.review import ReviewWindow
 
-    rig = FakeRig(tmp, stepped=True)
-    bridge = EngineBridge(rig.engine)
-    window = CounselorWindow(bridge, counselor="kim")
+    window = CounselorWindow(EngineBridge(rig.engine), counselor="kim")
     window.resize(*SIZE)
     window.show()
     rig.engine.start()
-    written = []
     try:
-        call = rig.line.ring("010-1234-5678")
-        _until(app, lambda: window.answer_button.isEnabled(), 10, "ringing")
-        window.answer()
-        _until(app, lambda: window.call_state == "active", 10, "answer")
+        yield window
+    finally:
+        rig.stop()
+        window.close()
+
+
+def _answered(app: QApplication, rig: FakeRig, window: CounselorWindow,
+              number: str) -> FakeCall:
+    """``number`` calls and the counselor answers; returns the far end of the active call."""
+    call = rig.line.ring(number)
+    _until(app, lambda: window.answer_button.isEnabled(), 10, "ringing")
+    window.answer()
+    _until(app, lambda: window.call_state == "active", 10, "answer")
+    return call
+
+
+def _ended(app: QApplication, window: CounselorWindow, what: str) -> None:
+    """Wait for the call's end (``what``, for the timeout's message); close the rest
+    offered after it, if any."""
+    _until(app, lambda: window.call_state == "idle", 10, what)
+    if window.rest_dialog is not None:
+        window.rest_dialog.close()
+
+
+@contextmanager
+def _review_window(rig: FakeRig, tmp: Path) -> Iterator[ReviewWindow]:
+    """The supervisor's review of ``rig``'s store, shown at :data:`SIZE`; closed after, and
+    its store client too."""
+    from callguard.gui.review import ReviewWindow
+
+    client = StoreClient(rig.db)
+    try:
+        review = ReviewWindow(client, "lee", key_path=tmp / "evidence.key", playback=False,
+                              today=False)  # the stepped calls are not dated today
+        review.resize(*SIZE)
+        review.show()
+        yield review
+        review.close()
+    finally:
+        client.close()
+
+
+@contextmanager
+def _rules_editor(tmp: Path) -> Iterator[RulesEditorWindow]:
+    """The admin's rules editor on GUI_RULES in ``tmp`` (with its two prompt recordings),
+    shown at :data:`SIZE`; its store client closed after."""
+    from callguard.gui.rules_editor import RulesEditorWindow
+
+    write_tone_wav(tmp / "warning.wav", 500, 1.0)
+    write_tone_wav(tmp / "final.wav", 700, 1.2)
+    rules = tmp / "rules.toml"
+    rules.write_text(GUI_RULES, encoding="utf-8")
+    client = StoreClient(tmp / "calls.db")
+    try:
+        editor = RulesEditorWindow(client, rules, "admin")
+        editor.resize(*SIZE)
+        editor.show()
+        yield editor
+    finally:
+        client.close()
+
+
+def counselor_and_review(app: QApplication, tmp: Path, out: Path, lang: str) -> list[Path]:
+    rig = FakeRig(tmp, stepped=True)
+    written = []
+    with _counselor_window(rig) as window:
+        call = _answered(app, rig, window, "010-1234-5678")
         # One abusive sentence: the hit is highlighted and the warning plays.
         call.far_play(abusive_call_audio(8.0, bursts=((0.3, 1.2),)), at_s=0.0)
         rig.advance(4.0)
@@ -107,26 +177,13 @@ def counselor_and_review(app: QApplication, tmp: Path, out: Path, lang: str) -> 
                              over=window.rest_dialog))
         window.rest_dialog.close()
         # A second call: the counselor protects.
-        call = rig.line.ring("010-9876-5432")
-        _until(app, lambda: window.answer_button.isEnabled(), 10, "ringing")
-        window.answer()
-        _until(app, lambda: window.call_state == "active", 10, "answer")
+        _answered(app, rig, window, "010-9876-5432")
         rig.advance(2.0)
         window.protect()
         rig.advance(3.0)
-        _until(app, lambda: window.call_state == "idle", 10, "the protected call's end")
-        if window.rest_dialog is not None:
-            window.rest_dialog.close()
-    finally:
-        rig.stop()
-        window.close()
+        _ended(app, window, "the protected call's end")
 
-    client = StoreClient(rig.db)
-    try:
-        review = ReviewWindow(client, "lee", key_path=tmp / "evidence.key", playback=False,
-                              today=False)  # the stepped calls are not dated today
-        review.resize(*SIZE)
-        review.show()
+    with _review_window(rig, tmp) as review:
         review.set_filters(flagged=True)
         _until(app, lambda: len(review.listed_ids()) >= 2, 10, "the call list")
         first, protected = sorted(review.listed_ids())[:2]
@@ -139,73 +196,37 @@ def counselor_and_review(app: QApplication, tmp: Path, out: Path, lang: str) -> 
         _until(app, lambda: review.call is not None and review.call.id == protected, 10,
                "the protected call's detail")
         written.append(_save(app, review, out / f"review-protect-{lang}.png"))
-        review.close()
-    finally:
-        client.close()
     return written
 
 
 def crisis(app: QApplication, tmp: Path, out: Path, lang: str) -> list[Path]:
     """A call with crisis words (the marker sentence is a crisis phrase under these rules),
     then its review."""
-    from callguard.gui.counselor import CounselorWindow
-    from callguard.gui.review import ReviewWindow
-
     rules = rules_text().replace('category = "profanity"', 'category = "crisis"')
     rig = FakeRig(tmp, rules, stepped=True)
-    window = CounselorWindow(EngineBridge(rig.engine), counselor="kim")
-    window.resize(*SIZE)
-    window.show()
-    rig.engine.start()
     written = []
-    try:
-        call = rig.line.ring("010-5555-0109")
-        _until(app, lambda: window.answer_button.isEnabled(), 10, "ringing")
-        window.answer()
-        _until(app, lambda: window.call_state == "active", 10, "answer")
+    with _counselor_window(rig) as window:
+        call = _answered(app, rig, window, "010-5555-0109")
         call.far_play(abusive_call_audio(8.0, bursts=((0.3, 1.2),)), at_s=0.0)
         rig.advance(4.0)
         _until(app, lambda: window.crisis_label.isVisible(), 10, "the crisis banner")
         written.append(_save(app, window, out / f"counselor-crisis-{lang}.png"))
         window.hangup()
         rig.advance(0.5)
-        _until(app, lambda: window.call_state == "idle", 10, "the crisis call's end")
-        if window.rest_dialog is not None:
-            window.rest_dialog.close()
-    finally:
-        rig.stop()
-        window.close()
-    client = StoreClient(rig.db)
-    try:
-        review = ReviewWindow(client, "lee", key_path=tmp / "evidence.key", playback=False,
-                              today=False)  # the stepped calls are not dated today
-        review.resize(*SIZE)
-        review.show()
+        _ended(app, window, "the crisis call's end")
+    with _review_window(rig, tmp) as review:
         _until(app, lambda: bool(review.listed_ids()), 10, "the call list")
         review.show_call(review.listed_ids()[0])
         _until(app, lambda: review.call is not None, 10, "the call detail")
         box = review.verdict_box
         box.setCurrentIndex(box.findData("crisis_response"))
         written.append(_save(app, review, out / f"review-crisis-{lang}.png"))
-        review.close()
-    finally:
-        client.close()
     return written
 
 
 def rules_broad(app: QApplication, tmp: Path, out: Path, lang: str) -> list[Path]:
     """The editor with "다" added to a rule in the form: the broad-term error."""
-    from callguard.gui.rules_editor import RulesEditorWindow
-
-    write_tone_wav(tmp / "warning.wav", 500, 1.0)
-    write_tone_wav(tmp / "final.wav", 700, 1.2)
-    rules = tmp / "rules.toml"
-    rules.write_text(GUI_RULES, encoding="utf-8")
-    client = StoreClient(tmp / "calls.db")
-    try:
-        editor = RulesEditorWindow(client, rules, "admin")
-        editor.resize(*SIZE)
-        editor.show()
+    with _rules_editor(tmp) as editor:
         _until(app, lambda: editor.check is not None, 30, "the first check")
         editor.tabs.setCurrentIndex(editor._tab_index["rules"])  # the form, where it is typed
         editor.rule_list.setCurrentRow(0)
@@ -214,26 +235,14 @@ def rules_broad(app: QApplication, tmp: Path, out: Path, lang: str) -> list[Path
         _until(app, lambda: editor.check is not None and editor.check.text == editor.text()
                and not editor.check.ok, 30, "the broad-term error")
         return [_save(app, editor, out / f"rules-broad-{lang}.png")]
-    finally:
-        client.close()
 
 
 def rules_editor(app: QApplication, tmp: Path, out: Path, lang: str) -> list[Path]:
-    from callguard.gui.rules_editor import RulesEditorWindow, stage_validation_error
+    from callguard.gui.rules_editor import stage_validation_error
 
-    write_tone_wav(tmp / "warning.wav", 500, 1.0)
-    write_tone_wav(tmp / "final.wav", 700, 1.2)
-    rules = tmp / "rules.toml"
-    rules.write_text(GUI_RULES, encoding="utf-8")
-    client = StoreClient(tmp / "calls.db")
-    try:
-        editor = RulesEditorWindow(client, rules, "admin")
-        editor.resize(*SIZE)
-        editor.show()
+    with _rules_editor(tmp) as editor:
         stage_validation_error(editor, app)
         return [_save(app, editor, out / f"rules-{lang}.png")]
-    finally:
-        client.close()
 
 
 def main(argv: list[str] | None = None) -> int:
