@@ -38,14 +38,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakerig import EventLog
-from peers import Baresip, Kamailio, missing_peers, write_wav
+from officepbx import agent_line, bob_calls_agent
+from peers import Kamailio, missing_peers, write_wav
 from rulestext import prompts, rules_toml
 
 from callguard.asr.fake import ScriptedTranscriber
 from callguard.audio.devices import FileDevice
 from callguard.engine.engine import Engine
 from callguard.store import Store
-from callguard.telephony.sipline import SipConfig, SipLine
 from callguard.vocabulary import HangupSent
 
 RATE = 8000
@@ -100,9 +100,7 @@ class Agent:
         self.log = EventLog()
         self.events = self.log.events
         self.wait = self.log.wait
-        self.line = SipLine(SipConfig(server="127.0.0.1", port=pbx.port, user="agent",
-                                      password="agentpw", local_ip="127.0.0.1", sip_port=0,
-                                      rtp_low=33000, rtp_high=33998))
+        self.line = agent_line(pbx, 33000, 33998)
         self.engine = Engine(line=self.line, rules_path=tmp / "rules.toml", store_path=self.db,
                              transcriber_factory=lambda: ScriptedTranscriber([]),
                              device_factory=lambda call: FileDevice(mic, None),
@@ -114,9 +112,7 @@ def one_call(agent: Agent, pbx: Kamailio, tmp: Path, seconds: float, limit_s: fl
     """One inbound call of about ``limit_s`` ended by the duration limit."""
     src = write_wav(tmp / "caller.wav", beeps(seconds, 1000.0))
     n_events = len(agent.events)
-    with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
-        bob.wait_registered()
-        bob.dial(pbx.uri("agent"))
+    with bob_calls_agent(pbx, src) as bob:
         agent.wait("answered", 15, after=n_events)
         cpu0, wall0 = time.process_time(), time.monotonic()
         ended = agent.wait("ended", limit_s + 30, after=n_events)

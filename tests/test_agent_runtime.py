@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fakerig import ABUSE_HZ, FakeRig, rules_text, tone, write_wav
-from peers import require_peers
-from peers.baresip import Baresip
+from officepbx import agent_settings, bob_calls_agent, pbx_fixture
 from peers.kamailio import Kamailio
 from synth import call_audio
 
@@ -73,12 +72,7 @@ terms = ["{NEW_TERM}"]
 """
 
 
-@pytest.fixture
-def pbx():
-    require_peers("kamailio", "baresip")
-    with Kamailio({"agent": "agentpw", "bob": "bobpw"}) as k:
-        k.wait_ready()
-        yield k
+pbx = pbx_fixture("kamailio", "baresip")
 
 
 class Agent:
@@ -95,23 +89,8 @@ class Agent:
         self.rules.write_text(rules, encoding="utf-8")
         self.db = tmp / "store" / "calls.db"
         self.config = tmp / "agent.toml"
-        self.config.write_text(f"""
-[sip]
-server = "127.0.0.1"
-port = {pbx.port}
-user = "agent"
-password = "agentpw"
-local_ip = "127.0.0.1"
-sip_port = 0
-rtp_low = 33000
-rtp_high = 33998
-
-[rules]
-path = "{self.rules}"
-
-[store]
-path = "{self.db}"
-""", encoding="utf-8")
+        self.config.write_text(agent_settings(pbx, self.rules, self.db, rtp_low=33000,
+                                              rtp_high=33998), encoding="utf-8")
         self.config.chmod(0o600)
         self.script = tmp / "agent.py"
         self.script.write_text(AGENT, encoding="utf-8")
@@ -161,9 +140,7 @@ path = "{self.db}"
     def call(self, audio: np.ndarray, *, ends_within: float = 30):
         """Bob calls the agent and plays ``audio``; returns bob's CALL_CLOSED event."""
         src = write_wav(self.tmp / f"caller{self.runs}.wav", audio)
-        with Baresip("bob", "bobpw", self.pbx, source_wav=src, source_pad_s=0) as bob:
-            bob.wait_registered()
-            bob.dial(self.pbx.uri("agent"))
+        with bob_calls_agent(self.pbx, src) as bob:
             bob.wait_event("CALL_ESTABLISHED", 10)
             return bob.wait_event("CALL_CLOSED", ends_within)
 
@@ -201,6 +178,17 @@ def abuse(hz: float) -> np.ndarray:
 
 def hit_rules(rec) -> set[str]:
     return {h.rule_id for u in rec.utterances for h in u.hits}
+
+
+def assert_ran_on_the_last_good_rules(a: Agent, closed: dict, good: bytes) -> None:
+    """Bob's call closed; the one call stored hit only ``t.saekki`` of the last good rules,
+    ended by the final notice, and was stored as run on them (``good``: the rules file's
+    bytes then; the stored version is their SHA-256)."""
+    assert "CALL_CLOSED" in closed["type"]
+    (rec,) = a.calls()
+    assert hit_rules(rec) == {"t.saekki"} and rec.end_reason == "final_notice"
+    import hashlib
+    assert rec.rules_version == hashlib.sha256(good).hexdigest()
 
 
 def edit(path: Path, text: str) -> None:
@@ -244,11 +232,7 @@ def test_a_broken_edit_keeps_the_old_rules_and_says_why(agent):
         closed = a.call(abuse(ABUSE_HZ))
     finally:
         assert a.stop() == 0
-    assert "CALL_CLOSED" in closed["type"]
-    (rec,) = a.calls()
-    assert hit_rules(rec) == {"t.saekki"} and rec.end_reason == "final_notice"
-    import hashlib
-    assert rec.rules_version == hashlib.sha256(good).hexdigest()
+    assert_ran_on_the_last_good_rules(a, closed, good)
 
 
 @pytest.mark.slow
@@ -267,11 +251,7 @@ def test_a_broken_file_at_start_starts_the_line_on_the_last_good_rules(agent):
         closed = a.call(abuse(ABUSE_HZ))
     finally:
         assert a.stop() == 0
-    assert "CALL_CLOSED" in closed["type"]
-    (rec,) = a.calls()
-    assert hit_rules(rec) == {"t.saekki"} and rec.end_reason == "final_notice"
-    import hashlib
-    assert rec.rules_version == hashlib.sha256(good).hexdigest()
+    assert_ran_on_the_last_good_rules(a, closed, good)
 
 
 def test_an_empty_rules_file_is_refused_by_rules_check(tmp_path, capsys):
@@ -335,9 +315,7 @@ def test_a_stop_signal_mid_call_sends_bye_and_stores_agent_stopped(agent, sig):
     a = agent().start()
     src = write_wav(a.tmp / "caller.wav", call_audio([], 40.0))
     try:
-        with Baresip("bob", "bobpw", a.pbx, source_wav=src, source_pad_s=0) as bob:
-            bob.wait_registered()
-            bob.dial(a.pbx.uri("agent"))
+        with bob_calls_agent(a.pbx, src) as bob:
             bob.wait_event("CALL_ESTABLISHED", 10)
             time.sleep(3.0)
             a.proc.send_signal(sig)

@@ -19,7 +19,6 @@ every bound is the timeout plus generous slack.
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import struct
 import threading
@@ -29,17 +28,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fakerig import EventLog, rules_text, tone, write_tone_wav
+from officepbx import agent_line, pbx_fixture
 from peers import require_peers
 from peers.kamailio import Kamailio
 from peers.pcap import PCMA, write_audio_pcap
 from peers.sipp import start_call_with_media
-from test_sip_hostile import RawUA, _m_ports, _tag, sdp
+from test_sip_hostile import RawUA, _answered_through, _m_ports, sdp
 
 from callguard.asr.fake import ScriptedTranscriber
 from callguard.audio.g711 import alaw_encode
 from callguard.engine.engine import Engine
 from callguard.store import Store
-from callguard.telephony.sipline import SipConfig, SipLine
 
 pytestmark = pytest.mark.slow
 HOST = "127.0.0.1"
@@ -48,12 +47,7 @@ MEDIA_TIMEOUT_S = 2.0
 SLACK_S = 4.0  # generous: a loaded 2-core machine, two peers and the agent
 
 
-@pytest.fixture
-def pbx():
-    require_peers("kamailio", "sipp")
-    with Kamailio({"agent": "agentpw", "bob": "bobpw"}) as k:
-        k.wait_ready()
-        yield k
+pbx = pbx_fixture("kamailio", "sipp")
 
 
 @pytest.fixture
@@ -73,9 +67,7 @@ class Agent:
         (tmp / "rules.toml").write_text(rules_text(), encoding="utf-8")
         self.db = tmp / "calls.db"
         self.log = EventLog()
-        self.line = SipLine(SipConfig(server=HOST, port=pbx.port, user="agent",
-                                      password="agentpw", local_ip=HOST, sip_port=0,
-                                      rtp_low=36000, rtp_high=36998, **sip))
+        self.line = agent_line(pbx, 36000, 36998, **sip)
         self.engine = Engine(line=self.line, rules_path=tmp / "rules.toml", store_path=self.db,
                              transcriber_factory=lambda: ScriptedTranscriber([]),
                              auto_answer=auto_answer, on_event=self.log, analyzer=kiwi)
@@ -167,14 +159,7 @@ def test_a_hold_is_not_a_media_timeout_and_the_resume_rearms_it(pbx, raw, tmp_pa
     a timeout after the resume, stored ``media_timeout``."""
     with Agent(pbx, tmp_path, kiwi, media_timeout_s=MEDIA_TIMEOUT_S) as a:
         cid, tag = f"{time.time_ns()}@hold", "holder"
-        raw.send(raw.request("INVITE", pbx.uri("agent"), call_id=cid, from_tag=tag,
-                             body=sdp(raw.rtp_port)), pbx.port)
-        ok = raw.expect(lambda m: m.code == 200 and "INVITE" in m.h("cseq"), 5, "200 OK")
-        agent_tag = _tag(ok)
-        contact = re.search(r"<sip:[^@]+@([^:>]+):(\d+)", ok.h("contact"))
-        target = f"sip:agent@{contact.group(1)}:{contact.group(2)}"
-        raw.send(raw.request("ACK", target, call_id=cid, from_tag=tag, to_tag=agent_tag,
-                             cseq=1), a.port)
+        ok, agent_tag, target = _answered_through(pbx, raw, a.port, cid, tag)
         agent_rtp = _m_ports(ok.body)[0]
         seq = _rtp_for(raw, agent_rtp, 1.0)
 

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from audiocheck import RATE, align, clip, silence
-from conftest import require_shared
 from fakerig import EventLog
-from peers import require_peers
+from officepbx import agent_line, agent_settings, bob_calls_agent, pbx_fixture
 from peers.baresip import Baresip, read_wav, write_wav
 from peers.kamailio import Kamailio
 from rulestext import PROMPTS, rules_toml
@@ -27,7 +26,6 @@ from callguard.config import Settings
 from callguard.engine.engine import Engine
 from callguard.engine.wiring import transcriber_factory as whisper_factory
 from callguard.store import Store
-from callguard.telephony.sipline import SipConfig, SipLine
 from callguard.vocabulary import PromptStarted, VerdictIssued
 
 pytestmark = pytest.mark.slow
@@ -39,13 +37,8 @@ LIVE_RULES = [
 ]
 
 
-@pytest.fixture
-def pbx():
-    require_peers("kamailio", "baresip")
-    require_shared()
-    with Kamailio({"agent": "agentpw", "bob": "bobpw", "carol": "carolpw"}) as k:
-        k.wait_ready()
-        yield k
+pbx = pbx_fixture("kamailio", "baresip", shared=True,
+                  users={"agent": "agentpw", "bob": "bobpw", "carol": "carolpw"})
 
 
 class Harness:
@@ -63,9 +56,7 @@ class Harness:
         self.log = EventLog()
         self.events = self.log.events
         self.wait = self.log.wait
-        self.line = SipLine(SipConfig(server="127.0.0.1", port=pbx.port, user="agent",
-                                      password="agentpw", local_ip="127.0.0.1", sip_port=0,
-                                      rtp_low=31000, rtp_high=31998))
+        self.line = agent_line(pbx, 31000, 31998)
         self.engine = Engine(line=self.line, rules_path=tmp / "rules.toml", store_path=self.db,
                              transcriber_factory=transcriber_factory
                              or whisper_factory(Settings()),
@@ -97,9 +88,7 @@ def _inbound(pbx: Kamailio, h: Harness, caller: np.ndarray, within_s: float):
     h.engine.start()
     try:
         h.wait_registered()
-        with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
-            bob.wait_registered()
-            bob.dial(pbx.uri("agent"))
+        with bob_calls_agent(pbx, src) as bob:
             ended = h.wait("ended", within_s)
             closed = bob.wait_event("CALL_CLOSED", 10)
             received, rate = read_wav(bob.received_wav())
@@ -193,24 +182,8 @@ def test_without_the_ack_fix_the_far_end_drops_an_outbound_call(pbx, tmp_path):
 
 def _agent_config(tmp: Path, pbx: Kamailio, rules: Path) -> Path:
     cfg = tmp / "agent.toml"
-    cfg.write_text(f"""
-[sip]
-server = "127.0.0.1"
-port = {pbx.port}
-user = "agent"
-password = "agentpw"
-local_ip = "127.0.0.1"
-sip_port = 0
-rtp_low = 32000
-rtp_high = 32998
-auto_answer = true
-
-[rules]
-path = "{rules}"
-
-[store]
-path = "{tmp / 'calls.db'}"
-""", encoding="utf-8")
+    cfg.write_text(agent_settings(pbx, rules, tmp / "calls.db", rtp_low=32000, rtp_high=32998,
+                                  auto_answer=True), encoding="utf-8")
     return cfg
 
 
@@ -241,9 +214,7 @@ def test_kill_9_mid_call_keeps_the_recording_and_marks_the_call_interrupted(pbx,
     src = write_wav(tmp_path / "caller.wav", caller)
     agent = _start_agent(cfg, log)
     try:
-        with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
-            bob.wait_registered()
-            bob.dial(pbx.uri("agent"))
+        with bob_calls_agent(pbx, src) as bob:
             bob.wait_event("CALL_ESTABLISHED", 10)
             time.sleep(6.0)
             agent.send_signal(signal.SIGKILL)
@@ -321,9 +292,7 @@ def test_the_caller_hangs_up_during_the_warning(pbx, tmp_path):
     h.engine.start()
     try:
         h.wait_registered()
-        with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
-            bob.wait_registered()
-            bob.dial(pbx.uri("agent"))
+        with bob_calls_agent(pbx, src) as bob:
             h.wait("timeline", 40, _is_prompt("warning"))
             time.sleep(1.0)  # the warning (2.8 s) is playing: bob hangs up in the middle
             bob.hangup()
@@ -433,9 +402,7 @@ def test_protect_from_the_headless_agent_plays_the_final_notice_then_hangs_up(pb
     src = write_wav(tmp_path / "caller.wav", silence(40))
     agent = _start_agent(cfg, log)
     try:
-        with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
-            bob.wait_registered()
-            bob.dial(pbx.uri("agent"))
+        with bob_calls_agent(pbx, src) as bob:
             bob.wait_event("CALL_ESTABLISHED", 10)
             time.sleep(2.0)
             agent.send_signal(signal.SIGUSR1)  # the counselor's protect key

@@ -22,15 +22,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fakerig import EventLog
-from peers import require_peers
-from peers.baresip import Baresip, write_wav
-from peers.kamailio import Kamailio
+from officepbx import agent_line, bob_calls_agent, pbx_fixture
+from peers.baresip import write_wav
 from rulestext import rules_toml
 
 from callguard.asr.fake import ScriptedTranscriber
 from callguard.engine.engine import Engine
 from callguard.store import Store
-from callguard.telephony.sipline import SipConfig, SipLine
 
 pytestmark = pytest.mark.slow
 HOST = "127.0.0.1"
@@ -45,12 +43,7 @@ RULES = rules_toml(
     rules=[{"id": "media.insult", "category": "insult", "mode": "nospace", "terms": ["몰라"]}])
 
 
-@pytest.fixture
-def pbx():
-    require_peers("kamailio", "baresip")
-    with Kamailio({"agent": "agentpw", "bob": "bobpw"}) as k:
-        k.wait_ready()
-        yield k
+pbx = pbx_fixture("kamailio", "baresip")
 
 
 def _caller_signal(seconds: float) -> np.ndarray:
@@ -122,8 +115,7 @@ def test_injected_rtp_is_dropped_counted_and_the_caller_leg_kept(pbx, tmp_path: 
     (tmp_path / "rules.toml").write_text(RULES, encoding="utf-8")
     db = tmp_path / "calls.db"
     log = EventLog()
-    line = SipLine(SipConfig(server=HOST, port=pbx.port, user="agent", password="agentpw",
-                             local_ip=HOST, sip_port=0, rtp_low=35000, rtp_high=35998))
+    line = agent_line(pbx, 35000, 35998)
     engine = Engine(line=line, rules_path=tmp_path / "rules.toml", store_path=db,
                     transcriber_factory=lambda: ScriptedTranscriber([]), auto_answer=True,
                     on_event=log)
@@ -133,9 +125,7 @@ def test_injected_rtp_is_dropped_counted_and_the_caller_leg_kept(pbx, tmp_path: 
     engine.start()
     try:
         log.wait("status", 10, lambda ev: str(ev.data.state) == "registered")
-        with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
-            bob.wait_registered()
-            bob.dial(pbx.uri("agent"))
+        with bob_calls_agent(pbx, src) as bob:
             log.wait("answered", 10)
             (runner,) = list(engine.runners.values())
             port = runner.call.fixed.rtp.inPort

@@ -4,13 +4,12 @@ the defect. See callguard/telephony/pyvoip_fixes.py for the list."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
 import pytest
 from audiocheck import snr_db
-from peers import require_peers
+from officepbx import BareLine, agent_line, pbx_fixture
 from peers.baresip import Baresip, read_wav
 from peers.kamailio import Kamailio
 
@@ -22,40 +21,16 @@ pytestmark = pytest.mark.slow
 RATE = 8000
 
 
-@pytest.fixture
-def pbx():
-    require_peers("kamailio", "baresip")
-    with Kamailio({"agent": "agentpw", "bob": "bobpw"}) as k:
-        k.wait_ready()
-        yield k
+pbx = pbx_fixture("kamailio", "baresip")
 
 
-class Agent:
-    """A bare SipLine (no engine) with its events."""
+class Agent(BareLine):
+    """The agent's SipLine alone (no engine) with its events and its statuses."""
 
     def __init__(self, pbx: Kamailio, password: str = "agentpw", **cfg) -> None:
-        self.incoming: list[SipCall] = []
-        self.ended: list[SipCall] = []
         self.statuses = []
-        self.got_call = threading.Event()
-        self.got_end = threading.Event()
-        self.line = SipLine(SipConfig(server="127.0.0.1", port=pbx.port, user="agent",
-                                      password=password, local_ip="127.0.0.1", sip_port=0,
-                                      rtp_low=33000, rtp_high=33998, **cfg))
-        self.line.set_handlers(on_incoming=self._incoming, on_ended=self._ended,
-                               on_status=self.statuses.append)
-        self.answer = False
-
-    def _incoming(self, call: SipCall) -> None:
-        self.incoming.append(call)
-        self.incoming_at = time.monotonic()
-        if self.answer:
-            call.answer()
-        self.got_call.set()
-
-    def _ended(self, call: SipCall) -> None:
-        self.ended.append(call)
-        self.got_end.set()
+        super().__init__(agent_line(pbx, 33000, 33998, password=password, **cfg),
+                         on_status=self.statuses.append)
 
     def wait_state(self, state: LineState, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
@@ -67,9 +42,6 @@ class Agent:
     def __enter__(self) -> Agent:
         self.line.start()
         return self
-
-    def __exit__(self, *exc) -> None:
-        self.line.stop()
 
 
 def _ring(pbx, agent, bob) -> float:

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 from fakerig import ABUSE_HZ, rules_text
-from peers import require_peers
-from peers.baresip import Baresip, write_wav
-from peers.kamailio import Kamailio
+from officepbx import bob_calls_agent, pbx_fixture
+from peers.baresip import write_wav
 from synth import call_audio
 from test_agent_runtime import Agent
 
@@ -44,12 +43,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-@pytest.fixture
-def pbx():
-    require_peers("kamailio", "baresip")
-    with Kamailio({"agent": "agentpw", "bob": "bobpw"}) as k:
-        k.wait_ready()
-        yield k
+pbx = pbx_fixture("kamailio", "baresip")
 
 
 def recogniser_pids(parent: int) -> list[int]:
@@ -79,9 +73,7 @@ def test_a_killed_recogniser_is_reported_and_kept_with_the_call(pbx, tmp_path):
         # 10 s: heard by the new recogniser, it ends the call (final notice).
         audio = call_audio([(0.5, 1.2, ABUSE_HZ), (10.0, 1.2, ABUSE_HZ)], 20.0)
         src = write_wav(tmp_path / "caller.wav", audio)
-        with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
-            bob.wait_registered()
-            bob.dial(pbx.uri("agent"))
+        with bob_calls_agent(pbx, src) as bob:
             bob.wait_event("CALL_ESTABLISHED", 10)
             a.wait_out("prompt   warning", 10)  # the first burst was heard: the recogniser is idle
             time.sleep(1.0)

@@ -19,6 +19,7 @@ import threading
 import time
 
 import pytest
+from officepbx import BareLine, agent_sip, pbx_fixture
 from peers import require_peers
 from peers.baresip import Baresip
 from peers.kamailio import Kamailio
@@ -31,43 +32,21 @@ pytestmark = pytest.mark.slow
 HOST = "127.0.0.1"
 
 
-@pytest.fixture
-def pbx():
-    require_peers("kamailio")
-    with Kamailio({"agent": "agentpw", "bob": "bobpw"}) as k:
-        k.wait_ready()
-        yield k
+pbx = pbx_fixture("kamailio")
 
 
 def _config(pbx: Kamailio, **kw) -> SipConfig:
     names = {f.name for f in dataclasses.fields(SipConfig)}
     kw = {k: v for k, v in kw.items() if k in names}  # the old code lacks the new settings
-    return SipConfig(server=HOST, port=pbx.port, user="agent", password="agentpw",
-                     local_ip=HOST, sip_port=0, rtp_low=kw.pop("rtp_low", 34000),
-                     rtp_high=kw.pop("rtp_high", 34998), **kw)
+    return agent_sip(pbx, kw.pop("rtp_low", 34000), kw.pop("rtp_high", 34998), **kw)
 
 
-class Agent:
-    """A bare SipLine with its events; ``answer`` makes it answer every call at once."""
+class Agent(BareLine):
+    """The agent's SipLine alone with its events; ``answer`` makes it answer every call at
+    once. Entering the ``with`` block waits for the registration."""
 
     def __init__(self, pbx: Kamailio, answer: bool = False, **kw) -> None:
-        self.incoming: list[SipCall] = []
-        self.ended: list[SipCall] = []
-        self.got_call = threading.Event()
-        self.got_end = threading.Event()
-        self.answer = answer
-        self.line = SipLine(_config(pbx, **kw))
-        self.line.set_handlers(on_incoming=self._incoming, on_ended=self._ended)
-
-    def _incoming(self, call: SipCall) -> None:
-        self.incoming.append(call)
-        if self.answer:
-            call.answer()
-        self.got_call.set()
-
-    def _ended(self, call: SipCall) -> None:
-        self.ended.append(call)
-        self.got_end.set()
+        super().__init__(SipLine(_config(pbx, **kw)), answer=answer)
 
     @property
     def port(self) -> int:
@@ -88,9 +67,6 @@ class Agent:
             assert time.monotonic() < deadline, f"line is {self.line.status}"
             time.sleep(0.05)
         return self
-
-    def __exit__(self, *exc) -> None:
-        self.line.stop()
 
 
 @dataclasses.dataclass
@@ -226,6 +202,23 @@ def _tag(m: Msg, header: str = "to") -> str:
 
 def _m_ports(body: str) -> list[int]:
     return [int(line.split()[1]) for line in body.split("\r\n") if line.startswith("m=")]
+
+
+def _answered_through(pbx: Kamailio, raw: RawUA, agent_port: int, cid: str,
+                      tag: str) -> tuple[Msg, str, str]:
+    """``raw`` calls ``agent`` through ``pbx`` (dialog ``cid``, From tag ``tag``), waits for
+    the 200 OK and ACKs it straight to the agent's Contact (SIP port ``agent_port``):
+    kamailio adds no Record-Route. Returns (the 200 OK, the agent's To tag, the Contact's
+    URI, where the caller's in-dialog requests go)."""
+    raw.send(raw.request("INVITE", pbx.uri("agent"), call_id=cid, from_tag=tag,
+                         body=sdp(raw.rtp_port)), pbx.port)
+    ok = raw.expect(lambda m: m.code == 200 and "INVITE" in m.h("cseq"), 5, "200 OK")
+    agent_tag = _tag(ok)
+    contact = re.search(r"<sip:[^@]+@([^:>]+):(\d+)", ok.h("contact"))
+    target = f"sip:agent@{contact.group(1)}:{contact.group(2)}"
+    raw.send(raw.request("ACK", target, call_id=cid, from_tag=tag, to_tag=agent_tag,
+                         cseq=1), agent_port)
+    return ok, agent_tag, target
 
 
 def _wait(pred, timeout: float) -> bool:
@@ -409,14 +402,7 @@ def test_hold_reinvite_from_the_caller_is_answered_to_it_and_resume_works(pbx, r
     registrar; the recording goes on through the hold, and our audio stops and resumes."""
     with Agent(pbx, answer=True) as agent:
         cid, tag = _cid(), "caller1"
-        raw.send(raw.request("INVITE", pbx.uri("agent"), call_id=cid, from_tag=tag,
-                             body=sdp(raw.rtp_port)), pbx.port)
-        ok = raw.expect(lambda m: m.code == 200 and "INVITE" in m.h("cseq"), 5, "200 OK")
-        agent_tag = _tag(ok)
-        contact = re.search(r"<sip:[^@]+@([^:>]+):(\d+)", ok.h("contact"))
-        target = f"sip:agent@{contact.group(1)}:{contact.group(2)}"
-        raw.send(raw.request("ACK", target, call_id=cid, from_tag=tag, to_tag=agent_tag,
-                             cseq=1), agent.port)
+        ok, agent_tag, target = _answered_through(pbx, raw, agent.port, cid, tag)
         call = agent.incoming[0]
         agent_rtp = _m_ports(ok.body)[0]
         stop = threading.Event()

@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from audiocheck import clip, exact_offset, snr_db
-from conftest import require_shared
-from peers import require_peers
+from officepbx import agent_line, pbx_fixture
 from peers.kamailio import Kamailio
 from peers.pcap import PCMA, write_audio_pcap
 from peers.sipp import UAC_PCMA_DTMF, RtpSink, start_call_with_media, start_sipp
@@ -21,7 +20,7 @@ from peers.sipp import UAC_PCMA_DTMF, RtpSink, start_call_with_media, start_sipp
 from callguard.audio.g711 import alaw_decode, alaw_encode
 from callguard.telephony.base import LineState
 from callguard.telephony.pyvoip_fixes import disabled
-from callguard.telephony.sipline import SipCall, SipConfig, SipLine
+from callguard.telephony.sipline import SipCall
 
 pytestmark = pytest.mark.slow
 RATE = 8000
@@ -35,9 +34,7 @@ class Recorder:
         self.heard: list[np.ndarray] = []
         self.digits = ""
         self.done = threading.Event()
-        self.line = SipLine(SipConfig(server="127.0.0.1", port=pbx.port, user="agent",
-                                      password="agentpw", local_ip="127.0.0.1", sip_port=0,
-                                      rtp_low=34000, rtp_high=34998))
+        self.line = agent_line(pbx, 34000, 34998)
         self.line.set_handlers(on_incoming=self._incoming)
 
     def _incoming(self, call: SipCall) -> None:
@@ -63,13 +60,7 @@ class Recorder:
         return np.concatenate(self.heard) if self.heard else np.zeros(0, np.int16)
 
 
-@pytest.fixture
-def pbx():
-    require_peers("kamailio", "sipp")
-    require_shared()
-    with Kamailio({"agent": "agentpw"}) as k:
-        k.wait_ready()
-        yield k
+pbx = pbx_fixture("kamailio", "sipp", shared=True, users={"agent": "agentpw"})
 
 
 def _call(pbx: Kamailio, tmp: Path, speech: np.ndarray, prompt: np.ndarray, *,
