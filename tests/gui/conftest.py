@@ -16,6 +16,30 @@ from fakerig import FakeRig
 
 
 @pytest.fixture
+def korean():
+    """The windows' language is Korean unless the test sets another (restored after). A
+    module asks for it in every test with ``pytestmark = pytest.mark.usefixtures("korean")``."""
+    from callguard.gui import i18n
+
+    before = i18n.language()
+    i18n.set_language("ko")
+    yield
+    i18n.set_language(before)
+
+
+@pytest.fixture(params=["ko", "en"])
+def lang(request):
+    """Each language of the windows in turn (``"ko"``, ``"en"``), set for the test (the one
+    before restored after)."""
+    from callguard.gui import i18n
+
+    before = i18n.language()
+    i18n.set_language(request.param)
+    yield request.param
+    i18n.set_language(before)
+
+
+@pytest.fixture
 def live(tmp_path):
     """A started :class:`FakeRig` on real time (inbound calls ring; stopped after the test).
     Create the window's bridge *before* events matter: EngineBridge chains to the rig's

@@ -28,13 +28,7 @@ NUMBER = "010-1234-5678"
 CLICK = Qt.MouseButton.LeftButton
 
 
-@pytest.fixture(autouse=True)
-def korean():
-    """The window's language is Korean unless a test says otherwise (restored after)."""
-    before = i18n.language()
-    i18n.set_language("ko")
-    yield
-    i18n.set_language(before)
+pytestmark = pytest.mark.usefixtures("korean")  # tests/gui/conftest.py
 
 
 def open_window(qtbot, live, store: StoreClient | None = None) -> CounselorWindow:
@@ -168,7 +162,7 @@ def test_why_a_call_was_not_connected():
     assert setup_end_text("rejected", "") == "상대방이 전화를 받을 수 없습니다 (rejected)"
     assert setup_end_text("cancelled", "CANCEL") == "발신을 취소했습니다"
     assert setup_end_text("failed", "no answer") == "연결되지 않았습니다: no answer"
-    i18n.set_language("en")  # restored by the autouse fixture
+    i18n.set_language("en")  # restored by the korean fixture
     assert setup_end_text("rejected", "486 Busy Here") == "The other party is busy (486 Busy Here)"
 
 
@@ -323,7 +317,7 @@ def test_calls_are_declined_while_the_counselor_rests(qtbot, stepped):
 
 
 def test_closing_the_window_while_resting_takes_calls_again(qtbot, live):
-    i18n.set_language("en")  # restored by the autouse fixture
+    i18n.set_language("en")  # restored by the korean fixture
     window = open_window(qtbot, live)
     window.offer_rest()
     qtbot.mouseClick(window.rest_dialog.panel.start_button, CLICK)
@@ -438,7 +432,7 @@ def test_the_gui_thread_never_waits_on_the_engine(qtbot, live):
 
 def test_english_texts(qtbot, stepped):
     live = stepped
-    i18n.set_language("en")  # restored by the autouse fixture
+    i18n.set_language("en")  # restored by the korean fixture
     window = open_window(qtbot, live)
     assert window.protect_button.text() == "&Protect"
     assert window.answer_button.text() == "&Answer"

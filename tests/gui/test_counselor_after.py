@@ -10,7 +10,6 @@ from fakerig import ABUSE_TEXT, FakeRig, abusive_call_audio, rules_text
 from PySide6.QtCore import Qt
 
 from callguard.engine.engine import EngineEvent
-from callguard.gui import i18n
 from callguard.gui.bridge import EngineBridge, StoreClient
 from callguard.gui.counselor import CounselorWindow
 from callguard.gui.desk import DeskSettings
@@ -20,12 +19,7 @@ from tests.gui.test_counselor import audit_kinds, ring_and_answer
 CRISIS_RULES = rules_text().replace('category = "profanity"', 'category = "crisis"')
 
 
-@pytest.fixture(autouse=True)
-def korean():
-    before = i18n.language()
-    i18n.set_language("ko")
-    yield
-    i18n.set_language(before)
+pytestmark = pytest.mark.usefixtures("korean")  # tests/gui/conftest.py
 
 
 @pytest.fixture

@@ -34,12 +34,7 @@ from tests.gui.test_counselor import NUMBER, open_window, ring_and_answer
 CLICK = Qt.MouseButton.LeftButton
 
 
-@pytest.fixture(autouse=True)
-def korean():
-    before = i18n.language()
-    i18n.set_language("ko")
-    yield
-    i18n.set_language(before)
+pytestmark = pytest.mark.usefixtures("korean")  # tests/gui/conftest.py
 
 
 # --- a real X server ------------------------------------------------------------------------
@@ -106,13 +101,20 @@ def xdotool(*args: str) -> str:
                           check=True).stdout.strip()
 
 
-def test_the_hotkey_protects_while_another_window_has_the_focus(qtbot, stepped, xserver):
-    window = CounselorWindow(EngineBridge(stepped.engine), None, counselor="kim",
+def hotkey_window(qtbot, rig) -> CounselorWindow:
+    """The counselor's window on ``rig`` with the protect hotkey Ctrl+Alt+P asked to work
+    system-wide (``global_hotkey``), shown."""
+    window = CounselorWindow(EngineBridge(rig.engine), None, counselor="kim",
                              desk=DeskSettings(protect_hotkey="Ctrl+Alt+P"),
                              global_hotkey=True)
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)
+    return window
+
+
+def test_the_hotkey_protects_while_another_window_has_the_focus(qtbot, stepped, xserver):
+    window = hotkey_window(qtbot, stepped)
     assert window.hotkey is not None and window.hotkey.active, window.hotkey
     assert window.protect_hint.text() == ("단축키 Ctrl+Alt+P: 다른 프로그램을 쓰는 중에도 "
                                           "작동합니다")
@@ -149,12 +151,7 @@ def test_without_a_display_the_hotkey_works_in_the_window_and_says_so(qtbot, ste
                                                                       monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    window = CounselorWindow(EngineBridge(stepped.engine), None, counselor="kim",
-                             desk=DeskSettings(protect_hotkey="Ctrl+Alt+P"),
-                             global_hotkey=True)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
+    window = hotkey_window(qtbot, stepped)
     assert window.hotkey is None
     assert "켜지 못했습니다" in window.statusBar().currentMessage()
     assert window.protect_hint.text().endswith("이 창이 앞에 있을 때만 작동합니다")

@@ -9,18 +9,11 @@ from __future__ import annotations
 import pytest
 from fakerig import ABUSE_TEXT, FakeRig, abusive_call_audio, rules_text
 
-from callguard.gui import i18n
 from callguard.gui.bridge import EngineBridge
 from callguard.gui.counselor import _SAY_STYLE, CRISIS_HIGHLIGHT, CounselorWindow
 from tests.gui.test_counselor import ring_and_answer
 
-
-@pytest.fixture(autouse=True)
-def korean():
-    before = i18n.language()
-    i18n.set_language("ko")
-    yield
-    i18n.set_language(before)
+pytestmark = pytest.mark.usefixtures("korean")  # tests/gui/conftest.py
 
 
 def rig_with(tmp_path, rules: str):

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from fakerig import FakeRig
 
 from callguard.config import CentralSettings
-from callguard.gui import i18n
 from callguard.gui.bridge import EngineBridge, StoreClient
 from callguard.gui.counselor import CounselorWindow, stage_demo_call
 from callguard.gui.fit import budget
@@ -22,14 +20,6 @@ from callguard.gui.review import ReviewWindow
 from callguard.gui.rules_editor import RulesEditorWindow
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(params=["ko", "en"])
-def lang(request):
-    before = i18n.language()
-    i18n.set_language(request.param)
-    yield request.param
-    i18n.set_language(before)
 
 
 def fits(w) -> None:

@@ -8,20 +8,9 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-from callguard.gui import i18n
 from callguard.gui.fit import budget
 from callguard.store import Store
 from tests.gui.test_review import _call, client_for, open_window, read  # noqa: F401
-
-
-@pytest.fixture(params=["ko", "en"])
-def lang(request):
-    before = i18n.language()
-    i18n.set_language(request.param)
-    yield request.param
-    i18n.set_language(before)
 
 
 async def _long_calls(store: Store) -> None:

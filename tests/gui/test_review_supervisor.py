@@ -10,18 +10,11 @@ import time
 import pytest
 from PySide6.QtCore import Qt
 
-from callguard.gui import i18n
 from callguard.gui.review import T
 from callguard.store import Store
 from tests.gui.test_review import _call, client_for, open_window, read, show  # noqa: F401
 
-
-@pytest.fixture(autouse=True)
-def korean():
-    before = i18n.language()
-    i18n.set_language("ko")
-    yield
-    i18n.set_language(before)
+pytestmark = pytest.mark.usefixtures("korean")  # tests/gui/conftest.py
 
 
 async def _protected(store: Store, started_at: float) -> int:
