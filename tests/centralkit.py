@@ -27,6 +27,17 @@ def speechlike(seconds: float, seed: int) -> bytes:
     return (rng.standard_normal(n) * 2500 * env).astype("<i2").tobytes()
 
 
+def wait_until(predicate, timeout: float, what: str) -> None:
+    """Poll ``predicate()`` every 0.2 s until it is true; after ``timeout`` seconds fail
+    with an AssertionError naming ``what`` was waited for."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 async def make_call(store: Store, *, seconds: float = 6.0, seed: int = 0,
                     counselor: str = "counselor-1", remote: str = "010-1234-5678",
                     flagged: bool = True, crisis: bool = False, protect: bool = False,

@@ -12,9 +12,9 @@ import time
 
 import psycopg
 import pytest
-from centralkit import ServerProcess, desk_counts
+from centralkit import ServerProcess, desk_counts, wait_until
 from fakerig import ABUSE_HZ, FakeRig, rules_text, write_wav
-from peers.baresip import Baresip
+from officepbx import bob_calls_agent
 from synth import call_audio
 from test_agent_runtime import Agent, abuse, pbx  # noqa: F401  (pbx: a fixture)
 
@@ -31,15 +31,6 @@ ABUSE = call_audio([(0.3, 1.2, ABUSE_HZ), (4.5, 1.2, ABUSE_HZ)], 12.0)
 def server_rows(pg, table: str, where: str = "") -> int:
     with psycopg.connect(pg.dsn) as conn:
         return conn.execute(f"SELECT count(*) FROM {table} {where}").fetchone()[0]
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def store_counts(path) -> dict[str, int]:
@@ -118,9 +109,7 @@ def test_a_desk_on_a_real_sip_line_killed_mid_call_syncs_everything_after_restar
         a.wait_out("central: server ok · 0 waiting", 30)
         time.sleep(3.0)  # one poll (2 s): the desk's repeat-caller list now has bob
         src = write_wav(a.tmp / "long.wav", call_audio([], 40.0))
-        with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
-            bob.wait_registered()
-            bob.dial(pbx.uri("agent"))
+        with bob_calls_agent(pbx, src) as bob:
             bob.wait_event("CALL_ESTABLISHED", 10)
             time.sleep(4.0)
             # Flagged once (the call above): known before the answer, by count only.

@@ -19,7 +19,7 @@ import time
 import aiosqlite
 import psycopg
 import pytest
-from centralkit import ServerProcess, desk_counts, make_call
+from centralkit import ServerProcess, desk_counts, make_call, wait_until
 
 from callguard.audio.compress import decode, encode, seal_of
 from callguard.central.client import CHUNK, HttpCentral
@@ -42,15 +42,6 @@ def server_counts(pg: LocalPostgres) -> dict[str, int]:
     with psycopg.connect(pg.dsn) as conn:
         return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 for table in ("calls", "utterances", "hits", "verdicts", "actions", "alerts")}
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_desks_sync_through_server_and_database_faults_nothing_lost_or_doubled(
