@@ -53,6 +53,14 @@ def open_editor(qtbot, client: StoreClient, path: Path, bridge=None) -> RulesEdi
     return editor
 
 
+def default_editor(qtbot, clients, tmp: Path) -> tuple[RulesEditorWindow, Path]:
+    """An editor, checked, on a copy of the shipped default rules at ``tmp/rules.toml`` (the
+    store ``tmp/calls.db``, ``clients`` the fixture). Returns (the editor, the copy's path)."""
+    path = tmp / "rules.toml"
+    shutil.copy(DEFAULT_RULES, path)
+    return open_editor(qtbot, clients(tmp / "calls.db"), path), path
+
+
 def wait_checked(qtbot, editor: RulesEditorWindow) -> None:
     """Until the check of the editor's current text is shown (after the 300 ms pause)."""
     qtbot.waitUntil(lambda: editor.check is not None and editor.check.text == editor.text()
@@ -85,9 +93,7 @@ def select_rule(editor: RulesEditorWindow, rule_id: str) -> None:
 
 def test_the_form_shows_the_default_rules_and_edits_only_the_value(qtbot, tmp_path, kiwi,
                                                                    clients):
-    path = tmp_path / "rules.toml"
-    shutil.copy(DEFAULT_RULES, path)
-    editor = open_editor(qtbot, clients(tmp_path / "calls.db"), path)
+    editor, path = default_editor(qtbot, clients, tmp_path)
     original = path.read_text(encoding="utf-8")
     assert editor.is_valid and editor.text() == original
     assert editor.name_edit.text() == "callguard 기본 규칙 (default Korean rules)"
@@ -172,9 +178,7 @@ def test_an_edit_is_checked_with_the_messages_of_rules_check(qtbot, tmp_path, ki
 
 
 def test_a_sentence_shows_its_hits_under_the_edited_rules(qtbot, tmp_path, kiwi, clients):
-    path = tmp_path / "rules.toml"
-    shutil.copy(DEFAULT_RULES, path)
-    editor = open_editor(qtbot, clients(tmp_path / "calls.db"), path)
+    editor, _ = default_editor(qtbot, clients, tmp_path)
 
     with qtbot.waitSignal(editor.tested, timeout=WAIT_MS) as got:
         editor.test_sentence("야 이 개새끼야")
@@ -377,9 +381,7 @@ def test_editing_the_dictionary_never_freezes_the_window(qtbot, tmp_path, client
         during = [t for t in ticks if began <= t <= ended]
         return max(b - a for a, b in zip([began, *during], [*during, ended], strict=True))
 
-    path = tmp_path / "rules.toml"
-    shutil.copy(DEFAULT_RULES, path)
-    editor = open_editor(qtbot, clients(tmp_path / "calls.db"), path)
+    editor, _ = default_editor(qtbot, clients, tmp_path)
     word = fresh_word()
     ticks: list[float] = []
     timer = QTimer()

@@ -4,12 +4,9 @@ flag, until the rule says broad = true."""
 
 from __future__ import annotations
 
-import shutil
-
 from tests.gui.test_rules_editor import (
-    DEFAULT_RULES,
     clients,  # noqa: F401
-    open_editor,
+    default_editor,
     select_rule,
     wait_checked,
 )
@@ -17,9 +14,7 @@ from tests.gui.test_rules_editor import (
 
 def test_da_and_an_everyday_word_are_refused_in_the_form(qtbot, tmp_path, kiwi,
                                                         clients):  # noqa: F811
-    path = tmp_path / "rules.toml"
-    shutil.copy(DEFAULT_RULES, path)
-    editor = open_editor(qtbot, clients(tmp_path / "calls.db"), path)
+    editor, _ = default_editor(qtbot, clients, tmp_path)
     assert editor.is_valid
     for term, shown in (("다", "it is one syllable"),
                         ("감사", "'기다려 주셔서 감사합니다.'")):

@@ -4,13 +4,10 @@ written into the TOML and checked like any edit."""
 
 from __future__ import annotations
 
-import shutil
-
 from callguard.rules.loader import parse_rules
 from tests.gui.test_rules_editor import (
-    DEFAULT_RULES,
     clients,  # noqa: F401
-    open_editor,
+    default_editor,
     select_rule,
     wait_checked,
 )
@@ -18,9 +15,7 @@ from tests.gui.test_rules_editor import (
 
 def test_exceptions_description_and_broad_are_edited_in_the_form(qtbot, tmp_path, kiwi,
                                                                  clients):  # noqa: F811
-    path = tmp_path / "rules.toml"
-    shutil.copy(DEFAULT_RULES, path)
-    editor = open_editor(qtbot, clients(tmp_path / "calls.db"), path)
+    editor, _ = default_editor(qtbot, clients, tmp_path)
     modes = [editor.rule_mode.itemText(i) for i in range(editor.rule_mode.count())]
     assert modes[editor.rule_mode.findData("nospace")].startswith("띄어쓰기·기호 무시 — 예:")
     assert all(" — 예: " in m for m in modes)
@@ -54,9 +49,7 @@ def test_exceptions_description_and_broad_are_edited_in_the_form(qtbot, tmp_path
 
 def test_check_errors_are_shown_in_korean_at_the_form_field(qtbot, tmp_path, kiwi,
                                                             clients):  # noqa: F811
-    path = tmp_path / "rules.toml"
-    shutil.copy(DEFAULT_RULES, path)
-    editor = open_editor(qtbot, clients(tmp_path / "calls.db"), path)
+    editor, _ = default_editor(qtbot, clients, tmp_path)
     select_rule(editor, "profanity.saekki")
     assert editor.rule_problems.isHidden() and editor.rule_terms.styleSheet() == ""
     editor.rule_terms.appendPlainText("다")
@@ -80,9 +73,7 @@ def test_durations_read_as_people_say_them_and_the_file_keeps_toml(qtbot, tmp_pa
                                                                   clients):  # noqa: F811
     from PySide6.QtCore import Qt
 
-    path = tmp_path / "rules.toml"
-    shutil.copy(DEFAULT_RULES, path)
-    editor = open_editor(qtbot, clients(tmp_path / "calls.db"), path)
+    editor, _ = default_editor(qtbot, clients, tmp_path)
     box = editor.esc["window"]
     assert box.text() == "2분"
     assert editor.limits[("inbound", "final_at")].text() == "20분"
