@@ -8,10 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from audiocheck import align, clip, silence
-from conftest import require_shared
-from peers import require_peers
-from peers.baresip import Baresip, read_wav, write_wav
-from peers.kamailio import Kamailio
+from officepbx import bob_calls_agent, pbx_fixture
+from peers.baresip import read_wav, write_wav
 from PySide6.QtCore import Qt
 from test_live_calls import Harness, _rules
 
@@ -22,13 +20,7 @@ pytestmark = pytest.mark.slow
 CLICK = Qt.MouseButton.LeftButton
 
 
-@pytest.fixture
-def pbx():
-    require_peers("kamailio", "baresip")
-    require_shared()
-    with Kamailio({"agent": "agentpw", "bob": "bobpw"}) as k:
-        k.wait_ready()
-        yield k
+pbx = pbx_fixture("kamailio", "baresip", shared=True)
 
 
 def test_a_real_call_rings_is_answered_highlighted_and_protected_in_the_window(
@@ -46,9 +38,7 @@ def test_a_real_call_rings_is_answered_highlighted_and_protected_in_the_window(
     h.engine.start()
     try:
         qtbot.waitUntil(lambda: window.line_label.text() == "● 회선 연결됨", timeout=10000)
-        with Baresip("bob", "bobpw", pbx, source_wav=src, source_pad_s=0) as bob:
-            bob.wait_registered()
-            bob.dial(pbx.uri("agent"))
+        with bob_calls_agent(pbx, src) as bob:
             qtbot.waitUntil(lambda: window.call_state == "ringing", timeout=10000)
             assert "bob" in window.remote_label.text()
             qtbot.mouseClick(window.answer_button, CLICK)
