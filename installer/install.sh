@@ -37,11 +37,9 @@ DEV_DEBS="kamailio baresip-core sip-tester postgresql xdotool xvfb xauth fonts-n
 debs="$RUN_DEBS"
 [ "$extras" = "[dev]" ] && debs="$debs $DEV_DEBS"
 if command -v dpkg-query >/dev/null 2>&1; then
-  missing=""
-  for deb in $debs; do
-    dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed" \
-      || missing="$missing $deb"
-  done
+  . installer/common.sh  # missing_debs
+  # shellcheck disable=SC2086  # a list of package names
+  missing=$(missing_debs $debs)
   if [ -n "$missing" ]; then
     if command -v apt-get >/dev/null 2>&1; then
       sudo=""

@@ -14,28 +14,18 @@
 # checkout (the test speech).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-t0=$(date +%s); tstep=$t0
-took() { local now; now=$(date +%s); echo "debian-ci: $1 took $((now - tstep)) s"; tstep=$now; }
+. installer/common.sh  # timer_start, apt_install_missing, ci_step_took, project_version
+timer_start
 
-debs="debootstrap binutils ffmpeg desktop-file-utils"
-missing=""
-for deb in $debs; do
-  dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed" \
-    || missing="$missing $deb"
-done
-if [ -n "$missing" ]; then
-  apt-get update -q || echo "debian-ci: warning: apt-get update reported errors" >&2
-  # shellcheck disable=SC2086  # a list of package names
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
-fi
-took "apt-get install (${missing:- nothing missing})"
+apt_install_missing debian-ci debootstrap binutils ffmpeg desktop-file-utils
+ci_step_took debian-ci "apt-get install (${missing:- nothing missing})"
 
 bash installer/debian/build.sh
-version=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')
+version=$(project_version python3)
 export CALLGUARD_DEB=$PWD/dist/callguard_${version}_amd64.deb
 echo "debian-ci: $CALLGUARD_DEB $(du -h "$CALLGUARD_DEB" | cut -f1)"
-took "build (installer/debian/build.sh)"
+ci_step_took debian-ci "build (installer/debian/build.sh)"
 
 python3 -m pytest -q -s -p no:cacheprovider tests/test_installer_debian.py
-took "smoke test in a clean Debian 12 root (tests/test_installer_debian.py)"
-echo "debian-ci: all steps took $(( $(date +%s) - t0 )) s"
+ci_step_took debian-ci "smoke test in a clean Debian 12 root (tests/test_installer_debian.py)"
+ci_all_took debian-ci

@@ -14,29 +14,18 @@
 # checkout (the test speech).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-t0=$(date +%s); tstep=$t0
-took() { local now; now=$(date +%s); echo "windows-ci: $1 took $((now - tstep)) s"; tstep=$now; }
+. installer/common.sh  # timer_start, apt_install_missing, ci_step_took, project_version
+timer_start
 
-debs="wine wine64 nsis gcc-mingw-w64-x86-64 ffmpeg p7zip-full unzip"
-missing=""
-for deb in $debs; do
-  dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed" \
-    || missing="$missing $deb"
-done
-if [ -n "$missing" ]; then
-  # A mirror mid-sync can fail one index (another architecture's): install what is there.
-  apt-get update -q || echo "windows-ci: warning: apt-get update reported errors" >&2
-  # shellcheck disable=SC2086  # a list of package names
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
-fi
-took "apt-get install (${missing:- nothing missing})"
+apt_install_missing windows-ci wine wine64 nsis gcc-mingw-w64-x86-64 ffmpeg p7zip-full unzip
+ci_step_took windows-ci "apt-get install (${missing:- nothing missing})"
 
 bash installer/windows/build.sh
-version=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')
+version=$(project_version python3)
 export CALLGUARD_WINDOWS_SETUP=$PWD/dist/callguard-setup-$version.exe
 echo "windows-ci: $CALLGUARD_WINDOWS_SETUP $(du -h "$CALLGUARD_WINDOWS_SETUP" | cut -f1)"
-took "build (installer/windows/build.sh)"
+ci_step_took windows-ci "build (installer/windows/build.sh)"
 
 python3 -m pytest -q -s -p no:cacheprovider tests/test_installer_windows.py
-took "smoke test under wine (tests/test_installer_windows.py)"
-echo "windows-ci: all steps took $(( $(date +%s) - t0 )) s"
+ci_step_took windows-ci "smoke test under wine (tests/test_installer_windows.py)"
+ci_all_took windows-ci
