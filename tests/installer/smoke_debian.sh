@@ -45,9 +45,9 @@ version=$(dpkg-deb -f "$deb" Version)
 user=counselor uid=4242
 home=/home/$user
 site=/opt/callguard/python/lib/python3/dist-packages
-failed=0; t0=$(date +%s); tstep=$t0
-ok() { local now; now=$(date +%s); echo "smoke: ok   $1 ($((now - tstep)) s)"; tstep=$now; }
-bad() { local now; now=$(date +%s); echo "smoke: FAIL $1 ($((now - tstep)) s)"; tstep=$now; failed=1; }
+# shellcheck source=tests/installer/smoke_lib.sh
+. "$here/smoke_lib.sh"  # ok, bad, smoke_result and the checks shared with smoke_windows.sh
+smoke_start
 
 [ "$(id -u)" -eq 0 ] || { echo "smoke: FAIL must run as root (debootstrap, chroot)"; exit 1; }
 for tool in debootstrap dpkg-deb ffmpeg findmnt; do
@@ -166,37 +166,26 @@ as_user "${poison[@]}" /opt/callguard/python/bin/python3.11 -I -c \
 
 # 3. --version, through /usr/bin/callguard
 as_user "${poison[@]}" callguard --version
-[ "$rc" -eq 0 ] && [ "$out" = "callguard $version" ] && ok "/usr/bin/callguard --version" \
+version_ok && ok "/usr/bin/callguard --version" \
   || bad "callguard --version: exit $rc"
 
 # 4. rules check on the shipped default rules
 as_user "${poison[@]}" callguard rules check "$site/rules/default.toml"
-[ "$rc" -eq 0 ] && grep -q "^OK: .*default.toml: [0-9]* rules" <<<"$out" \
-  && ok "rules check (default rules)" || bad "rules check: exit $rc"
+rules_check_ok && ok "rules check (default rules)" || bad "rules check: exit $rc"
 
 # 5. model: the shipped, verified model, found with no setting
 as_user "${poison[@]}" callguard model
-sha=$(sed -n 's/^MODEL_SHA256 = "\([0-9a-f]*\)"/\1/p' "$root/callguard/asr/bundled.py")
-model_bin=$(ls "$rootfs$site"/models/whisper-base-*/model.bin 2>/dev/null | head -1)
-if [ "$rc" -eq 0 ] && grep -q "$site/models/whisper-base-.*verified SHA-256" <<<"$out" \
-   && [ -n "$model_bin" ] && [ "$(sha256sum "$model_bin" | cut -d' ' -f1)" = "$sha" ]; then
+if shipped_model_ok "$site/models/whisper-base-" "$rootfs$site"; then
   ok "model: shipped, SHA-256 $sha"
 else bad "model: exit $rc"; fi
 
 # 6. simulate real speech through the real Whisper
 store=$rootfs$home/.local/share/callguard/callguard.db
 if [ -f "$speech/$clip.wav" ] && [ -f "$speech/$clip.txt" ]; then
-  ffmpeg -v error -y -i "$speech/$clip.wav" -ar 8000 -ac 1 -sample_fmt s16 "$rootfs$home/call.wav"
+  speech_clip_as_call "$rootfs$home/call.wav"
   chroot "$rootfs" chown $uid:$uid "$home/call.wav"
   as_user "${poison[@]}" callguard simulate call.wav
-  heard=$(sed -n 's/.*caller *“\(.*\)”.*/\1/p' <<<"$out" | tr '\n' ' ')
-  said=$(cat "$speech/$clip.txt")
-  sim=$(python3 -c 'import difflib,sys,re; n=lambda s: re.sub(r"[^가-힣]","",s); print(round(difflib.SequenceMatcher(None,n(sys.argv[1]),n(sys.argv[2])).ratio(),2))' "$heard" "$said")
-  echo "    said:  $said"
-  echo "    heard: $heard (similarity $sim)"
-  if [ "$rc" -eq 0 ] && python3 -c "import sys; sys.exit(float('$sim') < 0.5)" \
-     && grep -q "stored as call #1 in $home/.local/share/callguard/callguard.db" <<<"$out" \
-     && [ -f "$store" ]; then
+  if simulate_ok "stored as call #1 in $home/.local/share/callguard/callguard.db"; then
     ok "simulate: real Whisper heard the speech, call stored in ~/.local/share/callguard"
   else bad "simulate: exit $rc, similarity $sim"; fi
   rm -f "$rootfs$home/call.wav"
@@ -208,8 +197,7 @@ fi
 cp "$here/gui_smoke.py" "$rootfs/tmp/gui_smoke.py"
 as_user QT_QPA_PLATFORM=offscreen PYTHONNOUSERSITE=1 PYTHONSAFEPATH=1 PYTHONDONTWRITEBYTECODE=1 \
   /opt/callguard/python/bin/python3.11 -I -B /tmp/gui_smoke.py 8
-[ "$rc" -eq 0 ] && grep -q "^gui: CounselorWindow [1-9][0-9]*x[1-9]" <<<"$out" \
-  && ok "GUI started offscreen, drawn, closed, exit 0" || bad "GUI: exit $rc"
+gui_smoke_ok && ok "GUI started offscreen, drawn, closed, exit 0" || bad "GUI: exit $rc"
 rm -f "$rootfs/tmp/gui_smoke.py"
 # 7b. `callguard gui` through /usr/bin/callguard: it comes up with its worker processes
 # (the same interpreter, `-m callguard.asr.process` and `-m callguard.text.kiwiproc`).
@@ -300,5 +288,5 @@ if [ "$rc" -eq 0 ] && { [ -z "$status" ] || [ "$status" = "unknown ok not-instal
   ok "apt-get purge: (installed again) package gone, /opt/callguard gone, ~/.local/share/callguard kept"
 else bad "apt-get purge: exit $rc, status '$status'"; fi
 
-echo "smoke: $([ $failed -eq 0 ] && echo PASSED || echo FAILED) in $(( $(date +%s) - t0 )) s"
+smoke_result
 exit $failed

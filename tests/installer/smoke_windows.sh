@@ -44,9 +44,9 @@ for v in $(env | sed -n 's/^\(PIP_[A-Z_]*\|QT_[A-Z_]*\|PYTHON[A-Z_]*\)=.*/\1/p')
 version=$(basename "$setup" .exe); version=${version#callguard-setup-}
 appdir="$WINEPREFIX/drive_c/Program Files/callguard"
 win_app='C:\Program Files\callguard'
-failed=0; t0=$(date +%s); tstep=$t0
-ok() { local now; now=$(date +%s); echo "smoke: ok   $1 ($((now - tstep)) s)"; tstep=$now; }
-bad() { local now; now=$(date +%s); echo "smoke: FAIL $1 ($((now - tstep)) s)"; tstep=$now; failed=1; }
+# shellcheck source=tests/installer/smoke_lib.sh
+. "$here/smoke_lib.sh"  # ok, bad, smoke_result and the checks shared with smoke_debian.sh
+smoke_start
 # Run a Windows program; its output (stdout+stderr, through a pipe) in $out, status in $rc.
 win() { out=$(wine "$@" 2>&1 | tr -d '\r'; exit "${PIPESTATUS[0]}"); rc=$?; printf '%s\n' "$out" | sed 's/^/    /'; }
 
@@ -89,20 +89,16 @@ else bad "shortcut arguments"; fi
 
 # 2. --version
 win "$win_app\\callguard.exe" --version
-[ "$rc" -eq 0 ] && [ "$out" = "callguard $version" ] && ok "callguard.exe --version" \
+version_ok && ok "callguard.exe --version" \
   || bad "callguard.exe --version: exit $rc"
 
 # 3. rules check on the installed default rules
 win "$win_app\\callguard.exe" rules check "$win_app\\rules\\default.toml"
-[ "$rc" -eq 0 ] && grep -q "^OK: .*default.toml: [0-9]* rules" <<<"$out" \
-  && ok "rules check (default rules)" || bad "rules check: exit $rc"
+rules_check_ok && ok "rules check (default rules)" || bad "rules check: exit $rc"
 
 # 4. model: the shipped, verified model, found with no setting
 win "$win_app\\callguard.exe" model
-sha=$(sed -n 's/^MODEL_SHA256 = "\([0-9a-f]*\)"/\1/p' "$root/callguard/asr/bundled.py")
-model_bin=$(ls "$appdir"/models/whisper-base-*/model.bin 2>/dev/null | head -1)
-if [ "$rc" -eq 0 ] && grep -q 'Program Files\\callguard\\models\\whisper-base-.*verified SHA-256' <<<"$out" \
-   && [ -n "$model_bin" ] && [ "$(sha256sum "$model_bin" | cut -d' ' -f1)" = "$sha" ]; then
+if shipped_model_ok 'Program Files\\callguard\\models\\whisper-base-' "$appdir"; then
   ok "model: shipped, SHA-256 $sha"
 else bad "model: exit $rc"; fi
 
@@ -110,17 +106,9 @@ else bad "model: exit $rc"; fi
 store="$WINEPREFIX/drive_c/users/$(id -un)/AppData/Local/callguard/callguard.db"
 mkdir -p "$WINEPREFIX/drive_c/smoke"
 if [ -f "$speech/$clip.wav" ] && command -v ffmpeg >/dev/null; then
-  ffmpeg -v error -y -i "$speech/$clip.wav" -ar 8000 -ac 1 -sample_fmt s16 \
-    "$WINEPREFIX/drive_c/smoke/call.wav"
+  speech_clip_as_call "$WINEPREFIX/drive_c/smoke/call.wav"
   win "$win_app\\callguard.exe" simulate 'C:\smoke\call.wav'
-  heard=$(sed -n 's/.*caller *“\(.*\)”.*/\1/p' <<<"$out" | tr '\n' ' ')
-  said=$(cat "$speech/$clip.txt")
-  sim=$(python3 -c 'import difflib,sys,re; n=lambda s: re.sub(r"[^가-힣]","",s); print(round(difflib.SequenceMatcher(None,n(sys.argv[1]),n(sys.argv[2])).ratio(),2))' "$heard" "$said")
-  echo "    said:  $said"
-  echo "    heard: $heard (similarity $sim)"
-  if [ "$rc" -eq 0 ] && python3 -c "import sys; sys.exit(float('$sim') < 0.5)" \
-     && grep -q 'stored as call #1 in C:\\users\\.*\\AppData\\Local\\callguard\\callguard.db' <<<"$out" \
-     && [ -f "$store" ]; then
+  if simulate_ok 'stored as call #1 in C:\\users\\.*\\AppData\\Local\\callguard\\callguard.db'; then
     ok "simulate: real Whisper heard the speech, call stored in %LOCALAPPDATA%\\callguard"
   else bad "simulate: exit $rc, similarity $sim"; fi
 else
@@ -130,8 +118,7 @@ fi
 # 6. the GUI, offscreen, drawn and closed
 cp "$here/gui_smoke.py" "$WINEPREFIX/drive_c/smoke/"
 win "$win_app\\python.exe" -X utf8 'C:\smoke\gui_smoke.py' 8
-[ "$rc" -eq 0 ] && grep -q "^gui: CounselorWindow [1-9][0-9]*x[1-9]" <<<"$out" \
-  && ok "GUI started offscreen, drawn, closed, exit 0" || bad "GUI: exit $rc"
+gui_smoke_ok && ok "GUI started offscreen, drawn, closed, exit 0" || bad "GUI: exit $rc"
 
 # 6b. callguard-gui.exe itself (the Start-menu launcher, no console): the GUI comes up and
 # starts its recogniser and Kiwi processes (the launcher again, `-m ...`). A GUI program
@@ -163,6 +150,6 @@ if [ ! -e "$appdir/callguard.exe" ] && [ ! -e "$store" ]; then
 else bad "uninstall /PURGE left the program or the store"; fi
 
 wineserver -k 2>/dev/null
-echo "smoke: $([ $failed -eq 0 ] && echo PASSED || echo FAILED) in $(( $(date +%s) - t0 )) s"
+smoke_result
 [ $failed -eq 0 ] && [ -z "${CALLGUARD_WINE_KEEP:-}" ] && [ -z "${CALLGUARD_WINE_WORK:-}" ] && rm -rf "$work"
 exit $failed
