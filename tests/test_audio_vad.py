@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from synth import voiced
 
-from callguard.audio.vad import Segmenter, Utterance, WebRtcVoiced
+from callguard.audio import vad
+from callguard.audio.vad import Segmenter, Utterance, WebRtcVoiced, quietest_frame
 
 FS = 8000
 F = 160  # samples per 20 ms frame at 8 kHz
@@ -289,3 +290,52 @@ def test_speech_without_any_pause_is_looked_at_its_quietest_frame():
     np.testing.assert_array_equal(utts[0].pcm, x[5600:32000])
     [final] = [u for u in utts if not u.provisional]
     assert (final.start, final.speech_end) == (5600, 56000)
+
+
+def test_fading_speech_is_not_cut_at_its_quietest_frame(monkeypatch):
+    # 1-4.9 s of speech the detector calls voiced throughout, fading from 4.0 s on (the
+    # phrase ending), then silence. The quietest frame of the last second is always the
+    # latest one: a fade, not a gap between words, so no look ends there; the one look
+    # comes at the pause after the speech.
+    x = _fake_stream([(8000, 39200)], 64000)
+    x[32000:39200] = np.linspace(1000, 100, 7200).astype(np.int16)
+    make = lambda: _fake(early_ms=100, early_long_ms=60, early_long_after_s=2.5)  # noqa: E731
+    looks = [u.speech_end for u in _run(make(), x) if u.provisional]
+    assert looks == [39200]
+    # The control: a dip look ends at the fade when it need not be followed by speech.
+    monkeypatch.setattr(vad, "_DIP_AFTER_S", 0.0)
+    looks = [u.speech_end for u in _run(make(), x) if u.provisional]
+    assert len(looks) == 2 and 32000 < looks[0] < 39200 and looks[1] == 39200
+
+
+def test_a_faint_blip_after_a_look_does_not_resume_the_speech():
+    # 1-3 s of speech (amplitude 3000), a 100 ms pause (the early look), then 80 ms that the
+    # detector calls voiced at amplitude 30 (40 dB down: line noise, a breath), then
+    # silence. The blip does not move the speech's end: no second look, and the final
+    # utterance ends where the look did.
+    x = _fake_stream([(8000, 24000)], 48000) * 3
+    x[24800:25440] = 30
+    utts = _run(_fake(early_ms=100), x)
+    assert [u.speech_end for u in utts] == [24000, 24000]
+    assert [u.provisional for u in utts] == [True, False]
+    # The control: the same blip at amplitude 300 (20 dB down) is the speaker going on.
+    x[24800:25440] = 300
+    utts = _run(_fake(early_ms=100), x)
+    assert [u.speech_end for u in utts] == [24000, 25440, 25440]
+
+
+def test_quietest_frame_finds_the_gap_between_words():
+    # 1 s of loud "speech" at 8 kHz with a 40 ms gap at 0.52 s; frames of 160 samples
+    # counted from ``lo``.
+    x = np.full(8000, 3000, dtype=np.int16)
+    x[4160:4480] = 10
+    assert quietest_frame(x, 0, 8000, 160) == 4160
+    # Only frames that start at lo + k·160 and end by hi count: from 80, the one at 4240
+    # is all gap (4080's is half), and up to 4320 only 4080's half-gap frame is whole.
+    assert quietest_frame(x, 80, 8000, 160) == 4240
+    assert quietest_frame(x, 80, 4320, 160) == 4080
+    assert quietest_frame(x, 0, 4200, 160) == 0  # the gap's frame does not end by hi...
+    assert quietest_frame(x, 0, 4320, 160) == 4160  # ...now it does
+    # Ties go to the earlier frame; less than one frame: lo itself.
+    assert quietest_frame(np.zeros(800, np.int16), 0, 800, 160) == 0
+    assert quietest_frame(x, 100, 200, 160) == 100
