@@ -13,15 +13,16 @@ from rulestext import PROMPTS, SAEKKI, rules_toml
 from synth import call_audio
 
 from callguard.asr.fake import ToneTranscriber
-from callguard.asr.worker import RecognitionWorker
+from callguard.asr.worker import Recognition, RecognitionWorker
+from callguard.clock import VirtualClock
 from callguard.policy.enforcement import HANGUP_MARGIN_S
 from callguard.rules.active import ActiveRules
-from callguard.session.call import SessionConfig
+from callguard.session.call import CallSession, SessionConfig
 from callguard.session.control import FakeCallControl
 from callguard.sim.callaudio import CallAudio
 from callguard.sim.driver import SimulationResult, run_call
 from callguard.store import Store
-from callguard.vocabulary import AlertRaised, PromptFailed, Transcribed
+from callguard.vocabulary import AlertRaised, Leg, PromptFailed, Transcribed
 
 CLEAN, ABUSE, CRISIS = 1000.0, 1500.0, 2000.0
 SCRIPT = {CLEAN: "안녕하세요 요금 문의드릴게요", ABUSE: "야 이 개새끼야",
@@ -340,3 +341,63 @@ def test_a_failing_recogniser_keeps_the_call_and_the_recording(rules, tmp_path):
         async with Store.open(tmp_path / "b.db") as store:
             return await store.read_audio(res.call_id, "caller")
     assert np.array_equal(np.frombuffer(asyncio.run(read()), "<i2"), caller)
+
+
+class _BusyRecogniser:
+    """A recogniser whose first job runs until the test ends and whose later ones wait in
+    its queue: what a slow look does to the looks after it, held still."""
+
+    def __init__(self) -> None:
+        self.running = None
+        self.queued: list = []
+        self.submitted: list = []  # (start, speech_end in samples, provisional), in order
+        self.cancelled: list = []
+
+    def submit(self, utterance, leg, matcher=None, *, priority=None):
+        fut = asyncio.get_running_loop().create_future()
+        self.submitted.append((utterance.start, utterance.speech_end, utterance.provisional))
+        if self.running is None:
+            self.running = fut
+        else:
+            self.queued.append((utterance, fut))
+        return fut
+
+    def pending(self, max_priority: int = 0) -> int:
+        return len(self.queued)
+
+    def cancel(self, future) -> bool:
+        for utt, fut in self.queued:
+            if fut is future:
+                self.queued.remove((utt, fut))
+                self.cancelled.append((utt.start, utt.speech_end, utt.provisional))
+                fut.set_result(Recognition(Leg.CALLER, utt, "cancelled"))
+                return True
+        return False
+
+
+def test_a_newer_look_takes_the_place_of_one_still_waiting(rules):
+    # Three phrases with 400 ms pauses (an early look at each, no end of the utterance):
+    # the first look runs on, the second waits; the third, which also covers the end of
+    # the speech, takes the second's place instead of being dropped.
+    engine = rules()
+    caller = call_audio([(1, 1.0, CLEAN), (2.4, 0.6, CLEAN), (3.4, 0.6, CLEAN)], 6)
+    busy = _BusyRecogniser()
+
+    async def main() -> None:
+        session = CallSession(ruleset=engine.ruleset, matcher=engine.matcher, recogniser=busy,
+                              control=FakeCallControl(), clock=VirtualClock(),
+                              config=SessionConfig(play_pre_call=False))
+        await session.start()
+        for i in range(0, caller.size, 160):
+            await session.feed(Leg.CALLER, caller[i:i + 160])
+            await session.feed(Leg.COUNSELOR, np.zeros(160, np.int16))
+
+    asyncio.run(main())
+    # Three looks, all early ones: the final utterance (submitted when the hangover ends)
+    # reuses the third, which heard the same speech.
+    assert [p for _, _, p in busy.submitted] == [True, True, True]
+    # The third starts where the second did and reaches the last phrase's end (4 s, and
+    # what webrtcvad hears after it); the second was cancelled, not recognised.
+    assert busy.cancelled == [busy.submitted[1]]
+    assert busy.submitted[2][0] == busy.submitted[1][0]
+    assert 4.0 * 8000 <= busy.submitted[2][1] <= 4.2 * 8000

@@ -196,16 +196,18 @@ class RecognitionWorker:
         with self._cv:
             return sum(1 for j in self._heap if j.priority <= max_priority and not j.cancelled)
 
-    def cancel(self, future: asyncio.Future) -> None:
+    def cancel(self, future: asyncio.Future) -> bool:
         """Drop a queued job (e.g. a provisional look superseded by the final utterance);
-        its future resolves with status ``cancelled``. A job already running finishes."""
+        its future resolves with status ``cancelled``. A job already running (or done)
+        finishes: False then."""
         with self._cv:
             for job in self._heap:
                 if job.future is future:
                     self._heap.remove(job)
                     heapq.heapify(self._heap)
                     self._resolve(job, Recognition(job.leg, job.utterance, "cancelled"))
-                    return
+                    return True
+        return False
 
     def stats(self) -> WorkerStats:
         now = self._clock()

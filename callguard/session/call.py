@@ -82,7 +82,7 @@ class Recogniser(Protocol):
 
     def pending(self, max_priority: int = 0) -> int: ...
 
-    def cancel(self, future) -> None: ...
+    def cancel(self, future) -> bool: ...
 
 
 class CallStore(Protocol):
@@ -355,10 +355,22 @@ class CallSession:
     def _on_utterance(self, leg: Leg, utt: Utterance) -> None:
         key = (leg, utt.start)
         if utt.provisional:
-            # Only when the worker is free: an early look must never delay a final one.
+            prev = self._early.get(key)
             if self.recogniser.pending(0) == 0:
-                look = self._tail_look(utt, self._early.get(key))
-                self._early[key] = self._submit(leg, look, key)
+                look = self._tail_look(utt, prev)
+            elif (prev is not None and not prev.superseded
+                  and self.recogniser.cancel(prev.future)):
+                # This utterance's previous look was still waiting (behind a look that
+                # runs): this one takes its place and covers its span too. Dropping this
+                # one instead could drop the look at the end of the speech.
+                prev.superseded = True
+                start = prev.utterance.start
+                look = Utterance(start=start, end=utt.end, pcm=utt.pcm[start - utt.start:],
+                                 sample_rate=utt.sample_rate, speech_end=utt.speech_end,
+                                 provisional=True)
+            else:
+                return  # another utterance's result waits: an early look never delays it
+            self._early[key] = self._submit(leg, look, key)
             return
         early = self._early.pop(key, None)
         detected_by = None
