@@ -65,6 +65,7 @@ class _Peak:
         self.pss_with_asr: int | None = None
         self._n = 0
         self._kinds: dict[int, str] = {}
+        self._children: list = []
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -90,7 +91,11 @@ class _Peak:
         self.peak = max(self.peak, own)
         pss = self._pss(self._proc) if with_pss else None
         asr = others = 0
-        for child in self._proc.children(recursive=True):
+        if with_pss:
+            # Listing the children walks /proc (about 2 ms here): twice a second is enough
+            # to see a recogniser that was restarted, and keeps the sampler's own CPU low.
+            self._children = self._proc.children(recursive=True)
+        for child in self._children:
             try:
                 kind, rss = self._kind(child), child.memory_info().rss
             except self._psutil.Error:  # it ended meanwhile
