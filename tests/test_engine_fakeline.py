@@ -360,3 +360,18 @@ def test_a_test_can_step_the_runner_itself(tmp_path, kiwi):
     pos, corr = align(heard, final)
     assert corr > 0.95 and pos == 4000 + LEAD and heard.size == 16160
     assert runner.session.end_reason == "final_notice"
+
+
+def test_an_engine_that_failed_to_start_stops_quietly(tmp_path):
+    # The model cannot be loaded: start() says so, and the window's later stop() (its
+    # close handler always calls it) neither raises nor hangs on the closed loop.
+    def broken():
+        raise OSError("model.bin: no such file")
+
+    r = FakeRig(tmp_path)
+    r.engine.transcriber_factory = broken
+    with pytest.raises(RuntimeError, match="failed to start"):
+        r.engine.start(timeout=60)
+    r.engine._thread.join(10)  # the engine thread has ended and closed its loop
+    assert not r.engine._thread.is_alive() and r.engine.loop.is_closed()
+    r.engine.stop(timeout=10)

@@ -156,7 +156,9 @@ class Engine:
     def stop(self, timeout: float = 30.0) -> None:
         if self.loop is None or self._stop is None:
             return
-        self.loop.call_soon_threadsafe(self._stop.set)
+        # The loop is closed once the engine has ended (it failed to start): nothing to stop.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join(timeout)
 
