@@ -294,6 +294,7 @@ Done = Callable[[Any, BaseException | None], None]
 HTML_ROLE = Qt.ItemDataRole.UserRole + 1  # transcript item: rich text with hits highlighted
 START_ROLE = Qt.ItemDataRole.UserRole  # transcript item: start_s; table item: call id
 LIST_LIMIT = 500  # calls in the list at once; narrow the filters for older ones
+NUMBER_COLUMN = 3  # the call list's column of the caller's (masked) number
 NOTE_ROLE = Qt.ItemDataRole.UserRole + 2  # notification item: the audit entry's id
 NOTE_REFRESH_MS = 30_000  # the notifications reload this often (ms), shown or not
 
@@ -315,6 +316,15 @@ def mask_number(remote: str) -> str:
     head, tail = (3, 4) if n >= 10 else (2, 4) if n >= 8 else (1, 2) if n >= 5 else (0, 1)
     hidden = set(idx[head : n - tail])
     return scheme + "".join("*" if i in hidden else ch for i, ch in enumerate(user)) + host
+
+
+def list_number(remote: str) -> str:
+    """The caller as the call list shows it: :func:`mask_number` without a SIP URI's scheme
+    and host (``sip:01012345678@pbx`` → ``010****5678``): the host is the office PBX, the
+    same on every row, and would widen the column past a 1366-pixel screen."""
+    masked = mask_number(remote)
+    m = re.fullmatch(r"(sips?:)?([^@]*)(@.*)?", masked or "")
+    return m.group(2) if m is not None and m.group(2) else masked
 
 
 def action_marker_kind(action: ActionRecord) -> str:
@@ -1137,7 +1147,7 @@ class ReviewWindow(QWidget):
                 cells = [
                     _local(c.started_at, "%Y-%m-%d %H:%M"), c.counselor,
                     _label("review.dir", c.direction),
-                    mask_number(c.remote), _duration(c.duration_s),
+                    list_number(c.remote), _duration(c.duration_s),
                     _label("review.end", c.end_reason) if c.end_reason
                     else T("review.end.ongoing"),
                     _label("review.stage", c.stage),
@@ -1145,7 +1155,8 @@ class ReviewWindow(QWidget):
                     "✓" if c.reviewed else ""]
                 for col, text in enumerate(cells):
                     item = QTableWidgetItem(text)
-                    item.setToolTip(text)  # whole, also where the column is elided
+                    # Whole, also where the column is elided; the number with its host.
+                    item.setToolTip(mask_number(c.remote) if col == NUMBER_COLUMN else text)
                     if col == 0:
                         item.setData(START_ROLE, c.id)
                         item.setToolTip(_local(c.started_at))

@@ -18,7 +18,13 @@ from PySide6.QtCore import QDate, QPoint, Qt
 from callguard.evidence import read_key, verify_package
 from callguard.gui import review as review_mod
 from callguard.gui.bridge import StoreClient
-from callguard.gui.review import ReviewWindow, T, action_marker_kind, mask_number
+from callguard.gui.review import (
+    ReviewWindow,
+    T,
+    action_marker_kind,
+    list_number,
+    mask_number,
+)
 from callguard.services.review_access import notifications_from
 from callguard.store import ActionRecord, AuditRecord, Store
 
@@ -562,6 +568,11 @@ def test_numbers_are_masked_and_actions_map_to_marker_kinds():
     assert mask_number("sip:01012345678@pbx.local") == "sip:010****5678@pbx.local"
     assert mask_number("1001") == "***1"
     assert mask_number("") == ""
+    # The list drops a SIP URI's scheme and host (the PBX); a bare number is as masked.
+    assert list_number("sip:01012345678@pbx.local") == "010****5678"
+    assert list_number("sips:1001@pbx") == "***1"
+    assert list_number("010-1234-5678") == "010-****-5678"
+    assert list_number("sip:@pbx") == "sip:@pbx" and list_number("") == ""
 
     def act(kind: str, detail: str, prompt: str | None = None) -> ActionRecord:
         return ActionRecord(1, 1, 0.0, kind, detail, True, None, prompt=prompt)

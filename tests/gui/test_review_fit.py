@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from callguard.gui.fit import budget
+from callguard.gui.review import NUMBER_COLUMN
 from callguard.store import Store
 from tests.gui.test_review import _call, client_for, open_window, read  # noqa: F401
 
@@ -18,7 +19,9 @@ async def _long_calls(store: Store) -> None:
     for i, (stage, reason, by) in enumerate((("final", "final_notice", "agent"),
                                              ("warned", "counselor_hangup", "counselor"),
                                              ("none", "duration_limit", "agent"))):
-        await _call(store, started_at=now + i, remote="010-1234-5678",
+        # A SIP URI as the caller's number: the list shows the number, not the PBX host.
+        remote = "sip:01012345678@pbx.callcentre.example.kr" if i == 2 else "010-1234-5678"
+        await _call(store, started_at=now + i, remote=remote,
                     counselor="kim", stage=stage, end_reason=reason, hangup_by=by,
                     flagged=True, hits=[("profanity", "새끼"), ("harassment", "가슴")],
                     review="abuse_confirmed" if i == 0 else None)
@@ -43,6 +46,10 @@ def test_the_call_list_fits_at_1366x768(qtbot, client_for, tmp_path, lang):  # n
         for col in window.ELIDED_COLUMNS:
             item = table.item(row, col)
             assert item.toolTip() == item.text() and item.text()
+    numbers = {table.item(r, NUMBER_COLUMN).text() for r in range(3)}
+    assert numbers == {"010-****-5678", "010****5678"}
+    assert "sip:010****5678@pbx.callcentre.example.kr" in {
+        table.item(r, NUMBER_COLUMN).toolTip() for r in range(3)}
     # The detail pane keeps at least 45 % of the window.
     left, right = window.split.sizes()
     assert right >= 0.44 * (left + right)
