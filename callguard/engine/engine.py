@@ -70,8 +70,9 @@ class EngineEvent:
     (None if never answered) and ``protected``; for ``rules`` the :class:`ReloadResult` of a
     push; for ``headset`` ``{"ok": False, "error": str}`` when the sound card could not be
     opened for a call or failed during it; for ``store`` ``{"ok": bool, "problem": str |
-    None}`` when the call store fails (disk full, read-only, file deleted, damaged: calls
-    go on, spooled) and when it is written again; for ``recognition`` ``{"ok": bool,
+    None, "kind": str | None}`` when the call store fails (disk full, read-only, file
+    deleted, damaged: calls go on, spooled; ``kind`` is the spool's word for it, e.g.
+    ``full``) and when it is written again; for ``recognition`` ``{"ok": bool,
     "problem": str | None}`` when the recogniser goes down (its process crashed and is
     restarting, cannot start or load, or failed too often: calls go on, recorded, with their
     duration limits, but unheard) and when it is back."""
@@ -111,7 +112,7 @@ class Engine:
         self.store_path = store_path
         self.spool_dir = spool_dir  # None: callguard.store.spool.default_spool_dir
         self.spool: SpooledStore | None = None  # what calls write to (store faults spooled)
-        self.store_health: dict[str, Any] = {"ok": True, "problem": None}
+        self.store_health: dict[str, Any] = {"ok": True, "problem": None, "kind": None}
         self.recognition_health: dict[str, Any] = {"ok": True, "problem": None}
         self.transcriber_factory = transcriber_factory
         self.device_factory = device_factory
@@ -303,7 +304,10 @@ class Engine:
             self.store = self.spool.store
 
     def _store_health(self, ok: bool, problem: str | None) -> None:
-        self.store_health = {"ok": ok, "problem": problem}
+        # ``kind``: the spool's word for the fault (full, readonly, corrupt, ...), which a
+        # window turns into plain words; ``problem`` is the technical sentence.
+        kind = self.spool.problem_kind if self.spool is not None and not ok else None
+        self.store_health = {"ok": ok, "problem": problem, "kind": kind}
         self._emit(EngineEventKind.STORE, None, dict(self.store_health))
 
     def _recognition_health(self, ok: bool, problem: str | None) -> None:

@@ -109,6 +109,10 @@ HIGHLIGHT = "#ff8a8a"  # background of rule-hit spans in the transcript
 # abuse). "duration_limit" is not abuse; a normal hangup is not either.
 ABUSE_ENDS = frozenset({EndReason.FINAL_NOTICE})
 
+#: The call store's kinds of fault (callguard.store.spool), each with its plain words below.
+STORE_FAULTS = ("full", "readonly", "io", "unavailable", "corrupt", "deleted", "replaced",
+                "lost", "error")
+
 T = texts({
     "counselor.title": ("callguard 상담사", "callguard counselor"),
     "counselor.title_ringing": ("● 전화 수신 중 — callguard", "● Incoming call — callguard"),
@@ -312,10 +316,27 @@ T = texts({
                           "it; the next call connects it again. If it keeps happening, tell "
                           "your supervisor."),
     "counselor.tray.headset": ("헤드셋 오류", "Headset problem"),
-    "counselor.store": ("통화 저장소에 문제가 있습니다. 통화는 계속되며 녹음은 임시 보관되었다가 "
-                        "저장소가 복구되면 저장됩니다: {problem}",
-                        "The call store has a problem. Calls go on; their recording is "
-                        "kept aside and stored when the store is back: {problem}"),
+    "counselor.store": ("통화 저장소에 문제가 있습니다({why}). 통화는 계속되며 녹음은 임시 "
+                        "보관되었다가 저장소가 복구되면 저장됩니다. 계속되면 전산 담당자에게 "
+                        "알려 주세요.",
+                        "The call store has a problem ({why}). Calls go on; their recording "
+                        "is kept aside and stored when the store is back. If it lasts, tell "
+                        "IT."),
+    # Why, in plain words, by the spool's kind of fault (callguard.store.spool); the
+    # technical message (paths, errors) is the banner's tooltip, for IT.
+    "counselor.store.full": ("디스크 공간 부족", "the disk is full"),
+    "counselor.store.readonly": ("쓰기 금지됨", "it cannot be written"),
+    "counselor.store.io": ("디스크 오류", "a disk error"),
+    "counselor.store.unavailable": ("열 수 없음", "it cannot be opened"),
+    "counselor.store.corrupt": ("파일 손상, 새 저장소로 교체됨",
+                                "its file was damaged; a new store was started"),
+    "counselor.store.deleted": ("파일 삭제됨, 새 저장소로 교체됨",
+                                "its file was deleted; a new store was started"),
+    "counselor.store.replaced": ("파일이 바뀜, 새 저장소로 교체됨",
+                                 "its file was replaced; a new store was started"),
+    "counselor.store.lost": ("임시 보관 공간 부족, 일부 녹음 유실",
+                             "the spool was full and some audio was lost"),
+    "counselor.store.error": ("쓰기 실패", "a write failed"),
     "counselor.tray.store": ("통화 저장소 오류", "Call store problem"),
     "counselor.tray.ringing": ("전화가 왔습니다", "Incoming call"),
     "counselor.tray.crisis": ("위기 신호", "Crisis signal"),
@@ -1080,6 +1101,7 @@ class CounselorWindow(QMainWindow):
         log.debug("headset notice shown for call %s: %s", ev.call_id,
                   (ev.data or {}).get("error", ""))
         self.headset_label.setText(T("counselor.headset"))
+        self.headset_label.setToolTip("")
         self.headset_label.show()
         self._alert(T("counselor.tray.headset"), T("counselor.headset"))
 
@@ -1089,8 +1111,12 @@ class CounselorWindow(QMainWindow):
         if data.get("ok"):
             self.store_label.hide()
             return
-        text = T("counselor.store", problem=str(data.get("problem", "")))
+        kind = str(data.get("kind") or "error")
+        if kind not in STORE_FAULTS:
+            kind = "error"
+        text = T("counselor.store", why=T(f"counselor.store.{kind}"))
         self.store_label.setText(text)
+        self.store_label.setToolTip(str(data.get("problem") or ""))
         self.store_label.show()
         self._alert(T("counselor.tray.store"), text)
 
@@ -1099,15 +1125,20 @@ class CounselorWindow(QMainWindow):
         back: shown in the red banner the headset uses; the call goes on, recorded."""
         t = texts({"counselor.recognition": (
             "음성 인식을 쓸 수 없습니다. 통화는 계속 녹음되고 시간 제한도 지켜지지만 발언은 "
-            "인식되지 않습니다: {problem}", "Recognition unavailable. The call is still "
-            "recorded and its time limits hold, but what is said is not recognised: {problem}"),
+            "인식되지 않습니다. 인식은 스스로 다시 시작합니다. 계속되면 관리자에게 알려 주세요.",
+            "Recognition unavailable. The call is still recorded and its time limits hold, "
+            "but what is said is not recognised. Recognition restarts by itself; if it "
+            "lasts, tell your supervisor."),
             "counselor.tray.recognition": ("음성 인식 중단", "Recognition unavailable")})
         if (ev.data or {}).get("ok"):
             if self.headset_label.text() == getattr(self, "_recognition_text", None):
                 self.headset_label.hide()
+                self.headset_label.setToolTip("")
             return
-        self._recognition_text = t("counselor.recognition", problem=ev.data.get("problem"))
+        self._recognition_text = t("counselor.recognition")
         self.headset_label.setText(self._recognition_text)
+        # What exactly failed (a signal, an exit code), for IT; not the counselor's words.
+        self.headset_label.setToolTip(str(ev.data.get("problem") or ""))
         self.headset_label.show()
         self._alert(t("counselor.tray.recognition"), self._recognition_text)
 

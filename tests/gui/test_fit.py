@@ -45,9 +45,7 @@ def test_every_window_fits_1366x768(qtbot, tmp_path, lang):
         counselor.crisis_label.show()
         counselor.headset_label.setText(T("counselor.headset"))
         counselor.headset_label.show()
-        counselor.store_label.setText(T("counselor.store", problem=(
-            "disk full: /var/lib/callguard/callguard.db (database or disk is full); "
-            "calls are kept aside in ~/.local/state/callguard/spool")))
+        counselor.store_label.setText(T("counselor.store", why=T("counselor.store.replaced")))
         counselor.store_label.show()
         counselor.show_mini_bar(True)
         fits(counselor)
