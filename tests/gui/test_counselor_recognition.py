@@ -5,6 +5,7 @@ goes on, recorded), and takes the banner away when a new recogniser is ready."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
@@ -26,14 +27,23 @@ def rig(tmp_path):
     rig.stop()
 
 
-def test_a_killed_recogniser_is_shown_in_the_banner_and_cleared_when_back(qtbot, rig):
+@contextlib.contextmanager
+def _window(qtbot, rig, lang: str):
+    """The counselor's window on the rig's engine, shown, in ``lang`` ("ko" or "en")."""
     before = i18n.language()
-    i18n.set_language("en")
+    i18n.set_language(lang)
     try:
         window = CounselorWindow(EngineBridge(rig.engine), None, counselor="kim")
         qtbot.addWidget(window)
         window.show()
         qtbot.waitExposed(window)
+        yield window
+    finally:
+        i18n.set_language(before)
+
+
+def test_a_killed_recogniser_is_shown_in_the_banner_and_cleared_when_back(qtbot, rig):
+    with _window(qtbot, rig, "en") as window:
         rig.line.ring("010-1234-5678")
         qtbot.waitUntil(lambda: window.call_state == "active", timeout=10000)
         assert not window.headset_label.isVisible()
@@ -47,29 +57,21 @@ def test_a_killed_recogniser_is_shown_in_the_banner_and_cleared_when_back(qtbot,
         assert window.call_state == "active"  # the call goes on
         qtbot.waitUntil(lambda: not window.headset_label.isVisible(), timeout=15000)
         assert ("Recognition unavailable", text) in window.notices
-    finally:
-        i18n.set_language(before)
 
 
 def test_a_store_fault_is_shown_in_plain_words_with_the_detail_for_it(qtbot, rig):
     # The spool reports a full disk (what it does on ENOSPC) on the engine's loop: the
     # window says what is wrong in the counselor's words, the path and error in the
     # tooltip, and takes the banner away when the store is written again.
-    before = i18n.language()
-    i18n.set_language("ko")
-    try:
-        window = CounselorWindow(EngineBridge(rig.engine), None, counselor="kim")
-        qtbot.addWidget(window)
-        window.show()
-        qtbot.waitExposed(window)
-        detail = "the disk holding the call store /data/calls.db is full [database or disk is full]"
+    detail = "the disk holding the call store /data/calls.db is full [database or disk is full]"
 
-        async def fault(ok: bool) -> None:
-            if ok:
-                rig.engine.spool._healthy()
-            else:
-                rig.engine.spool._report("full", detail)
+    async def fault(ok: bool) -> None:
+        if ok:
+            rig.engine.spool._healthy()
+        else:
+            rig.engine.spool._report("full", detail)
 
+    with _window(qtbot, rig, "ko") as window:
         rig.engine.submit(fault(False)).result(5)
         qtbot.waitUntil(window.store_label.isVisible, timeout=5000)
         text = window.store_label.text()
@@ -78,5 +80,3 @@ def test_a_store_fault_is_shown_in_plain_words_with_the_detail_for_it(qtbot, rig
         assert rig.engine.store_health == {"ok": False, "problem": detail, "kind": "full"}
         rig.engine.submit(fault(True)).result(5)
         qtbot.waitUntil(lambda: not window.store_label.isVisible(), timeout=5000)
-    finally:
-        i18n.set_language(before)
