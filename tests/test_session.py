@@ -401,3 +401,23 @@ def test_a_newer_look_takes_the_place_of_one_still_waiting(rules):
     assert busy.cancelled == [busy.submitted[1]]
     assert busy.submitted[2][0] == busy.submitted[1][0]
     assert 4.0 * 8000 <= busy.submitted[2][1] <= 4.2 * 8000
+
+
+class _FailsFirst(ToneTranscriber):
+    """Raises on its first utterance (a recogniser hiccup), then hears tones as usual."""
+
+    def transcribe(self, audio):
+        if self.calls == 0:
+            self.calls += 1
+            raise RuntimeError("recogniser hiccup")
+        return super().transcribe(audio)
+
+
+def test_a_failed_look_is_covered_by_the_next_one(rules):
+    # 2 s of abuse, a 300 ms pause (an early look, which fails), 1.5 s of clean speech and
+    # a pause: the next look takes in the failed look's span too, so the abuse is heard
+    # there (about 4.9 s), not only when the utterance ends and is recognised whole.
+    caller = call_audio([(1, 2.0, ABUSE), (3.3, 1.5, CLEAN)], 8)
+    res = simulate(rules(), caller, transcriber=_FailsFirst(SCRIPT))
+    assert _kinds(res)[:2] == ["notice", "warn"]
+    assert res.verdicts()[1][0] < 5.3

@@ -176,6 +176,17 @@ class _Due:
     payload: Any = field(compare=False, default=None)
 
 
+def _accepted(p: _Pending) -> bool:
+    """False when ``p``'s recognition is known to have given no accepted text (refused by
+    the guard, failed, cancelled); True when it did, or is not done yet."""
+    if not p.future.done():
+        return True
+    try:
+        return p.future.result().status == "ok"
+    except BaseException:  # failed or cancelled future
+        return False
+
+
 def _hit_row(h: Hit) -> tuple:
     return (h.rule_id, str(h.category), h.severity, h.term, h.start, h.end, h.matched)
 
@@ -402,9 +413,12 @@ class CallSession:
                 or not utt.start <= prev.utterance.speech_end < utt.speech_end):
             return utt
         start = prev.utterance.speech_end
-        if (utt.speech_end - start) / utt.sample_rate < self.config.tail_look_min_s:
-            # Too little new speech to recognise on its own: take the previous look's span
-            # too (it began where the look before it ended, or at the utterance's start).
+        if ((utt.speech_end - start) / utt.sample_rate < self.config.tail_look_min_s
+                or not _accepted(prev)):
+            # Too little new speech to recognise on its own, or the previous look's text
+            # was refused (or failed): take that look's span too (it began where the look
+            # before it ended, or at the utterance's start), or its words go unheard until
+            # the utterance ends.
             start = prev.utterance.start
         return Utterance(start=start, end=utt.end, pcm=utt.pcm[start - utt.start:],
                          sample_rate=utt.sample_rate, speech_end=utt.speech_end,
