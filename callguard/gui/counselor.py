@@ -1125,7 +1125,8 @@ class CounselorWindow(QMainWindow):
         back: shown in the red banner the headset uses; the call goes on, recorded."""
         t = texts({"counselor.recognition": (
             "음성 인식을 쓸 수 없습니다. 통화는 계속 녹음되고 시간 제한도 지켜지지만 발언은 "
-            "인식되지 않습니다. 인식은 스스로 다시 시작합니다. 계속되면 상담 관리자에게 알려 주세요.",
+            "인식되지 않습니다. 인식은 스스로 다시 시작합니다. 계속되면 상담 관리자에게 "
+            "알려 주세요.",
             "Recognition unavailable. The call is still recorded and its time limits hold, "
             "but what is said is not recognised. Recognition restarts by itself; if it "
             "lasts, tell your supervisor."),
