@@ -178,7 +178,11 @@ class Segmenter:
       at the end has only those last seconds to recognise (``None``: off). Where the
       detector hears no such pause at all (noisy, fast speech: 12 s without one were seen),
       once ``early_long_after_s + 1`` s went unlooked the quietest frame of the last
-      second becomes the boundary (a syllable gap, most often between words).
+      second becomes the boundary (a syllable gap, most often between words), once
+      0.3 s of speech followed it (not a fade at the phrase's end).
+    * After a provisional utterance at a pause, a voiced frame ``RESUME_GATE_DB`` below
+      the utterance's loudest frame counts as part of the pause (webrtcvad calls faint
+      noise after speech voiced), so it does not make a second look at the same words.
     * ``voiced``: detector to use instead of webrtcvad (tests inject fakes here).
 
     Not thread-safe: one segmenter per audio direction, fed by one task.
