@@ -176,6 +176,12 @@ class _Due:
     payload: Any = field(compare=False, default=None)
 
 
+def _from(utt: Utterance, start: int) -> Utterance:
+    """Provisional ``utt`` from sample ``start`` (on its timeline, within it) to its end."""
+    return Utterance(start=start, end=utt.end, pcm=utt.pcm[start - utt.start:],
+                     sample_rate=utt.sample_rate, speech_end=utt.speech_end, provisional=True)
+
+
 def _accepted(p: _Pending) -> bool:
     """False when ``p``'s recognition is known to have given no accepted text (refused by
     the guard, failed, cancelled); True when it did, or is not done yet."""
@@ -375,10 +381,7 @@ class CallSession:
                 # runs): this one takes its place and covers its span too. Dropping this
                 # one instead could drop the look at the end of the speech.
                 prev.superseded = True
-                start = prev.utterance.start
-                look = Utterance(start=start, end=utt.end, pcm=utt.pcm[start - utt.start:],
-                                 sample_rate=utt.sample_rate, speech_end=utt.speech_end,
-                                 provisional=True)
+                look = _from(utt, prev.utterance.start)
             else:
                 return  # another utterance's result waits: an early look never delays it
             self._early[key] = self._submit(leg, look, key)
@@ -420,9 +423,7 @@ class CallSession:
             # before it ended, or at the utterance's start), or its words go unheard until
             # the utterance ends.
             start = prev.utterance.start
-        return Utterance(start=start, end=utt.end, pcm=utt.pcm[start - utt.start:],
-                         sample_rate=utt.sample_rate, speech_end=utt.speech_end,
-                         provisional=True)
+        return _from(utt, start)
 
     def _submit(self, leg: Leg, utt: Utterance, key: tuple[Leg, int]) -> _Pending:
         matcher = self.matcher if leg is Leg.CALLER else None
