@@ -307,24 +307,31 @@ def mask_number(remote: str) -> str:
     ``010-1234-5678`` → ``010-****-5678``; ``02-123-4567`` → ``02-***-4567``;
     ``sip:01012345678@pbx`` → ``sip:010****5678@pbx`` (the host is the PBX, not personal).
     """
-    m = re.fullmatch(r"(sips?:)?([^@]*)(@.*)?", remote or "")
+    m = _URI.fullmatch(remote or "")
     if not remote or m is None:
         return remote
-    scheme, user, host = m.group(1) or "", m.group(2), m.group(3) or ""
-    idx = [i for i, ch in enumerate(user) if ch.isalnum()]
-    n = len(idx)
-    head, tail = (3, 4) if n >= 10 else (2, 4) if n >= 8 else (1, 2) if n >= 5 else (0, 1)
-    hidden = set(idx[head : n - tail])
-    return scheme + "".join("*" if i in hidden else ch for i, ch in enumerate(user)) + host
+    return (m.group(1) or "") + _mask_digits(m.group(2)) + (m.group(3) or "")
 
 
 def list_number(remote: str) -> str:
     """The caller as the call list shows it: :func:`mask_number` without a SIP URI's scheme
     and host (``sip:01012345678@pbx`` → ``010****5678``): the host is the office PBX, the
     same on every row, and would widen the column past a 1366-pixel screen."""
-    masked = mask_number(remote)
-    m = re.fullmatch(r"(sips?:)?([^@]*)(@.*)?", masked or "")
-    return m.group(2) if m is not None and m.group(2) else masked
+    m = _URI.fullmatch(remote or "")
+    return _mask_digits(m.group(2)) if m is not None and m.group(2) else mask_number(remote)
+
+
+#: A number or SIP URI: (scheme, user part, @host), scheme and host optional.
+_URI = re.compile(r"(sips?:)?([^@]*)(@.*)?")
+
+
+def _mask_digits(user: str) -> str:
+    """``user`` with its middle letters and digits as ``*`` (see :func:`mask_number`)."""
+    idx = [i for i, ch in enumerate(user) if ch.isalnum()]
+    n = len(idx)
+    head, tail = (3, 4) if n >= 10 else (2, 4) if n >= 8 else (1, 2) if n >= 5 else (0, 1)
+    hidden = set(idx[head : n - tail])
+    return "".join("*" if i in hidden else ch for i, ch in enumerate(user))
 
 
 def action_marker_kind(action: ActionRecord) -> str:
